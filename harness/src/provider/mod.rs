@@ -1,0 +1,201 @@
+//! Providers and the labs they provision.
+//!
+//! A [`Provider`] turns a scenario's requirements into a running [`Lab`]: a kind cluster,
+//! a user's existing cluster, or the offline Docker lab. The scenario runner drives every
+//! lab through the same [`Lab`] operations, so a scenario runs unchanged on each.
+//! A lab that cannot give an operation meaning (the Docker lab has no MetalLB and no HPA)
+//! answers [`StepOutcome::Skipped`] with a reason; it never pretends to pass.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::manifest::Document;
+use crate::reporter::Reporter;
+use crate::scenario::{Scenario, WaitFor};
+use crate::wire::Analysis;
+
+/// Errors from provisioning or driving a lab. Each carries enough context to act on.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// The provider exists in the CLI but is not built yet.
+    #[error("the `{0}` provider is not built yet; try `--provider lab` or `--dry-run`")]
+    NotBuilt(&'static str),
+    /// A precondition is missing (a tool, a daemon, a capability).
+    #[error("preflight failed: {problem}\nhint: {hint}")]
+    Preflight {
+        /// What is wrong.
+        problem: String,
+        /// How to fix it.
+        hint: String,
+    },
+    /// A process the provider ran failed.
+    #[error(transparent)]
+    Exec(#[from] crate::exec::ExecError),
+    /// Anything else, with the operation that failed.
+    #[error("{operation}: {message}")]
+    Failed {
+        /// What the provider was doing.
+        operation: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// What the runner needs to know to provision a lab.
+#[derive(Debug, Clone)]
+pub struct RunContext {
+    /// A unique id for this run; names and labels everything created.
+    pub run_id: String,
+    /// Where captures, logs and reports go.
+    pub artifacts: PathBuf,
+    /// The run's canary.
+    pub canary: String,
+    /// Keep the lab after the run.
+    pub keep: bool,
+    /// Reuse this existing cluster (kind) instead of creating one.
+    pub reuse: Option<String>,
+    /// Kubeconfig context (existing provider).
+    pub context: Option<String>,
+}
+
+/// How a step ended when it did not fail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepOutcome {
+    /// It did what it says.
+    Done(String),
+    /// It has no meaning for this lab; the reason says why.
+    Skipped(String),
+}
+
+/// What a probe observed. A probe never judges: the runner compares this with the
+/// probe's `expect`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Observation {
+    /// A connection was made and an answer read.
+    pub answered: bool,
+    /// The HTTP status, for HTTP probes.
+    pub status: Option<u16>,
+    /// The response body (first 4 KiB), or the protocol's answer in text.
+    pub body: String,
+    /// The connection was reset or closed before an answer.
+    pub reset: bool,
+    /// Connection attempts made.
+    pub attempts: u32,
+    /// A transport error, when nothing was answered.
+    pub error: Option<String>,
+    /// The client's address as seen on the wire, when known.
+    pub client_addr: Option<String>,
+}
+
+/// The names behind addresses, so reports say `httpd-server (worker)`, not an IP.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeerMap {
+    /// Address to peer.
+    pub peers: BTreeMap<IpAddr, Peer>,
+}
+
+/// One addressable thing in a lab.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    /// The workload name from the scenario, or a builtin (`host`, `ingress-gateway`).
+    pub workload: String,
+    /// The pod or container name.
+    pub instance: String,
+    /// The node it runs on.
+    pub node: String,
+}
+
+/// What one capture produced.
+#[derive(Debug, Clone)]
+pub struct CaptureResult {
+    /// The pcap file written.
+    pub pcap: PathBuf,
+    /// The analysis of every packet captured.
+    pub analysis: Analysis,
+    /// Who was who during the capture.
+    pub peers: PeerMap,
+    /// Where the packets were taken (`br-1a2b3c4d5e6f`, `node tcpdump`).
+    pub point: String,
+}
+
+/// Provisions labs.
+#[async_trait]
+pub trait Provider: Send + Sync {
+    /// `kind`, `existing` or `lab`.
+    fn name(&self) -> &'static str;
+
+    /// The provider-specific part of the dry-run plan: tools, cluster config, installs.
+    fn plan(&self, scenario: &Scenario, ctx: &RunContext) -> Result<Vec<PlanEntry>, ProviderError>;
+
+    /// Checks, quickly, that provisioning can work here.
+    async fn preflight(&self, scenario: &Scenario, ctx: &RunContext) -> Result<(), ProviderError>;
+
+    /// Creates (or attaches to) a lab that meets the scenario's requirements.
+    async fn provision(
+        &self,
+        scenario: &Scenario,
+        ctx: &RunContext,
+        reporter: &dyn Reporter,
+    ) -> Result<Box<dyn Lab>, ProviderError>;
+}
+
+/// One line of a plan: a section (`tools`, `cluster`, `install`) and what will happen.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PlanEntry {
+    /// The section it belongs to.
+    pub section: String,
+    /// One line for a person.
+    pub text: String,
+    /// Optional detail, such as a generated config file's text.
+    pub detail: Option<String>,
+}
+
+/// A provisioned lab. Every operation is one scenario step's effect.
+#[async_trait]
+pub trait Lab: Send {
+    /// Notes every report must carry (the Docker lab's disclaimer, the cluster name).
+    fn notes(&self) -> Vec<String>;
+
+    /// Applies manifests (the Docker lab applies their data-plane meaning).
+    async fn apply(&mut self, docs: &[Document], reporter: &dyn Reporter) -> Result<StepOutcome, ProviderError>;
+
+    /// Deletes the objects in these manifests.
+    async fn delete(&mut self, docs: &[Document], reporter: &dyn Reporter) -> Result<StepOutcome, ProviderError>;
+
+    /// Sets or removes namespace labels.
+    async fn label_namespace(
+        &mut self,
+        namespace: &str,
+        labels: &BTreeMap<String, Option<String>>,
+    ) -> Result<StepOutcome, ProviderError>;
+
+    /// Rolling-restarts workloads.
+    async fn restart(&mut self, workloads: &[String]) -> Result<StepOutcome, ProviderError>;
+
+    /// Waits for a condition on workloads.
+    async fn wait(
+        &mut self,
+        condition: WaitFor,
+        workloads: &[String],
+        timeout: Duration,
+    ) -> Result<StepOutcome, ProviderError>;
+
+    /// Runs one probe; `canary` has already been substituted.
+    async fn probe(&mut self, probe: &crate::scenario::Probe) -> Result<Observation, ProviderError>;
+
+    /// Starts capturing between nodes; returns once the capture is live.
+    async fn start_capture(&mut self, name: &str, canaries: &[String]) -> Result<(), ProviderError>;
+
+    /// Stops the capture and analyses it.
+    async fn stop_capture(&mut self) -> Result<CaptureResult, ProviderError>;
+
+    /// Writes diagnostics (events, logs, proxy config) into `dir` after a failure.
+    async fn collect_diagnostics(&mut self, dir: &Path) -> Result<(), ProviderError>;
+
+    /// Removes everything the lab created, unless the run keeps it.
+    async fn teardown(self: Box<Self>, reporter: &dyn Reporter) -> Result<(), ProviderError>;
+}

@@ -1,0 +1,54 @@
+//! `cargo xtask`: the meshproof command line.
+//!
+//! This crate only parses flags, renders progress and maps outcomes to exit codes. Every
+//! subcommand lives in its own file and calls into the `meshproof` library.
+//!
+//! Exit codes: 0 all passed, 1 a scenario failed, 2 harness, infrastructure or input error.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod ui;
+
+/// Prove, from packets on the wire, that a service mesh does what its policy says.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", version, about, long_about = None)]
+struct Cli {
+    /// Show debug detail and the commands that run.
+    #[arg(short, long, global = true)]
+    verbose: bool,
+
+    /// Never draw progress bars (also when NO_COLOR or CI is set).
+    #[arg(long, global = true)]
+    no_progress: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {}
+
+/// How a subcommand ended, mapped to the process exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything passed (exit 0).
+    Passed,
+    /// A scenario or check failed (exit 1).
+    Failed,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let ui = ui::Ui::new(cli.verbose, cli.no_progress);
+    let result = match cli.command {};
+    match result {
+        Ok(Outcome::Passed) => ExitCode::from(0),
+        Ok(Outcome::Failed) => ExitCode::from(1),
+        Err(err) => {
+            ui.error(&err);
+            ExitCode::from(2)
+        }
+    }
+}
