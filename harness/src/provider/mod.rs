@@ -161,10 +161,18 @@ pub trait Lab: Send {
     fn notes(&self) -> Vec<String>;
 
     /// Applies manifests (the Docker lab applies their data-plane meaning).
-    async fn apply(&mut self, docs: &[Document], reporter: &dyn Reporter) -> Result<StepOutcome, ProviderError>;
+    async fn apply(
+        &mut self,
+        docs: &[Document],
+        reporter: &dyn Reporter,
+    ) -> Result<StepOutcome, ProviderError>;
 
     /// Deletes the objects in these manifests.
-    async fn delete(&mut self, docs: &[Document], reporter: &dyn Reporter) -> Result<StepOutcome, ProviderError>;
+    async fn delete(
+        &mut self,
+        docs: &[Document],
+        reporter: &dyn Reporter,
+    ) -> Result<StepOutcome, ProviderError>;
 
     /// Sets or removes namespace labels.
     async fn label_namespace(
@@ -185,10 +193,12 @@ pub trait Lab: Send {
     ) -> Result<StepOutcome, ProviderError>;
 
     /// Runs one probe; `canary` has already been substituted.
-    async fn probe(&mut self, probe: &crate::scenario::Probe) -> Result<Observation, ProviderError>;
+    async fn probe(&mut self, probe: &crate::scenario::Probe)
+    -> Result<Observation, ProviderError>;
 
     /// Starts capturing between nodes; returns once the capture is live.
-    async fn start_capture(&mut self, name: &str, canaries: &[String]) -> Result<(), ProviderError>;
+    async fn start_capture(&mut self, name: &str, canaries: &[String])
+    -> Result<(), ProviderError>;
 
     /// Stops the capture and analyses it.
     async fn stop_capture(&mut self) -> Result<CaptureResult, ProviderError>;
