@@ -4,8 +4,10 @@
 //! See `ARCHITECTURE.md` at the repository root for the bird's-eye view and the invariants.
 
 pub mod exec;
+pub mod expect;
 pub mod manifest;
 pub mod provider;
 pub mod reporter;
 pub mod scenario;
+pub mod verdict;
 pub mod wire;
