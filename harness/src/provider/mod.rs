@@ -53,7 +53,7 @@ pub struct RunContext {
     /// Where captures, logs and reports go.
     pub artifacts: PathBuf,
     /// The run's canary.
-    pub canary: String,
+    pub canary: crate::scenario::Canary,
     /// Keep the lab after the run.
     pub keep: bool,
     /// Reuse this existing cluster (kind) instead of creating one.
