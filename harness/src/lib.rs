@@ -7,6 +7,7 @@ pub mod crd;
 pub mod exec;
 pub mod expect;
 pub mod manifest;
+pub mod policy;
 pub mod provider;
 pub mod report;
 pub mod reporter;

@@ -1,0 +1,158 @@
+//! From pairs to the matrix: dispatch per mesh and server, follow requests through
+//! gateways and reverse proxies, and merge duplicate rows.
+
+use serde::Serialize;
+
+use super::context::{Ctx, Endpoint};
+use super::types::{Consequence, ExpectedFlow, Pair, Peer, Row, Status, TlsSource};
+use super::{MeshKind, MeshOptions, connect, consul, external, gateway};
+use crate::manifest::Document;
+
+/// The expected behaviour of every declared pair.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Matrix {
+    /// The mesh options the rows were computed with.
+    pub mesh: MeshOptions,
+    /// One row per client, service port and (for HTTP probes) request.
+    pub rows: Vec<Row>,
+    /// Pairs or documents the model could not evaluate, one sentence each.
+    pub problems: Vec<String>,
+}
+
+/// How many forwarding hops (gateway, reverse proxy) a request is followed through.
+const MAX_HOPS: usize = 4;
+
+/// Evaluates pairs against documents given in creation order (oldest first).
+pub fn evaluate(docs: &[Document], pairs: &[Pair], mesh: &MeshOptions) -> Matrix {
+    let ctx = Ctx::new(docs, mesh);
+    let mut m = Matrix {
+        mesh: mesh.clone(),
+        rows: Vec::new(),
+        problems: ctx.cluster.problems.iter().map(ToString::to_string).collect(),
+    };
+    for pair in pairs {
+        evaluate_pair(&ctx, pair, 0, &mut m);
+    }
+    m.rows = merge(std::mem::take(&mut m.rows));
+    m.problems.sort();
+    m.problems.dedup();
+    m
+}
+
+fn evaluate_pair(ctx: &Ctx, pair: &Pair, depth: usize, m: &mut Matrix) -> Option<Row> {
+    let evaluated = one(ctx, pair);
+    let (mut row, next) = match evaluated {
+        Ok(pair_row) => pair_row,
+        Err(problem) => {
+            m.problems.push(format!("{} -> {}:{}: {problem}", pair.client, pair.service, pair.port));
+            return None;
+        }
+    };
+    if let Some(next) = next
+        && depth < MAX_HOPS
+        && row.status.is_ok()
+        && let Some(upstream) = evaluate_pair(ctx, &next, depth + 1, m)
+    {
+        row.status = propagate(&upstream);
+    }
+    m.rows.push(row.clone());
+    Some(row)
+}
+
+/// One pair's row and the hop its request is forwarded to, if any.
+fn one(ctx: &Ctx, pair: &Pair) -> Result<(Row, Option<Pair>), String> {
+    let client = ctx.endpoint(&pair.client).ok_or_else(|| format!("client {} has no Deployment or StatefulSet", pair.client))?;
+    match &pair.server {
+        Peer::Host => Err("the host is not a server".into()),
+        Peer::IngressGateway | Peer::EgressGateway if ctx.mesh.kind != MeshKind::Istio => {
+            Err("gateways exist only with Istio".into())
+        }
+        Peer::IngressGateway | Peer::EgressGateway => {
+            gateway::row(ctx, pair, &client).map(|e| (e.row, e.next))
+        }
+        Peer::Workload { .. } => {
+            let row = match ctx.endpoint(&pair.server) {
+                None => external::row(ctx, pair, &client)?,
+                Some(server) => workload(ctx, pair, &client, &server)?,
+            };
+            Ok((row, pair.forward.as_deref().cloned()))
+        }
+    }
+}
+
+fn workload(ctx: &Ctx, pair: &Pair, client: &Endpoint, server: &Endpoint) -> Result<Row, String> {
+    let pod = server.pod.as_ref().ok_or("server pod")?;
+    match ctx.mesh.kind {
+        MeshKind::Consul => consul::row(ctx, pair, client, server, pod),
+        MeshKind::Istio | MeshKind::None => connect::workload_row(ctx, pair, client, server, pod),
+    }
+}
+
+/// The front row's status when the hop behind it fails: HTTP answers pass through a
+/// proxy; a failed connection becomes 503 from an Envoy (a gateway, or the proxy's own
+/// sidecar) or 502 from a proxy without one.
+fn propagate(upstream: &Row) -> Status {
+    let Status::Conflict { problem, consequence } = &upstream.status else {
+        return Status::Ok;
+    };
+    let via = upstream.client.name();
+    let envoy_in_front = matches!(upstream.client, Peer::IngressGateway | Peer::EgressGateway)
+        || (upstream.client_sidecar && !matches!(upstream.client_tls_source, TlsSource::NotIntercepted { .. }));
+    let consequence = match consequence {
+        Consequence::Forbidden403 | Consequence::NotFound404 | Consequence::Unavailable503 | Consequence::BadGateway502 => *consequence,
+        _ if envoy_in_front => Consequence::Unavailable503,
+        _ => Consequence::BadGateway502,
+    };
+    Status::conflict(format!("{via} -> {}:{}: {problem}", upstream.service, upstream.port), consequence)
+}
+
+fn key(r: &Row) -> (String, String, String, String, u16, String) {
+    (
+        r.client.to_string(),
+        r.server.to_string(),
+        r.service.clone(),
+        r.namespace.clone(),
+        r.port,
+        r.request.as_ref().map(ToString::to_string).unwrap_or_default(),
+    )
+}
+
+/// Merges rows for the same pair (a call and a probe), keeping every origin.
+fn merge(rows: Vec<Row>) -> Vec<Row> {
+    let mut out: Vec<Row> = Vec::new();
+    for row in rows {
+        match out.iter_mut().find(|r| key(r) == key(&row)) {
+            Some(existing) => {
+                for o in row.origins {
+                    if !existing.origins.contains(&o) {
+                        existing.origins.push(o);
+                    }
+                }
+                for n in row.notes {
+                    if !existing.notes.contains(&n) {
+                        existing.notes.push(n);
+                    }
+                }
+            }
+            None => out.push(row),
+        }
+    }
+    out.sort_by_key(key);
+    out
+}
+
+/// The flows the matrix expects on the wire, one per client, server, port and class.
+/// Connections refused before any byte is sent carry no class and are left out.
+pub fn expected_flows(m: &Matrix) -> Vec<ExpectedFlow> {
+    let mut flows: Vec<ExpectedFlow> = m
+        .rows
+        .iter()
+        .filter(|r| !matches!(r.status, Status::Conflict { consequence: Consequence::Refused, .. }))
+        .filter_map(|r| {
+            Some(ExpectedFlow { from: r.client.name().to_string(), to: r.server.name().to_string(), port: r.wire_port?, class: r.class })
+        })
+        .collect();
+    flows.sort();
+    flows.dedup();
+    flows
+}

@@ -1,0 +1,158 @@
+//! What a scenario declares: the pairs (workload calls and probes) and the documents in
+//! the order they were created.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::MeshOptions;
+use super::types::{Pair, Peer, Request};
+use crate::manifest::Document;
+use crate::scenario::{Probe, Protocol, Scenario, Step, peers};
+
+/// The documents that exist after `phase`, oldest first. Istio breaks ties between
+/// policies by creation time, then name, then namespace; objects applied in the same step
+/// share a creation second, so within a step the order is by name and namespace.
+pub fn creation_order(s: &Scenario, phase: Option<&str>) -> Vec<Document> {
+    let mut created: HashMap<String, usize> = HashMap::new();
+    let mut step_index = 0;
+    for p in &s.file.phases {
+        for step in &p.steps {
+            step_index += 1;
+            match step {
+                Step::Apply(files) => {
+                    for d in files.iter().flat_map(|f| s.documents(&f.value)) {
+                        created.entry(d.key()).or_insert(step_index);
+                    }
+                }
+                Step::Delete(files) => {
+                    for d in files.iter().flat_map(|f| s.documents(&f.value)) {
+                        created.remove(&d.key());
+                    }
+                }
+                _ => {}
+            }
+        }
+        if phase == Some(p.name.value.as_str()) {
+            break;
+        }
+    }
+    let mut docs = s.state_after(phase);
+    docs.sort_by(|a, b| {
+        let rank = |d: &Document| created.get(&d.key()).copied().unwrap_or(usize::MAX);
+        (rank(a), &a.name, &a.namespace).cmp(&(rank(b), &b.name, &b.namespace))
+    });
+    docs
+}
+
+/// The container ports a workload serves, with their protocols.
+fn served(s: &Scenario, name: &str) -> BTreeMap<u16, Protocol> {
+    s.workload(name).map(|w| w.ports.iter().map(|p| (p.port, p.protocol)).collect()).unwrap_or_default()
+}
+
+/// A server by scenario name: the peer, its default Service and the Service's namespace.
+fn server(s: &Scenario, name: &str, mesh: &MeshOptions) -> Option<(Peer, String, String)> {
+    match name {
+        peers::INGRESS_GATEWAY => Some((Peer::IngressGateway, "istio-ingressgateway".into(), mesh.root_namespace.clone())),
+        peers::EGRESS_GATEWAY => Some((Peer::EgressGateway, "istio-egressgateway".into(), mesh.root_namespace.clone())),
+        _ => s.workload(name).map(|w| (Peer::workload(&w.name.value, &w.namespace), w.name.value.clone(), w.namespace.clone())),
+    }
+}
+
+fn client(s: &Scenario, name: &str) -> Option<Peer> {
+    match name {
+        peers::HOST => Some(Peer::Host),
+        peers::INGRESS_GATEWAY => Some(Peer::IngressGateway),
+        peers::EGRESS_GATEWAY => Some(Peer::EgressGateway),
+        _ => s.workload(name).map(|w| Peer::workload(&w.name.value, &w.namespace)),
+    }
+}
+
+/// Every call and every probe up to `phase` (all phases when `None`), as pairs.
+pub fn from_scenario(s: &Scenario, phase: Option<&str>, mesh: &MeshOptions) -> Vec<Pair> {
+    let mut pairs = Vec::new();
+    for w in &s.file.workloads {
+        for call in &w.calls {
+            let Some((server_peer, default_service, namespace)) = server(s, &call.to.value, mesh) else { continue };
+            pairs.push(Pair {
+                client: Peer::workload(&w.name.value, &w.namespace),
+                server: server_peer,
+                service: call.service.clone().unwrap_or(default_service),
+                namespace,
+                port: call.port,
+                subset: String::new(),
+                request: None,
+                origin: "call".into(),
+                protocols: served(s, &call.to.value),
+                forward: None,
+            });
+        }
+    }
+    for p in &s.file.phases {
+        for step in &p.steps {
+            let probes: &[Probe] = match step {
+                Step::Probe(list) => list,
+                Step::Capture(c) => &c.probes,
+                _ => &[],
+            };
+            pairs.extend(probes.iter().filter_map(|probe| probe_pair(s, probe, mesh)));
+        }
+        if phase == Some(p.name.value.as_str()) {
+            break;
+        }
+    }
+    pairs
+}
+
+fn probe_pair(s: &Scenario, probe: &Probe, mesh: &MeshOptions) -> Option<Pair> {
+    let (server_peer, default_service, namespace) = server(s, &probe.to.workload.value, mesh)?;
+    let request = probe.http.as_ref().map(|h| Request {
+        method: h.method.to_ascii_uppercase(),
+        path: h.path.split('?').next().unwrap_or("/").to_string(),
+        host: h.host.clone(),
+    });
+    let mut pair = Pair {
+        client: client(s, &probe.from.value)?,
+        server: server_peer,
+        service: probe.to.service.clone().unwrap_or(default_service),
+        namespace,
+        port: probe.to.port,
+        subset: String::new(),
+        request,
+        origin: format!("probe {}", probe.name.value),
+        protocols: served(s, &probe.to.workload.value),
+        forward: None,
+    };
+    pair.forward = forward(s, &pair, mesh).map(Box::new);
+    Some(pair)
+}
+
+/// A workload that receives an HTTP request and has exactly one HTTP upstream is a
+/// reverse proxy: the request continues there.
+fn forward(s: &Scenario, pair: &Pair, mesh: &MeshOptions) -> Option<Pair> {
+    let request = pair.request.as_ref()?;
+    let Peer::Workload { name, namespace } = &pair.server else { return None };
+    let w = s.workload(name)?;
+    let http_calls: Vec<_> = w
+        .calls
+        .iter()
+        .filter(|c| {
+            let ports = served(s, &c.to.value);
+            ports.get(&c.port).or_else(|| (ports.len() == 1).then(|| ports.values().next()).flatten()) == Some(&Protocol::Http)
+        })
+        .collect();
+    let [call] = http_calls.as_slice() else { return None };
+    let (server_peer, default_service, ns) = server(s, &call.to.value, mesh)?;
+    let mut next = Pair {
+        client: Peer::workload(name, namespace),
+        server: server_peer,
+        service: call.service.clone().unwrap_or(default_service),
+        namespace: ns,
+        port: call.port,
+        subset: String::new(),
+        request: Some(request.clone()),
+        origin: format!("via {name}"),
+        protocols: served(s, &call.to.value),
+        forward: None,
+    };
+    next.forward = forward(s, &next, mesh).map(Box::new);
+    Some(next)
+}
