@@ -13,3 +13,4 @@ pub mod runner;
 pub mod scenario;
 pub mod verdict;
 pub mod wire;
+pub mod plan;
