@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 mod e2e;
 mod scenarios;
 mod signals;
+mod tidy;
 mod ui;
 
 use std::path::{Path, PathBuf};
@@ -70,5 +71,8 @@ fn main() -> ExitCode {
 
 /// The repository root: xtask always lives one level below it.
 fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
