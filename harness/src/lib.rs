@@ -7,6 +7,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod crd;
+pub mod env_vars;
 pub mod exec;
 pub mod expect;
 pub mod manifest;
@@ -16,5 +17,6 @@ pub mod report;
 pub mod reporter;
 pub mod runner;
 pub mod scenario;
+pub mod tools;
 pub mod verdict;
 pub mod wire;
