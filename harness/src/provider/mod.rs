@@ -209,3 +209,58 @@ pub trait Lab: Send {
     /// Removes everything the lab created, unless the run keeps it.
     async fn teardown(self: Box<Self>, reporter: &dyn Reporter) -> Result<(), ProviderError>;
 }
+
+/// The providers meshproof has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProviderKind {
+    /// A kind cluster created for the run (the default).
+    Kind,
+    /// A cluster the user already has, picked by kubeconfig context.
+    Existing,
+    /// The offline Docker lab with real Envoy sidecars.
+    Lab,
+}
+
+impl ProviderKind {
+    /// The name used by `--provider` and in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Kind => "kind",
+            ProviderKind::Existing => "existing",
+            ProviderKind::Lab => "lab",
+        }
+    }
+}
+
+/// The provider of that kind, for a repository rooted at `root`.
+pub fn for_kind(kind: ProviderKind, _root: &Path) -> Box<dyn Provider> {
+    Box::new(NotBuilt(kind.as_str()))
+}
+
+/// A provider the CLI offers before its implementation lands: every call is a clear
+/// error (exit code 2), never a pass.
+struct NotBuilt(&'static str);
+
+#[async_trait]
+impl Provider for NotBuilt {
+    fn name(&self) -> &'static str {
+        self.0
+    }
+
+    fn plan(&self, _: &Scenario, _: &RunContext) -> Result<Vec<PlanEntry>, ProviderError> {
+        Err(ProviderError::NotBuilt(self.0))
+    }
+
+    async fn preflight(&self, _: &Scenario, _: &RunContext) -> Result<(), ProviderError> {
+        Err(ProviderError::NotBuilt(self.0))
+    }
+
+    async fn provision(
+        &self,
+        _: &Scenario,
+        _: &RunContext,
+        _: &dyn Reporter,
+    ) -> Result<Box<dyn Lab>, ProviderError> {
+        Err(ProviderError::NotBuilt(self.0))
+    }
+}

@@ -6,6 +6,8 @@
 
 mod steps;
 
+pub use steps::label as steps_label;
+
 use std::path::PathBuf;
 use std::time::Instant;
 
