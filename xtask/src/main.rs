@@ -13,6 +13,7 @@ mod e2e;
 mod scenarios;
 mod signals;
 mod tidy;
+mod tls_check;
 mod tools;
 mod ui;
 
@@ -44,6 +45,8 @@ enum Command {
     /// Install and show the pinned kind, kubectl, istioctl and helm.
     #[command(subcommand)]
     Tools(tools::ToolsCmd),
+    /// Predict, from the scenario's manifests, which ports are mTLS and which conflict.
+    TlsCheck(tls_check::TlsCheckArgs),
 }
 
 /// How a subcommand ended, mapped to the process exit code.
@@ -63,6 +66,7 @@ fn main() -> ExitCode {
         Command::Scenarios(cmd) => scenarios::run(&root, cmd),
         Command::E2e(args) => e2e::run(&root, args, &ui),
         Command::Tools(cmd) => tools::run(&root, cmd, &ui),
+        Command::TlsCheck(args) => tls_check::run(&root, args),
     };
     match result {
         Ok(Outcome::Passed) => ExitCode::from(0),

@@ -48,61 +48,73 @@ pub mod networking {
     pub use super::virtual_service::*;
 }
 
+/// The document an error is about: where it starts, its kind and its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocRef {
+    /// Where the document starts.
+    pub at: SourceRef,
+    /// The document's kind.
+    pub kind: String,
+    /// The document's name.
+    pub name: String,
+}
+
+impl DocRef {
+    fn of(doc: &Document) -> Box<DocRef> {
+        Box::new(DocRef {
+            at: doc.at.clone(),
+            kind: doc.kind.clone(),
+            name: doc.name.clone(),
+        })
+    }
+}
+
+impl fmt::Display for DocRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {} {}", self.at, self.kind, self.name)
+    }
+}
+
 /// Errors from validating or parsing a manifest document.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CrdError {
     /// A value has the wrong type or an enum the API does not define.
-    #[error("{at}: {kind} {name}: {path}: {message}")]
+    #[error("{doc}: {path}: {message}")]
     Shape {
-        /// Where the document starts.
-        at: SourceRef,
-        /// The document's kind.
-        kind: String,
-        /// The document's name.
-        name: String,
+        /// The document.
+        doc: Box<DocRef>,
         /// The field path, such as `spec.mtls.mode` (`-` for the document itself).
         path: FieldPath,
         /// What serde said.
         message: String,
     },
     /// A key the kind does not define (often a typo).
-    #[error("{at}: {kind} {name}: {path}: unknown field")]
+    #[error("{doc}: {path}: unknown field")]
     UnknownField {
-        /// Where the document starts.
-        at: SourceRef,
-        /// The document's kind.
-        kind: String,
-        /// The document's name.
-        name: String,
+        /// The document.
+        doc: Box<DocRef>,
         /// The path of the unknown key.
         path: FieldPath,
     },
     /// A kind meshproof has no type for, so it cannot check it.
     #[error(
-        "{at}: {api_version} {kind} {name}: meshproof cannot validate this kind{}",
+        "{}: {api_version} {} {}: meshproof cannot validate this kind{}",
+        doc.at, doc.kind, doc.name,
         hint.as_deref().map(|h| format!("; {h}")).unwrap_or_default()
     )]
     UnsupportedKind {
-        /// Where the document starts.
-        at: SourceRef,
+        /// The document.
+        doc: Box<DocRef>,
         /// The document's apiVersion.
         api_version: String,
-        /// The document's kind.
-        kind: String,
-        /// The document's name.
-        name: String,
         /// What to use instead, for removed APIs.
         hint: Option<String>,
     },
     /// A container image without a pinned tag.
-    #[error("{at}: {kind} {name}: {path}: image `{image}` is not pinned: {why}")]
+    #[error("{doc}: {path}: image `{image}` is not pinned: {why}")]
     UnpinnedImage {
-        /// Where the document starts.
-        at: SourceRef,
-        /// The document's kind.
-        kind: String,
-        /// The document's name.
-        name: String,
+        /// The document.
+        doc: Box<DocRef>,
         /// The path of the `image` field.
         path: FieldPath,
         /// The image as written.
@@ -143,9 +155,7 @@ pub fn validate(doc: &Document) -> Result<(), Vec<CrdError>> {
         images::unpinned(&doc.kind, &doc.value)
             .into_iter()
             .map(|u| CrdError::UnpinnedImage {
-                at: doc.at.clone(),
-                kind: doc.kind.clone(),
-                name: doc.name.clone(),
+                doc: DocRef::of(doc),
                 path: FieldPath(u.path),
                 image: u.image,
                 why: u.why.to_string(),
@@ -176,16 +186,12 @@ fn shape_or_unknown(doc: &Document, path: &str, message: &str) -> CrdError {
     // serde_path_to_error already ends the path with the unknown key itself.
     if message.starts_with("unknown field `") {
         return CrdError::UnknownField {
-            at: doc.at.clone(),
-            kind: doc.kind.clone(),
-            name: doc.name.clone(),
+            doc: DocRef::of(doc),
             path: FieldPath(path),
         };
     }
     CrdError::Shape {
-        at: doc.at.clone(),
-        kind: doc.kind.clone(),
-        name: doc.name.clone(),
+        doc: DocRef::of(doc),
         path: FieldPath(path),
         message: message.to_string(),
     }
@@ -194,16 +200,12 @@ fn shape_or_unknown(doc: &Document, path: &str, message: &str) -> CrdError {
 fn finding(doc: &Document, f: standard::Finding) -> CrdError {
     if f.unknown_key {
         CrdError::UnknownField {
-            at: doc.at.clone(),
-            kind: doc.kind.clone(),
-            name: doc.name.clone(),
+            doc: DocRef::of(doc),
             path: FieldPath(f.path),
         }
     } else {
         CrdError::Shape {
-            at: doc.at.clone(),
-            kind: doc.kind.clone(),
-            name: doc.name.clone(),
+            doc: DocRef::of(doc),
             path: FieldPath(f.path),
             message: f.message,
         }
@@ -212,10 +214,8 @@ fn finding(doc: &Document, f: standard::Finding) -> CrdError {
 
 fn unsupported(doc: &Document, hint: Option<String>) -> CrdError {
     CrdError::UnsupportedKind {
-        at: doc.at.clone(),
+        doc: DocRef::of(doc),
         api_version: doc.api_version.clone(),
-        kind: doc.kind.clone(),
-        name: doc.name.clone(),
         hint,
     }
 }

@@ -38,7 +38,12 @@ pub fn applicable<'a>(
 ) -> Vec<&'a AuthorizationPolicy> {
     policies
         .filter(|p| p.namespace() == pod.namespace || p.namespace() == root)
-        .filter(|p| p.spec.selector.as_ref().is_none_or(|s| s.selects(&pod.labels)))
+        .filter(|p| {
+            p.spec
+                .selector
+                .as_ref()
+                .is_none_or(|s| s.selects(&pod.labels))
+        })
         .filter(|p| {
             let targeted = p.spec.target_ref.is_some() || !p.spec.target_refs.is_empty();
             if targeted {
@@ -60,9 +65,19 @@ pub fn for_port(policy: &AuthorizationPolicy, http: bool) -> AppliedPolicy {
         .spec
         .rules
         .iter()
-        .filter_map(|r| if http { Some(r.clone()) } else { tcp_rule(r, action) })
+        .filter_map(|r| {
+            if http {
+                Some(r.clone())
+            } else {
+                tcp_rule(r, action)
+            }
+        })
         .collect();
-    AppliedPolicy { name: format!("{}/{}", policy.name(), policy.namespace()), action, rules }
+    AppliedPolicy {
+        name: format!("{}/{}", policy.name(), policy.namespace()),
+        action,
+        rules,
+    }
 }
 
 fn http_only(r: &Rule) -> bool {
@@ -71,9 +86,16 @@ fn http_only(r: &Rule) -> bool {
     });
     let op = r.to.iter().any(|t| {
         let o = &t.operation;
-        [&o.hosts, &o.not_hosts, &o.methods, &o.not_methods, &o.paths, &o.not_paths]
-            .iter()
-            .any(|v| !v.is_empty())
+        [
+            &o.hosts,
+            &o.not_hosts,
+            &o.methods,
+            &o.not_methods,
+            &o.paths,
+            &o.not_paths,
+        ]
+        .iter()
+        .any(|v| !v.is_empty())
     });
     src || op || r.when.iter().any(|c| c.key.starts_with("request."))
 }
@@ -92,7 +114,14 @@ fn tcp_rule(r: &Rule, action: AuthzAction) -> Option<Rule> {
     }
     for t in &mut r.to {
         let o = &mut t.operation;
-        for v in [&mut o.hosts, &mut o.not_hosts, &mut o.methods, &mut o.not_methods, &mut o.paths, &mut o.not_paths] {
+        for v in [
+            &mut o.hosts,
+            &mut o.not_hosts,
+            &mut o.methods,
+            &mut o.not_methods,
+            &mut o.paths,
+            &mut o.not_paths,
+        ] {
             v.clear();
         }
     }
@@ -168,20 +197,37 @@ pub fn decide(policies: &[AppliedPolicy], facts: &Facts) -> Decision {
     for p in policies.iter().filter(|p| p.action == AuthzAction::Deny) {
         match any_rule(&p.rules, facts) {
             Tri::Yes => return Decision::Deny { by: p.name.clone() },
-            Tri::Unknown => return Decision::Depends { why: format!("DENY policy {}", p.name) },
+            Tri::Unknown => {
+                return Decision::Depends {
+                    why: format!("DENY policy {}", p.name),
+                };
+            }
             Tri::No => {}
         }
     }
-    let allows: Vec<_> = policies.iter().filter(|p| p.action == AuthzAction::Allow).collect();
+    let allows: Vec<_> = policies
+        .iter()
+        .filter(|p| p.action == AuthzAction::Allow)
+        .collect();
     if allows.is_empty() {
         return Decision::Allow;
     }
-    let outcome = allows.iter().fold(Tri::No, |acc, p| acc.or(any_rule(&p.rules, facts)));
-    let names = allows.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ");
+    let outcome = allows
+        .iter()
+        .fold(Tri::No, |acc, p| acc.or(any_rule(&p.rules, facts)));
+    let names = allows
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
     match outcome {
         Tri::Yes => Decision::Allow,
-        Tri::Unknown => Decision::Depends { why: format!("ALLOW policy {names}") },
-        Tri::No => Decision::Deny { by: format!("no rule of ALLOW policy {names} matches") },
+        Tri::Unknown => Decision::Depends {
+            why: format!("ALLOW policy {names}"),
+        },
+        Tri::No => Decision::Deny {
+            by: format!("no rule of ALLOW policy {names} matches"),
+        },
     }
 }
 
@@ -190,15 +236,36 @@ fn any_rule(rules: &[Rule], f: &Facts) -> Tri {
 }
 
 fn rule(r: &Rule, f: &Facts) -> Tri {
-    let from = if r.from.is_empty() { Tri::Yes } else { r.from.iter().fold(Tri::No, |a, s| a.or(source(&s.source, f))) };
-    let to = if r.to.is_empty() { Tri::Yes } else { r.to.iter().fold(Tri::No, |a, t| a.or(operation(&t.operation, f))) };
-    r.when.iter().fold(from.and(to), |a, c| a.and(condition(c, f)))
+    let from = if r.from.is_empty() {
+        Tri::Yes
+    } else {
+        r.from
+            .iter()
+            .fold(Tri::No, |a, s| a.or(source(&s.source, f)))
+    };
+    let to = if r.to.is_empty() {
+        Tri::Yes
+    } else {
+        r.to.iter()
+            .fold(Tri::No, |a, t| a.or(operation(&t.operation, f)))
+    };
+    r.when
+        .iter()
+        .fold(from.and(to), |a, c| a.and(condition(c, f)))
 }
 
 /// A field with values and negated values: ORed values, then NOT of ORed negations.
 fn field(values: &[String], not_values: &[String], check: impl Fn(&str) -> Tri) -> Tri {
-    let pos = if values.is_empty() { Tri::Yes } else { values.iter().fold(Tri::No, |a, v| a.or(check(v))) };
-    let neg = if not_values.is_empty() { Tri::Yes } else { not_values.iter().fold(Tri::No, |a, v| a.or(check(v))).not() };
+    let pos = if values.is_empty() {
+        Tri::Yes
+    } else {
+        values.iter().fold(Tri::No, |a, v| a.or(check(v)))
+    };
+    let neg = if not_values.is_empty() {
+        Tri::Yes
+    } else {
+        not_values.iter().fold(Tri::No, |a, v| a.or(check(v))).not()
+    };
     pos.and(neg)
 }
 
@@ -217,11 +284,19 @@ pub fn string_match(pattern: &str, value: &str) -> bool {
 }
 
 fn peer<'a>(f: &'a Facts, part: impl Fn(&'a str) -> Option<String>, pattern: &str) -> Tri {
-    Tri::from(f.principal.as_deref().and_then(part).is_some_and(|v| string_match(pattern, &v)))
+    Tri::from(
+        f.principal
+            .as_deref()
+            .and_then(part)
+            .is_some_and(|v| string_match(pattern, &v)),
+    )
 }
 
 fn principal_ns(p: &str) -> Option<String> {
-    p.split("/ns/").nth(1).and_then(|r| r.split('/').next()).map(str::to_string)
+    p.split("/ns/")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .map(str::to_string)
 }
 
 fn principal_sa(p: &str) -> Option<String> {
@@ -234,41 +309,85 @@ fn trust_domain(p: &str) -> Option<String> {
 }
 
 fn source(s: &Source, f: &Facts) -> Tri {
-    let unknown = |v: &[String], n: &[String]| if v.is_empty() && n.is_empty() { Tri::Yes } else { Tri::Unknown };
-    field(&s.principals, &s.not_principals, |p| peer(f, |x| Some(x.to_string()), p))
-        .and(field(&s.namespaces, &s.not_namespaces, |p| peer(f, principal_ns, p)))
-        .and(field(&s.service_accounts, &s.not_service_accounts, |p| peer(f, principal_sa, p)))
-        .and(field(&s.trust_domains, &s.not_trust_domains, |p| peer(f, trust_domain, p)))
-        // Probes carry no JWT, so any requestPrincipals requirement fails.
-        .and(field(&s.request_principals, &s.not_request_principals, |_| Tri::No))
-        .and(unknown(&s.ip_blocks, &s.not_ip_blocks))
-        .and(unknown(&s.remote_ip_blocks, &s.not_remote_ip_blocks))
+    let unknown = |v: &[String], n: &[String]| {
+        if v.is_empty() && n.is_empty() {
+            Tri::Yes
+        } else {
+            Tri::Unknown
+        }
+    };
+    field(&s.principals, &s.not_principals, |p| {
+        peer(f, |x| Some(x.to_string()), p)
+    })
+    .and(field(&s.namespaces, &s.not_namespaces, |p| {
+        peer(f, principal_ns, p)
+    }))
+    .and(field(&s.service_accounts, &s.not_service_accounts, |p| {
+        peer(f, principal_sa, p)
+    }))
+    .and(field(&s.trust_domains, &s.not_trust_domains, |p| {
+        peer(f, trust_domain, p)
+    }))
+    // Probes carry no JWT, so any requestPrincipals requirement fails.
+    .and(field(
+        &s.request_principals,
+        &s.not_request_principals,
+        |_| Tri::No,
+    ))
+    .and(unknown(&s.ip_blocks, &s.not_ip_blocks))
+    .and(unknown(&s.remote_ip_blocks, &s.not_remote_ip_blocks))
 }
 
-fn request_field(f: &Facts, get: impl Fn(&Request) -> Option<&str>, pattern: &str, exact: bool) -> Tri {
+fn request_field(
+    f: &Facts,
+    get: impl Fn(&Request) -> Option<&str>,
+    pattern: &str,
+    exact: bool,
+) -> Tri {
     match f.request.and_then(get) {
         None => Tri::Unknown,
         Some(v) if exact => Tri::from(v == pattern),
-        Some(v) => Tri::from(string_match(&pattern.to_ascii_lowercase(), &v.to_ascii_lowercase())),
+        Some(v) => Tri::from(string_match(
+            &pattern.to_ascii_lowercase(),
+            &v.to_ascii_lowercase(),
+        )),
     }
 }
 
 fn operation(o: &Operation, f: &Facts) -> Tri {
-    field(&o.ports, &o.not_ports, |p| Tri::from(p == f.port.to_string()))
-        .and(field(&o.methods, &o.not_methods, |m| request_field(f, |r| Some(&r.method), m, true)))
-        .and(field(&o.paths, &o.not_paths, |p| match f.request {
-            Some(r) => Tri::from(string_match(p, &r.path)),
-            None => Tri::Unknown,
-        }))
-        .and(field(&o.hosts, &o.not_hosts, |h| request_field(f, |r| r.host.as_deref(), h, false)))
+    field(&o.ports, &o.not_ports, |p| {
+        Tri::from(p == f.port.to_string())
+    })
+    .and(field(&o.methods, &o.not_methods, |m| {
+        request_field(f, |r| Some(&r.method), m, true)
+    }))
+    .and(field(&o.paths, &o.not_paths, |p| match f.request {
+        Some(r) => Tri::from(string_match(p, &r.path)),
+        None => Tri::Unknown,
+    }))
+    .and(field(&o.hosts, &o.not_hosts, |h| {
+        request_field(f, |r| r.host.as_deref(), h, false)
+    }))
 }
 
 fn condition(c: &Condition, f: &Facts) -> Tri {
     let value: Option<String> = match c.key.as_str() {
         "source.principal" => f.principal.clone().or_default_empty(),
-        "source.namespace" => f.principal.as_deref().and_then(principal_ns).or_default_empty(),
-        "source.serviceAccount" => f.principal.as_deref().and_then(principal_sa).or_default_empty(),
-        "source.trustDomain" => f.principal.as_deref().and_then(trust_domain).or_default_empty(),
+        "source.namespace" => f
+            .principal
+            .as_deref()
+            .and_then(principal_ns)
+            .or_default_empty(),
+        "source.serviceAccount" => f
+            .principal
+            .as_deref()
+            .and_then(principal_sa)
+            .or_default_empty(),
+        "source.trustDomain" => f
+            .principal
+            .as_deref()
+            .and_then(trust_domain)
+            .or_default_empty(),
         "destination.port" => Some(f.port.to_string()),
         "request.method" => f.request.map(|r| r.method.clone()),
         _ => None,

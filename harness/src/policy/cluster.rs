@@ -87,10 +87,9 @@ impl SvcInfo {
     /// True when the Service selects a pod with these labels in its namespace.
     pub fn selects(&self, pod: &PodInfo) -> bool {
         pod.namespace == self.namespace
-            && self
-                .selector
-                .as_ref()
-                .is_some_and(|s| !s.is_empty() && s.iter().all(|(k, v)| pod.labels.get(k) == Some(v)))
+            && self.selector.as_ref().is_some_and(|s| {
+                !s.is_empty() && s.iter().all(|(k, v)| pod.labels.get(k) == Some(v))
+            })
     }
 }
 
@@ -150,29 +149,50 @@ impl Cluster {
         match (doc.group(), doc.kind.as_str()) {
             ("", "Namespace") => {
                 let ns: Namespace = crd::parse(doc)?;
-                self.namespaces.insert(doc.name.clone(), ns.metadata.labels.unwrap_or_default());
+                self.namespaces
+                    .insert(doc.name.clone(), ns.metadata.labels.unwrap_or_default());
             }
             ("", "Service") => {
                 let svc: Service = crd::parse(doc)?;
                 self.services.insert(key(doc), svc_info(doc, svc));
             }
-            ("apps", "Deployment") => self.add_pod(doc, crd::parse::<Deployment>(doc)?.spec.map(|s| s.template)),
-            ("apps", "StatefulSet") => self.add_pod(doc, crd::parse::<StatefulSet>(doc)?.spec.map(|s| s.template)),
-            ("apps", "DaemonSet") => self.add_pod(doc, crd::parse::<DaemonSet>(doc)?.spec.map(|s| s.template)),
+            ("apps", "Deployment") => {
+                self.add_pod(doc, crd::parse::<Deployment>(doc)?.spec.map(|s| s.template))
+            }
+            ("apps", "StatefulSet") => self.add_pod(
+                doc,
+                crd::parse::<StatefulSet>(doc)?.spec.map(|s| s.template),
+            ),
+            ("apps", "DaemonSet") => {
+                self.add_pod(doc, crd::parse::<DaemonSet>(doc)?.spec.map(|s| s.template))
+            }
             ("", "Pod") => {
                 let pod: Pod = crd::parse(doc)?;
-                let template = PodTemplateSpec { metadata: Some(pod.metadata), spec: pod.spec };
+                let template = PodTemplateSpec {
+                    metadata: Some(pod.metadata),
+                    spec: pod.spec,
+                };
                 self.add_pod(doc, Some(template));
             }
-            ("security.istio.io", "PeerAuthentication") => push(&mut self.peer_authentications, rank, doc)?,
-            ("security.istio.io", "AuthorizationPolicy") => push(&mut self.authorization_policies, rank, doc)?,
-            ("networking.istio.io", "DestinationRule") => push(&mut self.destination_rules, rank, doc)?,
+            ("security.istio.io", "PeerAuthentication") => {
+                push(&mut self.peer_authentications, rank, doc)?
+            }
+            ("security.istio.io", "AuthorizationPolicy") => {
+                push(&mut self.authorization_policies, rank, doc)?
+            }
+            ("networking.istio.io", "DestinationRule") => {
+                push(&mut self.destination_rules, rank, doc)?
+            }
             ("networking.istio.io", "Gateway") => push(&mut self.gateways, rank, doc)?,
-            ("networking.istio.io", "VirtualService") => push(&mut self.virtual_services, rank, doc)?,
+            ("networking.istio.io", "VirtualService") => {
+                push(&mut self.virtual_services, rank, doc)?
+            }
             ("networking.istio.io", "ServiceEntry") => push(&mut self.service_entries, rank, doc)?,
             ("networking.istio.io", "Sidecar") => push(&mut self.sidecars, rank, doc)?,
             ("consul.hashicorp.com", "ServiceIntentions") => push(&mut self.intentions, rank, doc)?,
-            ("consul.hashicorp.com", "ServiceDefaults") => push(&mut self.service_defaults, rank, doc)?,
+            ("consul.hashicorp.com", "ServiceDefaults") => {
+                push(&mut self.service_defaults, rank, doc)?
+            }
             _ => {}
         }
         Ok(())
@@ -238,7 +258,10 @@ fn push<T: serde::de::DeserializeOwned>(
     rank: usize,
     doc: &Document,
 ) -> Result<(), CrdError> {
-    list.push(Ranked { rank, object: crd::parse(doc)? });
+    list.push(Ranked {
+        rank,
+        object: crd::parse(doc)?,
+    });
     Ok(())
 }
 

@@ -41,7 +41,11 @@ pub fn class_of(out: &OutboundPolicy, app: FlowClass) -> FlowClass {
 /// Whether the server side accepts what the client sends; `Err` carries the problem and
 /// whether it stalls rather than fails.
 pub fn accept(out: &OutboundPolicy, app: FlowClass, s: &ServerView) -> Result<(), (String, bool)> {
-    let sends = if out.intercepted { out.tls } else { ClientTls::Disable };
+    let sends = if out.intercepted {
+        out.tls
+    } else {
+        ClientTls::Disable
+    };
     let sends_tls = matches!(sends, ClientTls::Simple | ClientTls::Mutual) || app == FlowClass::Tls;
     let what = match sends {
         ClientTls::IstioMutual => "Istio mTLS",
@@ -56,7 +60,9 @@ pub fn accept(out: &OutboundPolicy, app: FlowClass, s: &ServerView) -> Result<()
                 "the client sends Istio mTLS but nothing terminates it on the server ({})",
                 s.bypass
             )),
-            _ if sends_tls != s.expects_tls => fail(format!("the client sends {what}, which the server does not speak")),
+            _ if sends_tls != s.expects_tls => fail(format!(
+                "the client sends {what}, which the server does not speak"
+            )),
             _ => Ok(()),
         };
     }
@@ -85,30 +91,65 @@ pub fn refused(out: &OutboundPolicy, client: &Endpoint, proto: AppProtocol) -> C
 }
 
 /// Evaluates a pair whose server is a workload with a Service, under Istio or no mesh.
-pub fn workload_row(ctx: &Ctx, pair: &Pair, client: &Endpoint, server: &Endpoint, pod: &PodInfo) -> Result<Row, String> {
+pub fn workload_row(
+    ctx: &Ctx,
+    pair: &Pair,
+    client: &Endpoint,
+    server: &Endpoint,
+    pod: &PodInfo,
+) -> Result<Row, String> {
     let svc = ctx
         .cluster
         .service(&pair.service, &pair.namespace)
-        .ok_or_else(|| format!("Service {}/{} is not in the manifests", pair.namespace, pair.service))?;
-    let svc_port = svc.port(pair.port).ok_or_else(|| format!("Service {}/{} has no port {}", pair.namespace, pair.service, pair.port))?;
+        .ok_or_else(|| {
+            format!(
+                "Service {}/{} is not in the manifests",
+                pair.namespace, pair.service
+            )
+        })?;
+    let svc_port = svc.port(pair.port).ok_or_else(|| {
+        format!(
+            "Service {}/{} has no port {}",
+            pair.namespace, pair.service, pair.port
+        )
+    })?;
     let mut notes = Vec::new();
     if !svc.selects(pod) {
-        notes.push(format!("Service {} does not select the pods of {}", svc.name, pod.name));
+        notes.push(format!(
+            "Service {} does not select the pods of {}",
+            svc.name, pod.name
+        ));
     }
     let target = pod.resolve_target(&svc_port.target);
     if target.is_none() {
-        notes.push(format!("targetPort {:?} of Service {} names no container port of {}", svc_port.target, svc.name, pod.name));
+        notes.push(format!(
+            "targetPort {:?} of Service {} names no container port of {}",
+            svc_port.target, svc.name, pod.name
+        ));
     }
     let hint = target.and_then(|t| pair.protocols.get(&t).copied());
     let declared = protocol::declared(svc_port);
     let proto = protocol::effective(declared, hint);
     let app = protocol::app_class(declared, hint);
-    let t = Target { service: &pair.service, namespace: &pair.namespace, svc: Some(svc), external: false, port: pair.port, subset: &pair.subset, protocol: proto };
+    let t = Target {
+        service: &pair.service,
+        namespace: &pair.namespace,
+        svc: Some(svc),
+        external: false,
+        port: pair.port,
+        subset: &pair.subset,
+        protocol: proto,
+    };
     let out = outbound::build(ctx, &pair.client, client, &t, Some(pod));
     notes.extend(out.notes.iter().cloned());
     let port = inbound::port_policy(ctx, pod, target.unwrap_or(pair.port), proto, &mut notes);
-    let intercepted = server.injection.injected && target.is_none_or(|p| server.interception.inbound(p));
-    let bypass = if server.injection.injected { format!("port {} excluded", port.port) } else { "no sidecar".to_string() };
+    let intercepted =
+        server.injection.injected && target.is_none_or(|p| server.interception.inbound(p));
+    let bypass = if server.injection.injected {
+        format!("port {} excluded", port.port)
+    } else {
+        "no sidecar".to_string()
+    };
     let view = ServerView {
         intercepted,
         mode: port.mtls,
@@ -123,15 +164,27 @@ pub fn workload_row(ctx: &Ctx, pair: &Pair, client: &Endpoint, server: &Endpoint
         Err((problem, false)) => Status::conflict(problem, refused(&out, client, proto)),
     };
     if status.is_ok() && intercepted {
-        let principal = (class == FlowClass::IstioMtls).then(|| client.pod.as_ref().map(|p| ctx.principal(p))).flatten();
-        let facts = Facts { principal, port: port.port, request: pair.request.as_ref() };
+        let principal = (class == FlowClass::IstioMtls)
+            .then(|| client.pod.as_ref().map(|p| ctx.principal(p)))
+            .flatten();
+        let facts = Facts {
+            principal,
+            port: port.port,
+            request: pair.request.as_ref(),
+        };
         match authz::decide(&port.authz, &facts) {
             Decision::Allow => {}
             Decision::Deny { by } => {
-                let c = if proto.is_http() { Consequence::Forbidden403 } else { Consequence::RbacClosed };
+                let c = if proto.is_http() {
+                    Consequence::Forbidden403
+                } else {
+                    Consequence::RbacClosed
+                };
                 status = Status::conflict(format!("denied by {by}"), c);
             }
-            Decision::Depends { why } => notes.push(format!("authorization depends on the request: {why}")),
+            Decision::Depends { why } => {
+                notes.push(format!("authorization depends on the request: {why}"))
+            }
         }
     }
     notes.sort();
@@ -147,8 +200,16 @@ pub fn workload_row(ctx: &Ctx, pair: &Pair, client: &Endpoint, server: &Endpoint
         protocol: proto,
         request: pair.request.clone(),
         server_mode: port.mtls,
-        server_source: if intercepted { port.mtls_source } else { PeerSource::NotIntercepted { reason: bypass } },
-        client_tls: if out.intercepted { out.tls } else { ClientTls::Disable },
+        server_source: if intercepted {
+            port.mtls_source
+        } else {
+            PeerSource::NotIntercepted { reason: bypass }
+        },
+        client_tls: if out.intercepted {
+            out.tls
+        } else {
+            ClientTls::Disable
+        },
         client_tls_source: out.tls_source.clone(),
         client_sidecar: client.injection.injected,
         server_sidecar: server.injection.injected,

@@ -38,19 +38,34 @@ impl Ctx {
     pub fn new(docs: &[Document], mesh: &MeshOptions) -> Ctx {
         let cluster = Cluster::new(docs);
         let rules = RuleIndex::new(&cluster, &mesh.root_namespace, &mesh.domain);
-        Ctx { cluster, rules, mesh: mesh.clone() }
+        Ctx {
+            cluster,
+            rules,
+            mesh: mesh.clone(),
+        }
     }
 
     /// The mesh's view of a peer; `None` for a workload with no manifest.
     pub fn endpoint(&self, peer: &Peer) -> Option<Endpoint> {
         match peer {
             Peer::Host => Some(outside("outside the cluster")),
-            Peer::IngressGateway => Some(gateway(&self.mesh, "istio-ingressgateway", "ingressgateway")),
-            Peer::EgressGateway => Some(gateway(&self.mesh, "istio-egressgateway", "egressgateway")),
+            Peer::IngressGateway => Some(gateway(
+                &self.mesh,
+                "istio-ingressgateway",
+                "ingressgateway",
+            )),
+            Peer::EgressGateway => {
+                Some(gateway(&self.mesh, "istio-egressgateway", "egressgateway"))
+            }
             Peer::Workload { name, namespace } => {
                 let pod = self.cluster.pod(name, namespace)?.clone();
                 let (injection, interception) = self.proxy(&pod);
-                Some(Endpoint { pod: Some(pod), injection, interception, is_gateway: false })
+                Some(Endpoint {
+                    pod: Some(pod),
+                    injection,
+                    interception,
+                    is_gateway: false,
+                })
             }
         }
     }
@@ -59,12 +74,19 @@ impl Ctx {
     pub fn proxy(&self, pod: &PodInfo) -> (Injection, Interception) {
         let ns = self.cluster.namespace_labels(&pod.namespace);
         match self.mesh.kind {
-            super::MeshKind::Istio => (injection::istio_sidecar(&ns, pod), injection::istio_interception(pod)),
-            super::MeshKind::Consul => {
-                (injection::consul_injected(pod, self.mesh.consul), Interception::default())
-            }
+            super::MeshKind::Istio => (
+                injection::istio_sidecar(&ns, pod),
+                injection::istio_interception(pod),
+            ),
+            super::MeshKind::Consul => (
+                injection::consul_injected(pod, self.mesh.consul),
+                Interception::default(),
+            ),
             super::MeshKind::None => (
-                Injection { injected: false, reason: "no mesh is installed".into() },
+                Injection {
+                    injected: false,
+                    reason: "no mesh is installed".into(),
+                },
                 Interception::default(),
             ),
         }
@@ -72,7 +94,10 @@ impl Ctx {
 
     /// The Istio identity of a pod: `<trust domain>/ns/<ns>/sa/<sa>`.
     pub fn principal(&self, pod: &PodInfo) -> String {
-        format!("{}/ns/{}/sa/{}", self.mesh.trust_domain, pod.namespace, pod.service_account)
+        format!(
+            "{}/ns/{}/sa/{}",
+            self.mesh.trust_domain, pod.namespace, pod.service_account
+        )
     }
 
     /// The Service's fully qualified host.
@@ -92,7 +117,10 @@ impl Ctx {
 fn outside(reason: &str) -> Endpoint {
     Endpoint {
         pod: None,
-        injection: Injection { injected: false, reason: reason.to_string() },
+        injection: Injection {
+            injected: false,
+            reason: reason.to_string(),
+        },
         interception: Interception::default(),
         is_gateway: false,
     }
@@ -117,7 +145,12 @@ fn gateway(mesh: &MeshOptions, name: &str, istio_label: &str) -> Endpoint {
         pod: Some(pod),
         injection: Injection {
             injected: available,
-            reason: if available { "the gateway is an Envoy" } else { "no Istio gateway without Istio" }.into(),
+            reason: if available {
+                "the gateway is an Envoy"
+            } else {
+                "no Istio gateway without Istio"
+            }
+            .into(),
         },
         interception: Interception::default(),
         is_gateway: true,

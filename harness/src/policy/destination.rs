@@ -62,7 +62,10 @@ fn more_specific(a: &str, b: &str) -> bool {
 
 /// `MostSpecificHostMatch` over the hosts of `rules`.
 fn most_specific<'a>(needle: &str, rules: &'a [MergedRule]) -> Option<&'a str> {
-    if let Some(exact) = rules.iter().find(|r| !is_wildcard(&r.host) && r.host == needle) {
+    if let Some(exact) = rules
+        .iter()
+        .find(|r| !is_wildcard(&r.host) && r.host == needle)
+    {
         return Some(&exact.host);
     }
     rules
@@ -75,7 +78,9 @@ fn most_specific<'a>(needle: &str, rules: &'a [MergedRule]) -> Option<&'a str> {
 /// Visibility of a rule's `exportTo` set (empty means the mesh default, `*`).
 fn visible_to(exported: &[String], own: &str, client: &str) -> bool {
     exported.is_empty()
-        || exported.iter().any(|e| e == "*" || e == client || (e == "." && own == client))
+        || exported
+            .iter()
+            .any(|e| e == "*" || e == client || (e == "." && own == client))
 }
 
 fn private_only(exported: &[String], own: &str) -> bool {
@@ -95,11 +100,19 @@ impl RuleIndex {
         let mut rules: Vec<_> = c.destination_rules.iter().collect();
         // Rules with a selector first, then by age, as `sortConfigBySelectorAndCreationTime`.
         rules.sort_by_key(|r| (r.object.spec.workload_selector.is_none(), r.rank));
-        let mut index = RuleIndex { local: BTreeMap::new(), exported: BTreeMap::new(), root_local: Vec::new() };
+        let mut index = RuleIndex {
+            local: BTreeMap::new(),
+            exported: BTreeMap::new(),
+            root_local: Vec::new(),
+        };
         for r in rules {
             let ns = r.object.namespace().to_string();
             let spec = &r.object.spec;
-            let exported = if spec.workload_selector.is_some() { vec![".".to_string()] } else { spec.export_to.clone() };
+            let exported = if spec.workload_selector.is_some() {
+                vec![".".to_string()]
+            } else {
+                spec.export_to.clone()
+            };
             let rule = MergedRule {
                 host: resolve_host(&spec.host, &ns, domain),
                 namespace: ns.clone(),
@@ -137,25 +150,45 @@ impl RuleIndex {
         for rule in candidates {
             match &rule.selector {
                 None => catch_all = Some(rule),
-                Some(sel) if rule.namespace == client_ns && sel.selects(client_labels) => return Some(rule),
+                Some(sel) if rule.namespace == client_ns && sel.selects(client_labels) => {
+                    return Some(rule);
+                }
                 Some(_) => {}
             }
         }
         catch_all
     }
 
-    fn candidates(&self, root: &str, client_ns: &str, host: &str, service_ns: &str) -> Vec<&MergedRule> {
+    fn candidates(
+        &self,
+        root: &str,
+        client_ns: &str,
+        host: &str,
+        service_ns: &str,
+    ) -> Vec<&MergedRule> {
         fn pick<'a>(host: &str, rules: &'a [MergedRule]) -> Option<Vec<&'a MergedRule>> {
             let best = most_specific(host, rules)?;
             Some(rules.iter().filter(|r| r.host == best).collect())
         }
-        let local = if client_ns == root { Some(self.root_local.as_slice()) } else { self.local.get(client_ns).map(Vec::as_slice) };
+        let local = if client_ns == root {
+            Some(self.root_local.as_slice())
+        } else {
+            self.local.get(client_ns).map(Vec::as_slice)
+        };
         if let Some(found) = local.and_then(|rules| pick(host, rules)) {
             return found;
         }
         for ns in [service_ns, root] {
-            if let Some(found) = self.exported.get(ns).map(Vec::as_slice).and_then(|rules| pick(host, rules)) {
-                let visible: Vec<_> = found.into_iter().filter(|r| visible_to(&r.exported, &r.namespace, client_ns)).collect();
+            if let Some(found) = self
+                .exported
+                .get(ns)
+                .map(Vec::as_slice)
+                .and_then(|rules| pick(host, rules))
+            {
+                let visible: Vec<_> = found
+                    .into_iter()
+                    .filter(|r| visible_to(&r.exported, &r.namespace, client_ns))
+                    .collect();
                 if !visible.is_empty() {
                     return visible;
                 }
@@ -199,8 +232,14 @@ fn same_set(a: &[String], b: &[String]) -> bool {
 /// `GetPortLevelTrafficPolicy` followed by the TLS of the result, plus whether a port
 /// entry matched.
 fn port_tls(policy: Option<&TrafficPolicy>, port: u16) -> (Option<ClientTlsSettings>, bool) {
-    let Some(policy) = policy else { return (None, false) };
-    match policy.port_level_settings.iter().find(|p| p.port.is_some_and(|s| s.number == u32::from(port))) {
+    let Some(policy) = policy else {
+        return (None, false);
+    };
+    match policy
+        .port_level_settings
+        .iter()
+        .find(|p| p.port.is_some_and(|s| s.number == u32::from(port)))
+    {
         Some(entry) => (entry.tls.clone(), true),
         None => (policy.tls.clone(), false),
     }
@@ -210,10 +249,20 @@ fn port_tls(policy: Option<&TrafficPolicy>, port: u16) -> (Option<ClientTlsSetti
 /// (`MergeSubsetTrafficPolicy`); `None` means auto mTLS decides.
 pub fn cluster_tls(rule: &MergedRule, port: u16, subset: &str) -> Option<ClientTlsSettings> {
     let (top, _) = port_tls(rule.traffic_policy.as_ref(), port);
-    let subset_policy = rule.subsets.iter().find(|s| s.name == subset).and_then(|s| s.traffic_policy.as_ref());
-    let Some(subset_policy) = subset_policy else { return top };
+    let subset_policy = rule
+        .subsets
+        .iter()
+        .find(|s| s.name == subset)
+        .and_then(|s| s.traffic_policy.as_ref());
+    let Some(subset_policy) = subset_policy else {
+        return top;
+    };
     let (sub, has_port_level) = port_tls(Some(subset_policy), port);
-    if rule.traffic_policy.is_none() || sub.is_some() || has_port_level { sub } else { top }
+    if rule.traffic_policy.is_none() || sub.is_some() || has_port_level {
+        sub
+    } else {
+        top
+    }
 }
 
 /// The mode the endpoint builder's mTLS checker reads from a rule
@@ -222,7 +271,11 @@ pub fn endpoint_tls_mode(rule: &MergedRule, port: u16, subset: &str) -> Option<C
     let policy = if subset.is_empty() {
         rule.traffic_policy.as_ref()
     } else {
-        rule.subsets.iter().find(|s| s.name == subset)?.traffic_policy.as_ref()
+        rule.subsets
+            .iter()
+            .find(|s| s.name == subset)?
+            .traffic_policy
+            .as_ref()
     }?;
     let port_level = policy
         .port_level_settings
@@ -238,10 +291,19 @@ mod tests {
 
     #[test]
     fn host_resolution_and_specificity() {
-        assert_eq!(resolve_host("rabbitmq", "mq", "cluster.local"), "rabbitmq.mq.svc.cluster.local");
-        assert_eq!(resolve_host("*.mq.svc.cluster.local", "x", "cluster.local"), "*.mq.svc.cluster.local");
+        assert_eq!(
+            resolve_host("rabbitmq", "mq", "cluster.local"),
+            "rabbitmq.mq.svc.cluster.local"
+        );
+        assert_eq!(
+            resolve_host("*.mq.svc.cluster.local", "x", "cluster.local"),
+            "*.mq.svc.cluster.local"
+        );
         assert_eq!(resolve_host("*", "x", "cluster.local"), "*");
-        assert!(more_specific("a.mq.svc.cluster.local", "*.mq.svc.cluster.local"));
+        assert!(more_specific(
+            "a.mq.svc.cluster.local",
+            "*.mq.svc.cluster.local"
+        ));
         assert!(more_specific("*.mq.svc.cluster.local", "*.cluster.local"));
         assert!(!more_specific("*", "*.cluster.local"));
     }

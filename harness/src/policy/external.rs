@@ -23,18 +23,37 @@ fn host_matches(pattern: &str, host: &str) -> bool {
 }
 
 fn entry<'a>(ctx: &'a Ctx, host: &str, client_ns: &str) -> Option<&'a ServiceEntry> {
-    ctx.cluster.service_entries.iter().map(|r| &r.object).find(|se| {
-        let visible = se.spec.export_to.is_empty()
-            || se.spec.export_to.iter().any(|e| e == "*" || e == client_ns || (e == "." && se.namespace() == client_ns));
-        visible && se.spec.hosts.iter().any(|h| host_matches(h, host))
-    })
+    ctx.cluster
+        .service_entries
+        .iter()
+        .map(|r| &r.object)
+        .find(|se| {
+            let visible = se.spec.export_to.is_empty()
+                || se.spec.export_to.iter().any(|e| {
+                    e == "*" || e == client_ns || (e == "." && se.namespace() == client_ns)
+                });
+            visible && se.spec.hosts.iter().any(|h| host_matches(h, host))
+        })
 }
 
 /// `REGISTRY_ONLY` for this client: its Sidecar resource's policy, else the mesh's.
 fn registry_only(ctx: &Ctx, client: &Endpoint, client_ns: &str) -> bool {
-    let labels = client.pod.as_ref().map(|p| p.labels.clone()).unwrap_or_default();
-    let own = ctx.cluster.sidecars.iter().map(|r| &r.object).filter(|s| s.namespace() == client_ns);
-    let selected = own.clone().find(|s| s.spec.workload_selector.as_ref().is_some_and(|w| !w.labels.is_empty() && w.labels.iter().all(|(k, v)| labels.get(k) == Some(v))));
+    let labels = client
+        .pod
+        .as_ref()
+        .map(|p| p.labels.clone())
+        .unwrap_or_default();
+    let own = ctx
+        .cluster
+        .sidecars
+        .iter()
+        .map(|r| &r.object)
+        .filter(|s| s.namespace() == client_ns);
+    let selected = own.clone().find(|s| {
+        s.spec.workload_selector.as_ref().is_some_and(|w| {
+            !w.labels.is_empty() && w.labels.iter().all(|(k, v)| labels.get(k) == Some(v))
+        })
+    });
     let sidecar = selected.or_else(|| own.clone().find(|s| s.spec.workload_selector.is_none()));
     match sidecar.and_then(|s| s.spec.outbound_traffic_policy.as_ref()) {
         Some(p) => p.mode == OutboundMode::RegistryOnly,
@@ -46,27 +65,67 @@ fn registry_only(ctx: &Ctx, client: &Endpoint, client_ns: &str) -> bool {
 pub fn row(ctx: &Ctx, pair: &Pair, client: &Endpoint) -> Result<Row, String> {
     let client_ns = pair.client.namespace().unwrap_or_default();
     let se = entry(ctx, &pair.service, client_ns);
-    if se.is_none() && ctx.cluster.service(&pair.service, &pair.namespace).is_some() {
-        return Err(format!("{} has a Service but no Deployment or StatefulSet", pair.server));
+    if se.is_none()
+        && ctx
+            .cluster
+            .service(&pair.service, &pair.namespace)
+            .is_some()
+    {
+        return Err(format!(
+            "{} has a Service but no Deployment or StatefulSet",
+            pair.server
+        ));
     }
-    let port = se.and_then(|s| s.spec.ports.iter().find(|p| p.number == u32::from(pair.port)));
+    let port = se.and_then(|s| {
+        s.spec
+            .ports
+            .iter()
+            .find(|p| p.number == u32::from(pair.port))
+    });
     if se.is_some() && port.is_none() {
-        return Err(format!("ServiceEntry for {} has no port {}", pair.service, pair.port));
+        return Err(format!(
+            "ServiceEntry for {} has no port {}",
+            pair.service, pair.port
+        ));
     }
     let hint = pair.protocols.get(&pair.port).copied();
-    let declared_tls = port.is_some_and(|p| matches!(p.protocol.to_ascii_uppercase().as_str(), "TLS" | "HTTPS"));
+    let declared_tls =
+        port.is_some_and(|p| matches!(p.protocol.to_ascii_uppercase().as_str(), "TLS" | "HTTPS"));
     let declared = declared_tls.then_some(AppProtocol::Tls);
-    let proto = protocol::effective(declared, hint.or(port.filter(|p| p.protocol.eq_ignore_ascii_case("HTTP")).map(|_| Protocol::Http)));
+    let proto = protocol::effective(
+        declared,
+        hint.or(port
+            .filter(|p| p.protocol.eq_ignore_ascii_case("HTTP"))
+            .map(|_| Protocol::Http)),
+    );
     let app = protocol::app_class(declared, hint);
     let external = se.is_none_or(|s| s.spec.location == Location::MeshExternal);
-    let t = Target { service: &pair.service, namespace: &pair.namespace, svc: None, external, port: pair.port, subset: &pair.subset, protocol: proto };
+    let t = Target {
+        service: &pair.service,
+        namespace: &pair.namespace,
+        svc: None,
+        external,
+        port: pair.port,
+        subset: &pair.subset,
+        protocol: proto,
+    };
     let mut out = outbound::build(ctx, &pair.client, client, &t, None);
     out.host = pair.service.clone();
     let wire_port = port
-        .and_then(|p| se.and_then(|s| s.spec.endpoints.first()).and_then(|e| e.ports.get(&p.name).copied()).or(p.target_port))
+        .and_then(|p| {
+            se.and_then(|s| s.spec.endpoints.first())
+                .and_then(|e| e.ports.get(&p.name).copied())
+                .or(p.target_port)
+        })
         .and_then(|p| u16::try_from(p).ok())
         .or(Some(pair.port));
-    let view = ServerView { intercepted: false, mode: MtlsMode::Disable, bypass: "outside the mesh".into(), expects_tls: app == FlowClass::Tls, server_first: false };
+    let view = ServerView {
+        intercepted: false,
+        mode: MtlsMode::Disable,
+        bypass: "outside the mesh".into(),
+        expects_tls: app == FlowClass::Tls,
+        server_first: false,
+    };
     let mut status = match connect::accept(&out, app, &view) {
         Ok(()) => Status::Ok,
         Err((problem, _)) => Status::conflict(problem, connect::refused(&out, client, proto)),
@@ -74,9 +133,17 @@ pub fn row(ctx: &Ctx, pair: &Pair, client: &Endpoint) -> Result<Row, String> {
     let mut notes = out.notes.clone();
     if se.is_none() && ctx.mesh.kind == MeshKind::Istio && out.intercepted {
         if registry_only(ctx, client, client_ns) {
-            status = Status::conflict(format!("{} is not in the registry (no ServiceEntry) and outbound traffic is REGISTRY_ONLY", pair.service), Consequence::Blocked);
+            status = Status::conflict(
+                format!(
+                    "{} is not in the registry (no ServiceEntry) and outbound traffic is REGISTRY_ONLY",
+                    pair.service
+                ),
+                Consequence::Blocked,
+            );
         } else {
-            notes.push("not in the registry: sent through the PassthroughCluster (ALLOW_ANY)".into());
+            notes.push(
+                "not in the registry: sent through the PassthroughCluster (ALLOW_ANY)".into(),
+            );
         }
     }
     Ok(Row {
@@ -91,10 +158,18 @@ pub fn row(ctx: &Ctx, pair: &Pair, client: &Endpoint) -> Result<Row, String> {
         request: pair.request.clone(),
         server_mode: MtlsMode::Disable,
         server_source: match se {
-            Some(s) => PeerSource::NotIntercepted { reason: format!("ServiceEntry {}/{}", s.name(), s.namespace()) },
-            None => PeerSource::NotIntercepted { reason: "outside the mesh".into() },
+            Some(s) => PeerSource::NotIntercepted {
+                reason: format!("ServiceEntry {}/{}", s.name(), s.namespace()),
+            },
+            None => PeerSource::NotIntercepted {
+                reason: "outside the mesh".into(),
+            },
         },
-        client_tls: if out.intercepted { out.tls } else { ClientTls::Disable },
+        client_tls: if out.intercepted {
+            out.tls
+        } else {
+            ClientTls::Disable
+        },
         client_tls_source: out.tls_source.clone(),
         client_sidecar: client.injection.injected,
         server_sidecar: false,

@@ -11,7 +11,9 @@ use super::connect::{self, ServerView};
 use super::context::{Ctx, Endpoint, gateway_target_port};
 use super::destination::resolve_host;
 use super::outbound::{self, Target};
-use super::types::{AppProtocol, ClientTls, Consequence, MtlsMode, Pair, Peer, PeerSource, Request, Row, Status};
+use super::types::{
+    AppProtocol, ClientTls, Consequence, MtlsMode, Pair, Peer, PeerSource, Request, Row, Status,
+};
 use crate::crd::networking::{Gateway, HttpMatchRequest, Server, VirtualService};
 use crate::crd::{ServerTlsMode, StringMatch};
 use crate::scenario::Protocol;
@@ -31,8 +33,20 @@ pub fn row(ctx: &Ctx, pair: &Pair, client: &Endpoint) -> Result<Evaluated, Strin
     let gw_pod = gw.pod.as_ref().ok_or("gateway pod")?;
     let found = servers(ctx, gw_pod, pair.port);
     let http_client = pair.request.is_some();
-    let proto = if http_client { AppProtocol::Http } else { AppProtocol::Tcp };
-    let t = Target { service: &gw_pod.name, namespace: &gw_pod.namespace, svc: None, external: false, port: pair.port, subset: "", protocol: proto };
+    let proto = if http_client {
+        AppProtocol::Http
+    } else {
+        AppProtocol::Tcp
+    };
+    let t = Target {
+        service: &gw_pod.name,
+        namespace: &gw_pod.namespace,
+        svc: None,
+        external: false,
+        port: pair.port,
+        subset: "",
+        protocol: proto,
+    };
     let out = outbound::build(ctx, &pair.client, client, &t, None);
     let mut notes = out.notes.clone();
     let app = FlowClass::Plaintext;
@@ -47,8 +61,14 @@ pub fn row(ctx: &Ctx, pair: &Pair, client: &Endpoint) -> Result<Evaluated, Strin
         protocol: proto,
         request: pair.request.clone(),
         server_mode: MtlsMode::Disable,
-        server_source: PeerSource::NotIntercepted { reason: "no Gateway server".into() },
-        client_tls: if out.intercepted { out.tls } else { ClientTls::Disable },
+        server_source: PeerSource::NotIntercepted {
+            reason: "no Gateway server".into(),
+        },
+        client_tls: if out.intercepted {
+            out.tls
+        } else {
+            ClientTls::Disable
+        },
         client_tls_source: out.tls_source.clone(),
         client_sidecar: client.injection.injected,
         server_sidecar: gw.injection.injected,
@@ -58,37 +78,82 @@ pub fn row(ctx: &Ctx, pair: &Pair, client: &Endpoint) -> Result<Evaluated, Strin
         notes: Vec::new(),
     };
     let host = pair.request.as_ref().and_then(|r| r.host.as_deref());
-    let Some((gateway, server)) = found.iter().find(|(_, s)| s.hosts.iter().any(|h| host_matches(strip_ns(h), host))).or(found.first()) else {
-        row.status = Status::conflict(format!("no Gateway server listens on port {} of {}", pair.port, gw_pod.name), Consequence::Refused);
+    let Some((gateway, server)) = found
+        .iter()
+        .find(|(_, s)| s.hosts.iter().any(|h| host_matches(strip_ns(h), host)))
+        .or(found.first())
+    else {
+        row.status = Status::conflict(
+            format!(
+                "no Gateway server listens on port {} of {}",
+                pair.port, gw_pod.name
+            ),
+            Consequence::Refused,
+        );
         return Ok(Evaluated { row, next: None });
     };
     let tls_mode = server.tls.as_ref().map(|t| t.mode);
-    row.server_mode = if tls_mode == Some(ServerTlsMode::IstioMutual) { MtlsMode::Strict } else { MtlsMode::Disable };
-    row.server_source = PeerSource::Gateway { name: gateway.name().to_string(), namespace: gateway.namespace().to_string() };
+    row.server_mode = if tls_mode == Some(ServerTlsMode::IstioMutual) {
+        MtlsMode::Strict
+    } else {
+        MtlsMode::Disable
+    };
+    row.server_source = PeerSource::Gateway {
+        name: gateway.name().to_string(),
+        namespace: gateway.namespace().to_string(),
+    };
     let terminates = tls_mode.is_some_and(|m| m != ServerTlsMode::IstioMutual)
-        || matches!(server.port.protocol.to_ascii_uppercase().as_str(), "HTTPS" | "TLS");
-    let view = ServerView { intercepted: true, mode: row.server_mode, bypass: String::new(), expects_tls: terminates, server_first: false };
+        || matches!(
+            server.port.protocol.to_ascii_uppercase().as_str(),
+            "HTTPS" | "TLS"
+        );
+    let view = ServerView {
+        intercepted: true,
+        mode: row.server_mode,
+        bypass: String::new(),
+        expects_tls: terminates,
+        server_first: false,
+    };
     if let Err((problem, _)) = connect::accept(&out, app, &view) {
         row.status = Status::conflict(problem, connect::refused(&out, client, proto));
         return Ok(Evaluated { row, next: None });
     }
     let mut policy_notes = Vec::new();
-    let policies: Vec<_> = authz::applicable(ctx.cluster.authorization_policies.iter().map(|r| &r.object), &ctx.mesh.root_namespace, gw_pod, &mut policy_notes)
-        .into_iter()
-        .map(|p| authz::for_port(p, proto.is_http()))
-        .collect();
+    let policies: Vec<_> = authz::applicable(
+        ctx.cluster.authorization_policies.iter().map(|r| &r.object),
+        &ctx.mesh.root_namespace,
+        gw_pod,
+        &mut policy_notes,
+    )
+    .into_iter()
+    .map(|p| authz::for_port(p, proto.is_http()))
+    .collect();
     notes.extend(policy_notes);
-    let facts = Facts { principal: None, port: gateway_target_port(pair.port), request: pair.request.as_ref() };
+    let facts = Facts {
+        principal: None,
+        port: gateway_target_port(pair.port),
+        request: pair.request.as_ref(),
+    };
     match authz::decide(&policies, &facts) {
         Decision::Deny { by } => {
-            let c = if proto.is_http() { Consequence::Forbidden403 } else { Consequence::RbacClosed };
+            let c = if proto.is_http() {
+                Consequence::Forbidden403
+            } else {
+                Consequence::RbacClosed
+            };
             row.status = Status::conflict(format!("denied at the gateway by {by}"), c);
             return Ok(Evaluated { row, next: None });
         }
-        Decision::Depends { why } => notes.push(format!("gateway authorization depends on the request: {why}")),
+        Decision::Depends { why } => notes.push(format!(
+            "gateway authorization depends on the request: {why}"
+        )),
         Decision::Allow => {}
     }
-    let next = if pair.server == Peer::IngressGateway { route(ctx, pair, gateway, server, &mut row)? } else { None };
+    let next = if pair.server == Peer::IngressGateway {
+        route(ctx, pair, gateway, server, &mut row)?
+    } else {
+        None
+    };
     if pair.server == Peer::EgressGateway {
         notes.push("the egress gateway's onward connection is not modelled".into());
     }
@@ -97,12 +162,22 @@ pub fn row(ctx: &Ctx, pair: &Pair, client: &Endpoint) -> Result<Evaluated, Strin
 }
 
 /// Gateway servers on `port` of the gateway pod, oldest Gateway first.
-fn servers<'a>(ctx: &'a Ctx, pod: &super::cluster::PodInfo, port: u16) -> Vec<(&'a Gateway, &'a Server)> {
+fn servers<'a>(
+    ctx: &'a Ctx,
+    pod: &super::cluster::PodInfo,
+    port: u16,
+) -> Vec<(&'a Gateway, &'a Server)> {
     ctx.cluster
         .gateways
         .iter()
         .map(|g| &g.object)
-        .filter(|g| !g.spec.selector.is_empty() && g.spec.selector.iter().all(|(k, v)| pod.labels.get(k) == Some(v)))
+        .filter(|g| {
+            !g.spec.selector.is_empty()
+                && g.spec
+                    .selector
+                    .iter()
+                    .all(|(k, v)| pod.labels.get(k) == Some(v))
+        })
         .flat_map(|g| g.spec.servers.iter().map(move |s| (g, s)))
         .filter(|(_, s)| s.port.number == u32::from(port))
         .collect()
@@ -119,7 +194,11 @@ pub fn host_matches(pattern: &str, host: Option<&str>) -> bool {
         return true;
     }
     let Some(host) = host else { return false };
-    let host = host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host).to_ascii_lowercase();
+    let host = host
+        .rsplit_once(':')
+        .map(|(h, _)| h)
+        .unwrap_or(host)
+        .to_ascii_lowercase();
     match pattern.strip_prefix('*') {
         Some(suffix) => host.ends_with(&suffix.to_ascii_lowercase()),
         None => host == pattern.to_ascii_lowercase(),
@@ -138,18 +217,37 @@ fn gateway_ref(vs: &VirtualService, reference: &str) -> String {
 }
 
 /// The next hop for an HTTP request through the ingress gateway, or a 404.
-fn route(ctx: &Ctx, pair: &Pair, gateway: &Gateway, server: &Server, row: &mut Row) -> Result<Option<Pair>, String> {
+fn route(
+    ctx: &Ctx,
+    pair: &Pair,
+    gateway: &Gateway,
+    server: &Server,
+    row: &mut Row,
+) -> Result<Option<Pair>, String> {
     let me = format!("{}/{}", gateway.namespace(), gateway.name());
-    let request = pair.request.clone().unwrap_or_else(|| Request { method: "GET".into(), path: "/".into(), host: None });
-    let host = request.host.as_deref();
-    let bound = ctx.cluster.virtual_services.iter().map(|v| &v.object).filter(|vs| {
-        vs.spec.gateways.iter().any(|g| gateway_ref(vs, g) == me)
-            && vs.spec.hosts.iter().any(|h| host_matches(h, host))
-            && server.hosts.iter().any(|h| host_matches(strip_ns(h), host))
+    let request = pair.request.clone().unwrap_or_else(|| Request {
+        method: "GET".into(),
+        path: "/".into(),
+        host: None,
     });
+    let host = request.host.as_deref();
+    let bound = ctx
+        .cluster
+        .virtual_services
+        .iter()
+        .map(|v| &v.object)
+        .filter(|vs| {
+            vs.spec.gateways.iter().any(|g| gateway_ref(vs, g) == me)
+                && vs.spec.hosts.iter().any(|h| host_matches(h, host))
+                && server.hosts.iter().any(|h| host_matches(strip_ns(h), host))
+        });
     for vs in bound {
         for r in &vs.spec.http {
-            if !(r.matches.is_empty() || r.matches.iter().any(|m| http_match(m, &request, pair.port, &me, vs, &mut row.notes))) {
+            if !(r.matches.is_empty()
+                || r.matches
+                    .iter()
+                    .any(|m| http_match(m, &request, pair.port, &me, vs, &mut row.notes)))
+            {
                 continue;
             }
             let Some(dest) = r.route.first().map(|d| &d.destination) else {
@@ -159,7 +257,13 @@ fn route(ctx: &Ctx, pair: &Pair, gateway: &Gateway, server: &Server, row: &mut R
             return backend(ctx, pair, vs, dest).map(Some);
         }
     }
-    row.status = Status::conflict(format!("no VirtualService route on {me} for {request} (host {})", host.unwrap_or("-")), Consequence::NotFound404);
+    row.status = Status::conflict(
+        format!(
+            "no VirtualService route on {me} for {request} (host {})",
+            host.unwrap_or("-")
+        ),
+        Consequence::NotFound404,
+    );
     Ok(None)
 }
 
@@ -168,35 +272,80 @@ fn string_match(m: &StringMatch, value: &str, notes: &mut Vec<String>) -> bool {
         notes.push("regex matches are not evaluated; the route is treated as not matching".into());
         return false;
     }
-    m.exact.as_deref().is_none_or(|e| e == value) && m.prefix.as_deref().is_none_or(|p| value.starts_with(p))
+    m.exact.as_deref().is_none_or(|e| e == value)
+        && m.prefix.as_deref().is_none_or(|p| value.starts_with(p))
 }
 
-fn http_match(m: &HttpMatchRequest, r: &Request, port: u16, me: &str, vs: &VirtualService, notes: &mut Vec<String>) -> bool {
-    if !m.headers.is_empty() || !m.query_params.is_empty() || !m.without_headers.is_empty() || !m.source_labels.is_empty() {
-        notes.push(format!("VirtualService {}: header, query and source matches are not evaluated", vs.name()));
+fn http_match(
+    m: &HttpMatchRequest,
+    r: &Request,
+    port: u16,
+    me: &str,
+    vs: &VirtualService,
+    notes: &mut Vec<String>,
+) -> bool {
+    if !m.headers.is_empty()
+        || !m.query_params.is_empty()
+        || !m.without_headers.is_empty()
+        || !m.source_labels.is_empty()
+    {
+        notes.push(format!(
+            "VirtualService {}: header, query and source matches are not evaluated",
+            vs.name()
+        ));
         return false;
     }
-    m.uri.as_ref().is_none_or(|u| string_match(u, &r.path, notes))
-        && m.method.as_ref().is_none_or(|u| string_match(u, &r.method, notes))
+    m.uri
+        .as_ref()
+        .is_none_or(|u| string_match(u, &r.path, notes))
+        && m.method
+            .as_ref()
+            .is_none_or(|u| string_match(u, &r.method, notes))
         && m.port.is_none_or(|p| p == u32::from(port))
         && (m.gateways.is_empty() || m.gateways.iter().any(|g| gateway_ref(vs, g) == me))
 }
 
 /// The gateway -> Service pair for a route destination.
-fn backend(ctx: &Ctx, pair: &Pair, vs: &VirtualService, dest: &crate::crd::networking::Destination) -> Result<Pair, String> {
+fn backend(
+    ctx: &Ctx,
+    pair: &Pair,
+    vs: &VirtualService,
+    dest: &crate::crd::networking::Destination,
+) -> Result<Pair, String> {
     let fqdn = resolve_host(&dest.host, vs.namespace(), &ctx.mesh.domain);
     let suffix = format!(".svc.{}", ctx.mesh.domain);
     let (name, namespace) = fqdn
         .strip_suffix(&suffix)
         .and_then(|rest| rest.split_once('.'))
-        .ok_or_else(|| format!("VirtualService {} routes to {fqdn}, which is not a cluster Service", vs.name()))?;
-    let svc = ctx.cluster.service(name, namespace).ok_or_else(|| format!("VirtualService {} routes to Service {namespace}/{name}, which is not in the manifests", vs.name()))?;
+        .ok_or_else(|| {
+            format!(
+                "VirtualService {} routes to {fqdn}, which is not a cluster Service",
+                vs.name()
+            )
+        })?;
+    let svc = ctx.cluster.service(name, namespace).ok_or_else(|| {
+        format!(
+            "VirtualService {} routes to Service {namespace}/{name}, which is not in the manifests",
+            vs.name()
+        )
+    })?;
     let port = match (dest.port, svc.ports.as_slice()) {
-        (Some(p), _) => u16::try_from(p.number).map_err(|_| "route port out of range".to_string())?,
+        (Some(p), _) => {
+            u16::try_from(p.number).map_err(|_| "route port out of range".to_string())?
+        }
         (None, [only]) => only.port,
-        (None, _) => return Err(format!("VirtualService {} must name a port of {name}, which has several", vs.name())),
+        (None, _) => {
+            return Err(format!(
+                "VirtualService {} must name a port of {name}, which has several",
+                vs.name()
+            ));
+        }
     };
-    let pod = ctx.cluster.endpoints(svc).next().ok_or_else(|| format!("no workload behind Service {namespace}/{name}"))?;
+    let pod = ctx
+        .cluster
+        .endpoints(svc)
+        .next()
+        .ok_or_else(|| format!("no workload behind Service {namespace}/{name}"))?;
     let target = svc.port(port).and_then(|p| pod.resolve_target(&p.target));
     Ok(Pair {
         client: pair.server.clone(),
@@ -207,7 +356,9 @@ fn backend(ctx: &Ctx, pair: &Pair, vs: &VirtualService, dest: &crate::crd::netwo
         subset: dest.subset.clone(),
         request: pair.request.clone(),
         origin: format!("via {} ({})", pair.server.name(), vs.name()),
-        protocols: target.map(|t| [(t, Protocol::Http)].into_iter().collect()).unwrap_or_default(),
+        protocols: target
+            .map(|t| [(t, Protocol::Http)].into_iter().collect())
+            .unwrap_or_default(),
         forward: None,
     })
 }
@@ -219,7 +370,10 @@ mod tests {
     #[test]
     fn host_matching() {
         assert!(host_matches("*", None));
-        assert!(host_matches("rabbit.meshproof.test", Some("Rabbit.meshproof.test:80")));
+        assert!(host_matches(
+            "rabbit.meshproof.test",
+            Some("Rabbit.meshproof.test:80")
+        ));
         assert!(host_matches("*.meshproof.test", Some("a.meshproof.test")));
         assert!(!host_matches("a.meshproof.test", Some("b.meshproof.test")));
         assert!(!host_matches("a.meshproof.test", None));

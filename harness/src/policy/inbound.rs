@@ -115,7 +115,11 @@ pub fn build(ctx: &Ctx, pod: &PodInfo, hints: &BTreeMap<u16, Protocol>) -> Inbou
         spiffe_id: format!("spiffe://{}", ctx.principal(pod)),
         sidecar: injection.injected,
         sidecar_reason: injection.reason,
-        excluded_ports: ports.iter().filter(|p| injection.injected && !p.intercepted).map(|p| p.port).collect(),
+        excluded_ports: ports
+            .iter()
+            .filter(|p| injection.injected && !p.intercepted)
+            .map(|p| p.port)
+            .collect(),
         ports,
         notes,
     }
@@ -145,6 +149,9 @@ pub fn port_policy(
         intercepted: true,
         mtls: decision.mode,
         mtls_source: decision.source,
-        authz: policies.into_iter().map(|p| authz::for_port(p, proto.is_http())).collect(),
+        authz: policies
+            .into_iter()
+            .map(|p| authz::for_port(p, proto.is_http()))
+            .collect(),
     }
 }

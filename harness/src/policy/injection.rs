@@ -25,7 +25,10 @@ pub struct Injection {
 }
 
 fn injection(injected: bool, reason: impl Into<String>) -> Injection {
-    Injection { injected, reason: reason.into() }
+    Injection {
+        injected,
+        reason: reason.into(),
+    }
 }
 
 const INJECT: &str = "sidecar.istio.io/inject";
@@ -38,10 +41,16 @@ pub fn istio_sidecar(ns_labels: &BTreeMap<String, String>, pod: &PodInfo) -> Inj
         return injection(false, "hostNetwork pods are never injected");
     }
     if matches!(pod.namespace.as_str(), "kube-system" | "kube-public") {
-        return injection(false, format!("namespace {} is never injected", pod.namespace));
+        return injection(
+            false,
+            format!("namespace {} is never injected", pod.namespace),
+        );
     }
     let pod_label = pod.labels.get(INJECT).map(String::as_str);
-    let webhook = match (ns_labels.get(NS_INJECTION).map(String::as_str), ns_labels.get(REV)) {
+    let webhook = match (
+        ns_labels.get(NS_INJECTION).map(String::as_str),
+        ns_labels.get(REV),
+    ) {
         (Some("enabled"), _) => pod_label != Some("false"),
         (Some(other), _) => {
             return injection(false, format!("namespace label {NS_INJECTION}={other}"));
@@ -89,7 +98,10 @@ pub struct Interception {
 impl Interception {
     /// True when inbound traffic to this container port goes through the sidecar.
     pub fn inbound(&self, port: u16) -> bool {
-        let included = self.include_inbound.as_ref().is_none_or(|ports| ports.contains(&port));
+        let included = self
+            .include_inbound
+            .as_ref()
+            .is_none_or(|ports| ports.contains(&port));
         included && !self.exclude_inbound.contains(&port)
     }
 
@@ -104,9 +116,16 @@ impl Interception {
 
 /// Reads Istio's `traffic.sidecar.istio.io/*` annotations.
 pub fn istio_interception(pod: &PodInfo) -> Interception {
-    let a = |key: &str| pod.annotations.get(&format!("traffic.sidecar.istio.io/{key}"));
+    let a = |key: &str| {
+        pod.annotations
+            .get(&format!("traffic.sidecar.istio.io/{key}"))
+    };
     let mut notes = Vec::new();
-    let mut ports = |key: &str| a(key).map(|v| port_list(key, v, &mut notes)).unwrap_or_default();
+    let mut ports = |key: &str| {
+        a(key)
+            .map(|v| port_list(key, v, &mut notes))
+            .unwrap_or_default()
+    };
     let include_inbound = match a("includeInboundPorts").map(|v| v.trim()) {
         None | Some("*") => None,
         Some(_) => Some(ports("includeInboundPorts")),
@@ -116,7 +135,8 @@ pub fn istio_interception(pod: &PodInfo) -> Interception {
     let include_outbound_ports = ports("includeOutboundPorts");
     let no_outbound_ranges = a("includeOutboundIPRanges").is_some_and(|v| v.trim().is_empty());
     if a("excludeOutboundIPRanges").is_some() {
-        notes.push("excludeOutboundIPRanges is not evaluated: the model has no IP addresses".into());
+        notes
+            .push("excludeOutboundIPRanges is not evaluated: the model has no IP addresses".into());
     }
     Interception {
         include_inbound,
@@ -159,7 +179,10 @@ pub fn consul_injected(pod: &PodInfo, defaults: ConsulDefaults) -> Injection {
         Some("true") => injection(true, format!("{}=\"true\"", consul::INJECT)),
         Some("false") => injection(false, format!("{}=\"false\"", consul::INJECT)),
         _ if defaults.inject => injection(true, "connectInject.default is true"),
-        _ => injection(false, "connectInject.default is false and the pod does not opt in"),
+        _ => injection(
+            false,
+            "connectInject.default is false and the pod does not opt in",
+        ),
     }
 }
 
@@ -180,7 +203,11 @@ mod tests {
     use super::*;
 
     fn pod(labels: &[(&str, &str)], annotations: &[(&str, &str)]) -> PodInfo {
-        let map = |kv: &[(&str, &str)]| kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map = |kv: &[(&str, &str)]| {
+            kv.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
         PodInfo {
             name: "web".into(),
             namespace: "demo".into(),
@@ -191,7 +218,10 @@ mod tests {
     }
 
     fn ns(labels: &[(&str, &str)]) -> BTreeMap<String, String> {
-        labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -205,7 +235,11 @@ mod tests {
             (&enabled, pod(&[(INJECT, "false")], &[]), false),
             (&enabled, pod(&[], &[(INJECT, "false")]), false),
             // The label wins over the deprecated annotation.
-            (&enabled, pod(&[(INJECT, "true")], &[(INJECT, "false")]), true),
+            (
+                &enabled,
+                pod(&[(INJECT, "true")], &[(INJECT, "false")]),
+                true,
+            ),
             (&disabled, pod(&[(INJECT, "true")], &[]), false),
             (&rev, pod(&[], &[]), true),
             (&none, pod(&[], &[]), false),
@@ -234,9 +268,15 @@ mod tests {
         let i = istio_interception(&p);
         assert!(!i.inbound(4369) && !i.inbound(5671) && i.inbound(5672));
         assert!(!i.outbound(3306) && i.outbound(80));
-        assert_eq!(i.notes, ["excludeOutboundPorts: `x` is not a port; ignored"]);
+        assert_eq!(
+            i.notes,
+            ["excludeOutboundPorts: `x` is not a port; ignored"]
+        );
 
-        let only = istio_interception(&pod(&[], &[("traffic.sidecar.istio.io/includeInboundPorts", "8080")]));
+        let only = istio_interception(&pod(
+            &[],
+            &[("traffic.sidecar.istio.io/includeInboundPorts", "8080")],
+        ));
         assert!(only.inbound(8080) && !only.inbound(9090));
         let none_out = istio_interception(&pod(
             &[],
@@ -250,7 +290,10 @@ mod tests {
 
     #[test]
     fn consul_injection_and_transparent_proxy() {
-        let d = ConsulDefaults { inject: false, transparent_proxy: true };
+        let d = ConsulDefaults {
+            inject: false,
+            transparent_proxy: true,
+        };
         assert!(consul_injected(&pod(&[], &[(consul::INJECT, "true")]), d).injected);
         assert!(!consul_injected(&pod(&[], &[]), d).injected);
         let on = ConsulDefaults { inject: true, ..d };
@@ -259,6 +302,10 @@ mod tests {
         let off = pod(&[], &[(consul::TRANSPARENT_PROXY, "false")]);
         assert!(!consul_transparent_proxy(&ns(&[]), &off, d));
         assert!(consul_transparent_proxy(&ns(&[]), &pod(&[], &[]), d));
-        assert!(!consul_transparent_proxy(&ns(&[(consul::TRANSPARENT_PROXY, "false")]), &pod(&[], &[]), d));
+        assert!(!consul_transparent_proxy(
+            &ns(&[(consul::TRANSPARENT_PROXY, "false")]),
+            &pod(&[], &[]),
+            d
+        ));
     }
 }

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::context::{Ctx, Endpoint};
-use super::types::{Consequence, ExpectedFlow, Pair, Peer, Row, Status, TlsSource};
+use super::types::{Consequence, ExpectedFlow, Pair, Peer, PeerSource, Row, Status, TlsSource};
 use super::{MeshKind, MeshOptions, connect, consul, external, gateway};
 use crate::manifest::Document;
 
@@ -28,7 +28,12 @@ pub fn evaluate(docs: &[Document], pairs: &[Pair], mesh: &MeshOptions) -> Matrix
     let mut m = Matrix {
         mesh: mesh.clone(),
         rows: Vec::new(),
-        problems: ctx.cluster.problems.iter().map(ToString::to_string).collect(),
+        problems: ctx
+            .cluster
+            .problems
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
     };
     for pair in pairs {
         evaluate_pair(&ctx, pair, 0, &mut m);
@@ -44,7 +49,10 @@ fn evaluate_pair(ctx: &Ctx, pair: &Pair, depth: usize, m: &mut Matrix) -> Option
     let (mut row, next) = match evaluated {
         Ok(pair_row) => pair_row,
         Err(problem) => {
-            m.problems.push(format!("{} -> {}:{}: {problem}", pair.client, pair.service, pair.port));
+            m.problems.push(format!(
+                "{} -> {}:{}: {problem}",
+                pair.client, pair.service, pair.port
+            ));
             return None;
         }
     };
@@ -61,7 +69,9 @@ fn evaluate_pair(ctx: &Ctx, pair: &Pair, depth: usize, m: &mut Matrix) -> Option
 
 /// One pair's row and the hop its request is forwarded to, if any.
 fn one(ctx: &Ctx, pair: &Pair) -> Result<(Row, Option<Pair>), String> {
-    let client = ctx.endpoint(&pair.client).ok_or_else(|| format!("client {} has no Deployment or StatefulSet", pair.client))?;
+    let client = ctx
+        .endpoint(&pair.client)
+        .ok_or_else(|| format!("client {} has no Deployment or StatefulSet", pair.client))?;
     match &pair.server {
         Peer::Host => Err("the host is not a server".into()),
         Peer::IngressGateway | Peer::EgressGateway if ctx.mesh.kind != MeshKind::Istio => {
@@ -92,18 +102,29 @@ fn workload(ctx: &Ctx, pair: &Pair, client: &Endpoint, server: &Endpoint) -> Res
 /// proxy; a failed connection becomes 503 from an Envoy (a gateway, or the proxy's own
 /// sidecar) or 502 from a proxy without one.
 fn propagate(upstream: &Row) -> Status {
-    let Status::Conflict { problem, consequence } = &upstream.status else {
+    let Status::Conflict {
+        problem,
+        consequence,
+    } = &upstream.status
+    else {
         return Status::Ok;
     };
     let via = upstream.client.name();
     let envoy_in_front = matches!(upstream.client, Peer::IngressGateway | Peer::EgressGateway)
-        || (upstream.client_sidecar && !matches!(upstream.client_tls_source, TlsSource::NotIntercepted { .. }));
+        || (upstream.client_sidecar
+            && !matches!(upstream.client_tls_source, TlsSource::NotIntercepted { .. }));
     let consequence = match consequence {
-        Consequence::Forbidden403 | Consequence::NotFound404 | Consequence::Unavailable503 | Consequence::BadGateway502 => *consequence,
+        Consequence::Forbidden403
+        | Consequence::NotFound404
+        | Consequence::Unavailable503
+        | Consequence::BadGateway502 => *consequence,
         _ if envoy_in_front => Consequence::Unavailable503,
         _ => Consequence::BadGateway502,
     };
-    Status::conflict(format!("{via} -> {}:{}: {problem}", upstream.service, upstream.port), consequence)
+    Status::conflict(
+        format!("{via} -> {}:{}: {problem}", upstream.service, upstream.port),
+        consequence,
+    )
 }
 
 fn key(r: &Row) -> (String, String, String, String, u16, String) {
@@ -113,7 +134,10 @@ fn key(r: &Row) -> (String, String, String, String, u16, String) {
         r.service.clone(),
         r.namespace.clone(),
         r.port,
-        r.request.as_ref().map(ToString::to_string).unwrap_or_default(),
+        r.request
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
     )
 }
 
@@ -147,12 +171,39 @@ pub fn expected_flows(m: &Matrix) -> Vec<ExpectedFlow> {
     let mut flows: Vec<ExpectedFlow> = m
         .rows
         .iter()
-        .filter(|r| !matches!(r.status, Status::Conflict { consequence: Consequence::Refused, .. }))
+        .filter(|r| {
+            !matches!(
+                r.status,
+                Status::Conflict {
+                    consequence: Consequence::Refused,
+                    ..
+                }
+            )
+        })
         .filter_map(|r| {
-            Some(ExpectedFlow { from: r.client.name().to_string(), to: r.server.name().to_string(), port: r.wire_port?, class: r.class })
+            Some(ExpectedFlow {
+                from: r.client.name().to_string(),
+                to: r.server.name().to_string(),
+                port: r.wire_port?,
+                class: r.class,
+                because: because(r),
+            })
         })
         .collect();
     flows.sort();
-    flows.dedup();
+    flows.dedup_by(|a, b| (&a.from, &a.to, a.port, a.class) == (&b.from, &b.to, b.port, b.class));
     flows
+}
+
+/// One line on why a row has its class: the client's setting and the server's mode.
+fn because(r: &Row) -> String {
+    let client = match &r.client_tls_source {
+        TlsSource::NotIntercepted { reason } => format!("client not intercepted ({reason})"),
+        source => format!("client {} ({source})", r.client_tls.as_str()),
+    };
+    let server = match &r.server_source {
+        PeerSource::NotIntercepted { reason } => format!("server not intercepted ({reason})"),
+        source => format!("server {} ({source})", r.server_mode.as_str()),
+    };
+    format!("{client}; {server}")
 }

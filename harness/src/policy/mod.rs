@@ -28,6 +28,8 @@ mod protocol;
 mod table;
 mod types;
 
+#[cfg(test)]
+mod tests;
 
 use serde::Serialize;
 
@@ -93,7 +95,11 @@ pub enum PolicyError {
 }
 
 fn list(errors: &[CrdError]) -> String {
-    errors.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n")
+    errors
+        .iter()
+        .map(|e| format!("  {e}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Which mesh the model applies.
@@ -132,13 +138,19 @@ pub struct MeshOptions {
 impl MeshOptions {
     /// Istio's defaults.
     pub fn istio() -> MeshOptions {
-        MeshOptions { kind: MeshKind::Istio, ..MeshOptions::none() }
+        MeshOptions {
+            kind: MeshKind::Istio,
+            ..MeshOptions::none()
+        }
     }
 
     /// Consul with the chart's defaults: injection opt-in per pod, transparent proxy on,
     /// ACLs off (intentions default to allow).
     pub fn consul() -> MeshOptions {
-        MeshOptions { kind: MeshKind::Consul, ..MeshOptions::none() }
+        MeshOptions {
+            kind: MeshKind::Consul,
+            ..MeshOptions::none()
+        }
     }
 
     /// No mesh.
@@ -150,14 +162,19 @@ impl MeshOptions {
             domain: "cluster.local".into(),
             auto_mtls: true,
             registry_only: false,
-            consul: ConsulDefaults { inject: false, transparent_proxy: true },
+            consul: ConsulDefaults {
+                inject: false,
+                transparent_proxy: true,
+            },
             consul_default_allow: true,
         }
     }
 
     /// The options a scenario's `requires` asks for.
     pub fn for_requirements(r: &Requirements) -> MeshOptions {
-        let Some(mesh) = &r.mesh else { return MeshOptions::none() };
+        let Some(mesh) = &r.mesh else {
+            return MeshOptions::none();
+        };
         let mut o = match mesh.name {
             MeshName::Istio => MeshOptions::istio(),
             MeshName::Consul => MeshOptions::consul(),
@@ -171,8 +188,8 @@ impl MeshOptions {
 }
 
 impl Matrix {
-    /// The matrix for a scenario after `phase` (after every phase when `None`): the
-    /// objects that exist then, and every call and every probe up to that phase.
+    /// The matrix for a scenario after `phase` (after the last phase when `None`): the
+    /// objects that exist then, every workload call, and the probes of that phase.
     pub fn for_scenario(s: &Scenario, phase: Option<&str>) -> Result<Matrix, PolicyError> {
         check_phase(s, phase)?;
         let docs = creation_order(s, phase);
@@ -208,7 +225,11 @@ pub struct ServiceRef<'a> {
 
 /// The inbound side of a workload: per container port, interception, mTLS mode and
 /// authorization. `docs` are in creation order.
-pub fn inbound(docs: &[Document], workload: &Peer, mesh: &MeshOptions) -> Result<InboundPolicy, PolicyError> {
+pub fn inbound(
+    docs: &[Document],
+    workload: &Peer,
+    mesh: &MeshOptions,
+) -> Result<InboundPolicy, PolicyError> {
     let ctx = context::Ctx::new(docs, mesh);
     inbound_in(&ctx, workload, &Default::default())
 }
@@ -247,15 +268,23 @@ fn outbound_in(
     port: u16,
     hint: Option<crate::scenario::Protocol>,
 ) -> Result<OutboundPolicy, PolicyError> {
-    let endpoint = ctx.endpoint(client).ok_or_else(|| PolicyError::UnknownWorkload {
-        name: client.name().to_string(),
-        namespace: client.namespace().unwrap_or_default().to_string(),
+    let endpoint = ctx
+        .endpoint(client)
+        .ok_or_else(|| PolicyError::UnknownWorkload {
+            name: client.name().to_string(),
+            namespace: client.namespace().unwrap_or_default().to_string(),
+        })?;
+    let svc = ctx
+        .cluster
+        .service(service.name, service.namespace)
+        .ok_or_else(|| PolicyError::UnknownService {
+            name: service.name.to_string(),
+            namespace: service.namespace.to_string(),
+        })?;
+    let svc_port = svc.port(port).ok_or_else(|| PolicyError::UnknownPort {
+        service: service.name.to_string(),
+        port,
     })?;
-    let svc = ctx.cluster.service(service.name, service.namespace).ok_or_else(|| PolicyError::UnknownService {
-        name: service.name.to_string(),
-        namespace: service.namespace.to_string(),
-    })?;
-    let svc_port = svc.port(port).ok_or_else(|| PolicyError::UnknownPort { service: service.name.to_string(), port })?;
     let t = outbound::Target {
         service: service.name,
         namespace: service.namespace,
@@ -270,10 +299,22 @@ fn outbound_in(
 
 /// [`inbound`] for a scenario workload after `phase`, with the protocols the scenario
 /// says each port speaks.
-pub fn inbound_for_scenario(s: &Scenario, phase: Option<&str>, workload: &str) -> Result<InboundPolicy, PolicyError> {
+pub fn inbound_for_scenario(
+    s: &Scenario,
+    phase: Option<&str>,
+    workload: &str,
+) -> Result<InboundPolicy, PolicyError> {
     check_phase(s, phase)?;
-    let w = s.workload(workload).ok_or_else(|| PolicyError::UnknownWorkload { name: workload.to_string(), namespace: "-".into() })?;
-    let ctx = context::Ctx::new(&creation_order(s, phase), &MeshOptions::for_requirements(&s.file.requires));
+    let w = s
+        .workload(workload)
+        .ok_or_else(|| PolicyError::UnknownWorkload {
+            name: workload.to_string(),
+            namespace: "-".into(),
+        })?;
+    let ctx = context::Ctx::new(
+        &creation_order(s, phase),
+        &MeshOptions::for_requirements(&s.file.requires),
+    );
     let hints = w.ports.iter().map(|p| (p.port, p.protocol)).collect();
     inbound_in(&ctx, &Peer::workload(&w.name.value, &w.namespace), &hints)
 }
@@ -291,11 +332,19 @@ pub fn outbound_for_scenario(
         crate::scenario::peers::INGRESS_GATEWAY => Peer::IngressGateway,
         crate::scenario::peers::EGRESS_GATEWAY => Peer::EgressGateway,
         name => {
-            let w = s.workload(name).ok_or_else(|| PolicyError::UnknownWorkload { name: name.to_string(), namespace: "-".into() })?;
+            let w = s
+                .workload(name)
+                .ok_or_else(|| PolicyError::UnknownWorkload {
+                    name: name.to_string(),
+                    namespace: "-".into(),
+                })?;
             Peer::workload(&w.name.value, &w.namespace)
         }
     };
-    let ctx = context::Ctx::new(&creation_order(s, phase), &MeshOptions::for_requirements(&s.file.requires));
+    let ctx = context::Ctx::new(
+        &creation_order(s, phase),
+        &MeshOptions::for_requirements(&s.file.requires),
+    );
     let hint = s
         .file
         .workloads

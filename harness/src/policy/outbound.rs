@@ -99,7 +99,13 @@ fn convert(mode: ClientTlsMode) -> ClientTls {
 
 /// Computes the outbound side; `server` is the endpoint workload the pair names, used
 /// to pick the per-endpoint auto mTLS decision.
-pub fn build(ctx: &Ctx, peer: &Peer, client: &Endpoint, t: &Target, server: Option<&PodInfo>) -> OutboundPolicy {
+pub fn build(
+    ctx: &Ctx,
+    peer: &Peer,
+    client: &Endpoint,
+    t: &Target,
+    server: Option<&PodInfo>,
+) -> OutboundPolicy {
     let host = ctx.fqdn(t.service, t.namespace);
     let headless = t.svc.is_some_and(|s| s.headless);
     let mut out = OutboundPolicy {
@@ -114,7 +120,9 @@ pub fn build(ctx: &Ctx, peer: &Peer, client: &Endpoint, t: &Target, server: Opti
         headless,
         intercepted: false,
         tls: ClientTls::Disable,
-        tls_source: TlsSource::NotIntercepted { reason: client.injection.reason.clone() },
+        tls_source: TlsSource::NotIntercepted {
+            reason: client.injection.reason.clone(),
+        },
         sni: None,
         alpn: Vec::new(),
         subject_alt_names: Vec::new(),
@@ -122,24 +130,48 @@ pub fn build(ctx: &Ctx, peer: &Peer, client: &Endpoint, t: &Target, server: Opti
         notes: Vec::new(),
     };
     if !client.injection.injected {
-        out.tls_source = TlsSource::NotIntercepted { reason: "no sidecar".into() };
+        out.tls_source = TlsSource::NotIntercepted {
+            reason: "no sidecar".into(),
+        };
         return out;
     }
     if !client.is_gateway && !client.interception.outbound(t.port) {
-        out.tls_source = TlsSource::NotIntercepted { reason: format!("port {} excluded", t.port) };
-        out.notes.push(format!("traffic to port {} bypasses the sidecar (excludeOutboundPorts)", t.port));
+        out.tls_source = TlsSource::NotIntercepted {
+            reason: format!("port {} excluded", t.port),
+        };
+        out.notes.push(format!(
+            "traffic to port {} bypasses the sidecar (excludeOutboundPorts)",
+            t.port
+        ));
         return out;
     }
     out.intercepted = true;
-    let labels = client.pod.as_ref().map(|p| p.labels.clone()).unwrap_or_default();
+    let labels = client
+        .pod
+        .as_ref()
+        .map(|p| p.labels.clone())
+        .unwrap_or_default();
     let client_ns = peer.namespace().unwrap_or_default();
-    let rule = ctx.rules.lookup(&ctx.mesh.root_namespace, client_ns, &labels, &out.host, t.namespace);
+    let rule = ctx.rules.lookup(
+        &ctx.mesh.root_namespace,
+        client_ns,
+        &labels,
+        &out.host,
+        t.namespace,
+    );
     match rule.and_then(|r| destination::cluster_tls(r, t.port, t.subset).map(|tls| (r, tls))) {
         Some((r, tls)) => {
             out.tls = convert(tls.mode);
-            out.tls_source = TlsSource::DestinationRule { name: r.from[0].clone(), namespace: r.namespace.clone() };
+            out.tls_source = TlsSource::DestinationRule {
+                name: r.from[0].clone(),
+                namespace: r.namespace.clone(),
+            };
             if r.from.len() > 1 {
-                out.notes.push(format!("DestinationRules {} merged for {}", r.from.join(", "), r.host));
+                out.notes.push(format!(
+                    "DestinationRules {} merged for {}",
+                    r.from.join(", "),
+                    r.host
+                ));
             }
             out.sni = (!tls.sni.is_empty()).then(|| tls.sni.clone());
             if !tls.subject_alt_names.is_empty() {
@@ -153,10 +185,23 @@ pub fn build(ctx: &Ctx, peer: &Peer, client: &Endpoint, t: &Target, server: Opti
 }
 
 /// Auto mTLS, when no DestinationRule sets TLS for the port.
-fn auto(ctx: &Ctx, out: &mut OutboundPolicy, rule: Option<&MergedRule>, t: &Target, server: Option<&PodInfo>) {
+fn auto(
+    ctx: &Ctx,
+    out: &mut OutboundPolicy,
+    rule: Option<&MergedRule>,
+    t: &Target,
+    server: Option<&PodInfo>,
+) {
     out.tls_source = TlsSource::Auto;
     if !ctx.mesh.auto_mtls || t.external {
-        out.notes.push(if t.external { "mesh-external destination: no auto mTLS" } else { "auto mTLS is off" }.into());
+        out.notes.push(
+            if t.external {
+                "mesh-external destination: no auto mTLS"
+            } else {
+                "auto mTLS is off"
+            }
+            .into(),
+        );
         return;
     }
     let passthrough = out.headless
@@ -165,20 +210,24 @@ fn auto(ctx: &Ctx, out: &mut OutboundPolicy, rule: Option<&MergedRule>, t: &Targ
             .and_then(|tp| tp.load_balancer.as_ref())
             .is_some_and(|lb| lb.simple == Some(SimpleLb::Passthrough));
     let endpoints = t.svc.map(|s| ctx.service_endpoints(s)).unwrap_or_default();
-    if passthrough {
-        if endpoints.is_empty() || endpoints.iter().any(|(_, sidecar)| !sidecar) {
-            out.notes.push("headless service with an endpoint without sidecar: auto mTLS is off".into());
-            return;
-        }
+    if passthrough && (endpoints.is_empty() || endpoints.iter().any(|(_, sidecar)| !sidecar)) {
+        out.notes
+            .push("headless service with an endpoint without sidecar: auto mTLS is off".into());
+        return;
     }
-    let inferred = peer::namespace_mode(&ctx.cluster, &ctx.mesh.root_namespace, t.namespace).unwrap_or(MtlsMode::Permissive);
+    let inferred = peer::namespace_mode(&ctx.cluster, &ctx.mesh.root_namespace, t.namespace)
+        .unwrap_or(MtlsMode::Permissive);
     if inferred == MtlsMode::Disable {
-        out.notes.push(format!("namespace {} (or mesh) PeerAuthentication is DISABLE: auto mTLS sends plaintext", t.namespace));
+        out.notes.push(format!(
+            "namespace {} (or mesh) PeerAuthentication is DISABLE: auto mTLS sends plaintext",
+            t.namespace
+        ));
         return;
     }
     if passthrough {
         out.tls = ClientTls::IstioMutual;
-        out.notes.push("headless service: client mode inferred from namespace/mesh policy only".into());
+        out.notes
+            .push("headless service: client mode inferred from namespace/mesh policy only".into());
         return;
     }
     let eds_mode = rule.and_then(|r| destination::endpoint_tls_mode(r, t.port, t.subset));
@@ -192,23 +241,34 @@ fn auto(ctx: &Ctx, out: &mut OutboundPolicy, rule: Option<&MergedRule>, t: &Targ
             EndpointTls {
                 workload: pod.name.clone(),
                 sidecar: *sidecar,
-                tls: if mtls { ClientTls::IstioMutual } else { ClientTls::Disable },
+                tls: if mtls {
+                    ClientTls::IstioMutual
+                } else {
+                    ClientTls::Disable
+                },
             }
         })
         .collect();
     let chosen = match server {
         Some(pod) => out.endpoints.iter().find(|e| e.workload == pod.name),
-        None => out.endpoints.first().filter(|first| out.endpoints.iter().all(|e| e.tls == first.tls)),
+        None => out
+            .endpoints
+            .first()
+            .filter(|first| out.endpoints.iter().all(|e| e.tls == first.tls)),
     };
     out.tls = chosen.map(|e| e.tls).unwrap_or(ClientTls::Disable);
     if server.is_none() && chosen.is_none() && !out.endpoints.is_empty() {
-        out.notes.push("auto mTLS differs between endpoints; see `endpoints`".into());
+        out.notes
+            .push("auto mTLS differs between endpoints; see `endpoints`".into());
     }
 }
 
 /// The endpoint workload's own mode for the Service port's target port.
 fn endpoint_port_mode(ctx: &Ctx, pod: &PodInfo, t: &Target) -> Option<MtlsMode> {
-    let target = t.svc?.port(t.port).and_then(|p| pod.resolve_target(&p.target))?;
+    let target = t
+        .svc?
+        .port(t.port)
+        .and_then(|p| pod.resolve_target(&p.target))?;
     Some(peer::workload_mode(&ctx.cluster, &ctx.mesh.root_namespace, pod, target).mode)
 }
 

@@ -45,15 +45,31 @@ pub fn creation_order(s: &Scenario, phase: Option<&str>) -> Vec<Document> {
 
 /// The container ports a workload serves, with their protocols.
 fn served(s: &Scenario, name: &str) -> BTreeMap<u16, Protocol> {
-    s.workload(name).map(|w| w.ports.iter().map(|p| (p.port, p.protocol)).collect()).unwrap_or_default()
+    s.workload(name)
+        .map(|w| w.ports.iter().map(|p| (p.port, p.protocol)).collect())
+        .unwrap_or_default()
 }
 
 /// A server by scenario name: the peer, its default Service and the Service's namespace.
 fn server(s: &Scenario, name: &str, mesh: &MeshOptions) -> Option<(Peer, String, String)> {
     match name {
-        peers::INGRESS_GATEWAY => Some((Peer::IngressGateway, "istio-ingressgateway".into(), mesh.root_namespace.clone())),
-        peers::EGRESS_GATEWAY => Some((Peer::EgressGateway, "istio-egressgateway".into(), mesh.root_namespace.clone())),
-        _ => s.workload(name).map(|w| (Peer::workload(&w.name.value, &w.namespace), w.name.value.clone(), w.namespace.clone())),
+        peers::INGRESS_GATEWAY => Some((
+            Peer::IngressGateway,
+            "istio-ingressgateway".into(),
+            mesh.root_namespace.clone(),
+        )),
+        peers::EGRESS_GATEWAY => Some((
+            Peer::EgressGateway,
+            "istio-egressgateway".into(),
+            mesh.root_namespace.clone(),
+        )),
+        _ => s.workload(name).map(|w| {
+            (
+                Peer::workload(&w.name.value, &w.namespace),
+                w.name.value.clone(),
+                w.namespace.clone(),
+            )
+        }),
     }
 }
 
@@ -62,16 +78,21 @@ fn client(s: &Scenario, name: &str) -> Option<Peer> {
         peers::HOST => Some(Peer::Host),
         peers::INGRESS_GATEWAY => Some(Peer::IngressGateway),
         peers::EGRESS_GATEWAY => Some(Peer::EgressGateway),
-        _ => s.workload(name).map(|w| Peer::workload(&w.name.value, &w.namespace)),
+        _ => s
+            .workload(name)
+            .map(|w| Peer::workload(&w.name.value, &w.namespace)),
     }
 }
 
-/// Every call and every probe up to `phase` (all phases when `None`), as pairs.
+/// Every call, and every probe of `phase` (of the last phase when `None`), as pairs.
 pub fn from_scenario(s: &Scenario, phase: Option<&str>, mesh: &MeshOptions) -> Vec<Pair> {
     let mut pairs = Vec::new();
     for w in &s.file.workloads {
         for call in &w.calls {
-            let Some((server_peer, default_service, namespace)) = server(s, &call.to.value, mesh) else { continue };
+            let Some((server_peer, default_service, namespace)) = server(s, &call.to.value, mesh)
+            else {
+                continue;
+            };
             pairs.push(Pair {
                 client: Peer::workload(&w.name.value, &w.namespace),
                 server: server_peer,
@@ -86,18 +107,18 @@ pub fn from_scenario(s: &Scenario, phase: Option<&str>, mesh: &MeshOptions) -> V
             });
         }
     }
-    for p in &s.file.phases {
-        for step in &p.steps {
-            let probes: &[Probe] = match step {
-                Step::Probe(list) => list,
-                Step::Capture(c) => &c.probes,
-                _ => &[],
-            };
-            pairs.extend(probes.iter().filter_map(|probe| probe_pair(s, probe, mesh)));
-        }
-        if phase == Some(p.name.value.as_str()) {
-            break;
-        }
+    // Probes are traffic of their own phase: an earlier phase's probes are not repeated.
+    let evaluated = match phase {
+        Some(name) => s.phase(name),
+        None => s.file.phases.last(),
+    };
+    for step in evaluated.iter().flat_map(|p| &p.steps) {
+        let probes: &[Probe] = match step {
+            Step::Probe(list) => list,
+            Step::Capture(c) => &c.probes,
+            _ => &[],
+        };
+        pairs.extend(probes.iter().filter_map(|probe| probe_pair(s, probe, mesh)));
     }
     pairs
 }
@@ -129,17 +150,24 @@ fn probe_pair(s: &Scenario, probe: &Probe, mesh: &MeshOptions) -> Option<Pair> {
 /// reverse proxy: the request continues there.
 fn forward(s: &Scenario, pair: &Pair, mesh: &MeshOptions) -> Option<Pair> {
     let request = pair.request.as_ref()?;
-    let Peer::Workload { name, namespace } = &pair.server else { return None };
+    let Peer::Workload { name, namespace } = &pair.server else {
+        return None;
+    };
     let w = s.workload(name)?;
     let http_calls: Vec<_> = w
         .calls
         .iter()
         .filter(|c| {
             let ports = served(s, &c.to.value);
-            ports.get(&c.port).or_else(|| (ports.len() == 1).then(|| ports.values().next()).flatten()) == Some(&Protocol::Http)
+            ports
+                .get(&c.port)
+                .or_else(|| (ports.len() == 1).then(|| ports.values().next()).flatten())
+                == Some(&Protocol::Http)
         })
         .collect();
-    let [call] = http_calls.as_slice() else { return None };
+    let [call] = http_calls.as_slice() else {
+        return None;
+    };
     let (server_peer, default_service, ns) = server(s, &call.to.value, mesh)?;
     let mut next = Pair {
         client: Peer::workload(name, namespace),

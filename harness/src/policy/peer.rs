@@ -50,12 +50,16 @@ fn source(pa: &PeerAuthentication, scope: &'static str) -> PeerSource {
 
 /// The oldest policy without a selector in `namespace`.
 fn namespace_wide<'a>(c: &'a Cluster, namespace: &str) -> Option<&'a PeerAuthentication> {
-    oldest(c.peer_authentications.iter().filter(|p| {
-        p.object.namespace() == namespace && !has_selector(&p.object)
-    }))
+    oldest(
+        c.peer_authentications
+            .iter()
+            .filter(|p| p.object.namespace() == namespace && !has_selector(&p.object)),
+    )
 }
 
-fn oldest<'a>(it: impl Iterator<Item = &'a Ranked<PeerAuthentication>>) -> Option<&'a PeerAuthentication> {
+fn oldest<'a>(
+    it: impl Iterator<Item = &'a Ranked<PeerAuthentication>>,
+) -> Option<&'a PeerAuthentication> {
     it.min_by_key(|p| p.rank).map(|p| &p.object)
 }
 
@@ -68,7 +72,11 @@ pub fn workload_mode(c: &Cluster, root: &str, pod: &PodInfo, port: u16) -> PeerD
         .filter(|p| {
             let ns = p.object.namespace();
             (ns == pod.namespace || ns == root)
-                && p.object.spec.selector.as_ref().is_none_or(|s| s.selects(&pod.labels))
+                && p.object
+                    .spec
+                    .selector
+                    .as_ref()
+                    .is_none_or(|s| s.selects(&pod.labels))
         })
         .collect();
     for p in &applicable {
@@ -87,7 +95,9 @@ pub fn workload_mode(c: &Cluster, root: &str, pod: &PodInfo, port: u16) -> PeerD
         }
     }
     let mesh = namespace_wide(c, root);
-    let namespace = (pod.namespace != root).then(|| namespace_wide(c, &pod.namespace)).flatten();
+    let namespace = (pod.namespace != root)
+        .then(|| namespace_wide(c, &pod.namespace))
+        .flatten();
     let workloads: Vec<_> = applicable
         .iter()
         .filter(|p| has_selector(&p.object) && p.object.namespace() != root)
@@ -97,13 +107,21 @@ pub fn workload_mode(c: &Cluster, root: &str, pod: &PodInfo, port: u16) -> PeerD
             "{} workload PeerAuthentications select {}; the oldest, {}, wins",
             workloads.len(),
             pod.name,
-            workloads.iter().min_by_key(|p| p.rank).map(|p| p.object.name()).unwrap_or_default()
+            workloads
+                .iter()
+                .min_by_key(|p| p.rank)
+                .map(|p| p.object.name())
+                .unwrap_or_default()
         ));
     }
     let workload = oldest(workloads.into_iter().copied());
 
     let (mut mode, mut src) = (MtlsMode::Permissive, PeerSource::MeshDefault);
-    for (pa, scope) in [(mesh, "mesh"), (namespace, "namespace"), (workload, "workload")] {
+    for (pa, scope) in [
+        (mesh, "mesh"),
+        (namespace, "namespace"),
+        (workload, "workload"),
+    ] {
         if let Some(pa) = pa
             && let Some(m) = convert(mode_of(pa))
         {
@@ -116,13 +134,18 @@ pub fn workload_mode(c: &Cluster, root: &str, pod: &PodInfo, port: u16) -> PeerD
     {
         (mode, src) = (m, source(pa, "port"));
     }
-    PeerDecision { mode, source: src, notes }
+    PeerDecision {
+        mode,
+        source: src,
+        notes,
+    }
 }
 
 /// Istio's `GetNamespaceMutualTLSMode`: the namespace policy, else the mesh policy, else
 /// `None` (unknown). Auto mTLS on the client side reads only this.
 pub fn namespace_mode(c: &Cluster, root: &str, namespace: &str) -> Option<MtlsMode> {
-    let global = namespace_wide(c, root).map(|pa| convert(mode_of(pa)).unwrap_or(MtlsMode::Permissive));
+    let global =
+        namespace_wide(c, root).map(|pa| convert(mode_of(pa)).unwrap_or(MtlsMode::Permissive));
     if namespace == root {
         return global;
     }

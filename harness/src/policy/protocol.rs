@@ -13,7 +13,11 @@ use crate::wire::FlowClass;
 /// The protocol a Service port declares, if it declares one Istio knows.
 pub fn declared(port: &SvcPort) -> Option<AppProtocol> {
     let from_name = |name: &str| name.split('-').next().unwrap_or(name).to_ascii_lowercase();
-    let token = port.app_protocol.as_deref().map(str::to_ascii_lowercase).or_else(|| port.name.as_deref().map(from_name))?;
+    let token = port
+        .app_protocol
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .or_else(|| port.name.as_deref().map(from_name))?;
     match token.as_str() {
         "http" | "kubernetes.io/ws" | "kubernetes.io/wss" => Some(AppProtocol::Http),
         "http2" | "grpc" | "grpc-web" | "kubernetes.io/h2c" => Some(AppProtocol::Http2),
@@ -94,11 +98,20 @@ mod tests {
     fn sniffing_and_classes() {
         assert_eq!(effective(None, Some(Protocol::Http)), AppProtocol::Http);
         assert_eq!(effective(None, Some(Protocol::Amqp)), AppProtocol::Tcp);
-        assert_eq!(effective(Some(AppProtocol::Tcp), Some(Protocol::Http)), AppProtocol::Tcp);
+        assert_eq!(
+            effective(Some(AppProtocol::Tcp), Some(Protocol::Http)),
+            AppProtocol::Tcp
+        );
         assert_eq!(app_class(None, Some(Protocol::Tls)), FlowClass::Tls);
         assert_eq!(app_class(Some(AppProtocol::Tls), None), FlowClass::Tls);
-        assert_eq!(app_class(Some(AppProtocol::Tls), Some(Protocol::Amqp)), FlowClass::Plaintext);
-        assert_eq!(istio_alpn(AppProtocol::Tcp), ["istio-peer-exchange", "istio"]);
+        assert_eq!(
+            app_class(Some(AppProtocol::Tls), Some(Protocol::Amqp)),
+            FlowClass::Plaintext
+        );
+        assert_eq!(
+            istio_alpn(AppProtocol::Tcp),
+            ["istio-peer-exchange", "istio"]
+        );
         assert!(server_first(Some(Protocol::Mysql)) && !server_first(Some(Protocol::Amqp)));
     }
 }

@@ -47,7 +47,9 @@ fn cells(r: &Row, domain: &str) -> [String; 10] {
     [
         r.client.to_string(),
         host,
-        r.target_port.map(|p| p.to_string()).unwrap_or_else(|| "?".into()),
+        r.target_port
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "?".into()),
         status,
         server,
         client,
@@ -69,26 +71,45 @@ pub fn render(m: &Matrix) -> String {
     }
     let mut out = String::new();
     let line = |out: &mut String, cells: &[&str]| {
-        let text: Vec<String> = cells.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let text: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
         let _ = writeln!(out, "{}", text.join("  ").trim_end());
     };
     line(&mut out, &HEADERS);
     for row in &rows {
-        line(&mut out, &row.iter().map(String::as_str).collect::<Vec<_>>());
+        line(
+            &mut out,
+            &row.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
     }
     let conflicts: Vec<&Row> = m.rows.iter().filter(|r| !r.status.is_ok()).collect();
     if !conflicts.is_empty() {
         let _ = writeln!(out, "\nConflicts:");
         for r in conflicts {
-            if let Status::Conflict { problem, consequence } = &r.status {
-                let _ = writeln!(out, "  {} -> {}:{}: {problem}; {consequence}", r.client, r.service, r.port);
+            if let Status::Conflict {
+                problem,
+                consequence,
+            } = &r.status
+            {
+                let _ = writeln!(
+                    out,
+                    "  {} -> {}:{}: {problem}; {consequence}",
+                    r.client, r.service, r.port
+                );
             }
         }
     }
     let notes: Vec<String> = m
         .rows
         .iter()
-        .flat_map(|r| r.notes.iter().map(move |n| format!("  {} -> {}:{}: {n}", r.client, r.service, r.port)))
+        .flat_map(|r| {
+            r.notes
+                .iter()
+                .map(move |n| format!("  {} -> {}:{}: {n}", r.client, r.service, r.port))
+        })
         .collect();
     if !notes.is_empty() {
         let _ = writeln!(out, "\nNotes:");

@@ -35,7 +35,10 @@ pub enum Peer {
 impl Peer {
     /// A workload peer.
     pub fn workload(name: &str, namespace: &str) -> Peer {
-        Peer::Workload { name: name.to_string(), namespace: namespace.to_string() }
+        Peer::Workload {
+            name: name.to_string(),
+            namespace: namespace.to_string(),
+        }
     }
 
     /// The name scenarios use for this peer (`host`, `ingress-gateway`, or the workload's).
@@ -170,7 +173,9 @@ pub enum PeerSource {
 impl fmt::Display for PeerSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PeerSource::PeerAuthentication { name, namespace, .. }
+            PeerSource::PeerAuthentication {
+                name, namespace, ..
+            }
             | PeerSource::Gateway { name, namespace } => write!(f, "{name}/{namespace}"),
             PeerSource::MeshDefault => f.write_str("mesh default"),
             PeerSource::Consul { detail } => write!(f, "consul: {detail}"),
@@ -303,7 +308,10 @@ pub enum Status {
 impl Status {
     /// A conflict.
     pub fn conflict(problem: impl Into<String>, consequence: Consequence) -> Status {
-        Status::Conflict { problem: problem.into(), consequence }
+        Status::Conflict {
+            problem: problem.into(),
+            consequence,
+        }
     }
 
     /// True for [`Status::Ok`].
@@ -399,4 +407,6 @@ pub struct ExpectedFlow {
     pub port: u16,
     /// The class.
     pub class: FlowClass,
+    /// Why the model expects it, one line (modes and the policies they came from).
+    pub because: String,
 }
