@@ -30,7 +30,7 @@ pub fn run(root: &Path, args: TlsCheckArgs) -> Result<Outcome> {
     let matrix = Matrix::for_scenario(&scenario, args.phase.as_deref())?;
     if args.json {
         let flows = policy::expected_flows(&matrix);
-        let doc = serde_json::json!({ "matrix": matrix, "expectedFlows": flows });
+        let doc = serde_json::json!({ "matrix": matrix, "expected_flows": flows });
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
         let phase = args.phase.as_deref().unwrap_or("the last phase");

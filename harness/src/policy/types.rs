@@ -175,8 +175,8 @@ impl fmt::Display for PeerSource {
         match self {
             PeerSource::PeerAuthentication {
                 name, namespace, ..
-            }
-            | PeerSource::Gateway { name, namespace } => write!(f, "{name}/{namespace}"),
+            } => write!(f, "{name}/{namespace}"),
+            PeerSource::Gateway { name, namespace } => write!(f, "gateway {name}/{namespace}"),
             PeerSource::MeshDefault => f.write_str("mesh default"),
             PeerSource::Consul { detail } => write!(f, "consul: {detail}"),
             PeerSource::NotIntercepted { reason } => f.write_str(reason),

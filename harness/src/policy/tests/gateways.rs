@@ -66,7 +66,7 @@ fn routed_request_reaches_the_service_over_mtls() {
         (f.class, f.wire_port, f.target_port, f.status.clone()),
         (FlowClass::Plaintext, Some(80), Some(8080), Status::Ok)
     );
-    assert_eq!(f.server_source.to_string(), "web-gw/demo");
+    assert_eq!(f.server_source.to_string(), "gateway web-gw/demo");
     let back = m
         .rows
         .iter()

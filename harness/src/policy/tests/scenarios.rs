@@ -275,3 +275,13 @@ fn json_and_scenario_helpers() {
         (ClientTls::IstioMutual, Some("istio-http/1.1"))
     );
 }
+
+#[test]
+fn tls_check_tables_are_stable() {
+    // Reviewed snapshots of `cargo xtask tls-check rabbitmq` and
+    // `cargo xtask tls-check pii-demo --phase strict-mtls`.
+    let rabbitmq = Matrix::for_scenario(&load("rabbitmq"), None).unwrap();
+    insta::assert_snapshot!("tls_check_rabbitmq", render_table(&rabbitmq));
+    let pii = Matrix::for_scenario(&load("pii-demo"), Some("strict-mtls")).unwrap();
+    insta::assert_snapshot!("tls_check_pii_demo_strict_mtls", render_table(&pii));
+}
