@@ -157,6 +157,12 @@ pub fn workload_row(
         expects_tls: app == FlowClass::Tls,
         server_first: protocol::server_first(hint),
     };
+    if declared.is_none() && protocol::server_first(hint) && (out.intercepted || intercepted) {
+        notes.push(format!(
+            "Service port {} declares no protocol for a server-first protocol: protocol sniffing waits for the client; name it tcp-*",
+            pair.port
+        ));
+    }
     let class = class_of(&out, app);
     let mut status = match accept(&out, app, &view) {
         Ok(()) => Status::Ok,

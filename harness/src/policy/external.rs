@@ -109,8 +109,7 @@ pub fn row(ctx: &Ctx, pair: &Pair, client: &Endpoint) -> Result<Row, String> {
         subset: &pair.subset,
         protocol: proto,
     };
-    let mut out = outbound::build(ctx, &pair.client, client, &t, None);
-    out.host = pair.service.clone();
+    let out = outbound::build(ctx, &pair.client, client, &t, None);
     let wire_port = port
         .and_then(|p| {
             se.and_then(|s| s.spec.endpoints.first())

@@ -106,7 +106,11 @@ pub fn build(
     t: &Target,
     server: Option<&PodInfo>,
 ) -> OutboundPolicy {
-    let host = ctx.fqdn(t.service, t.namespace);
+    // A destination that is not a Kubernetes Service is dialled by its host name.
+    let host = match t.svc {
+        None if t.service.contains('.') => t.service.to_string(),
+        _ => ctx.fqdn(t.service, t.namespace),
+    };
     let headless = t.svc.is_some_and(|s| s.headless);
     let mut out = OutboundPolicy {
         client: peer.clone(),
