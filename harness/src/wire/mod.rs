@@ -12,9 +12,7 @@ pub use class::{FlowClass, UnknownClass};
 pub use flow::{Analysis, Flow};
 pub use link::LinkType;
 mod engine;
-mod file;
 pub mod sniff;
 pub mod stream;
 
 pub use engine::{Analyzer, AnalyzerConfig, classify_tls};
-pub use file::{PcapStream, WireError, analyze_file, analyze_reader};
