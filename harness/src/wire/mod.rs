@@ -5,14 +5,6 @@
 
 mod class;
 mod flow;
-pub mod link;
-pub mod tls;
 
 pub use class::{FlowClass, UnknownClass};
 pub use flow::{Analysis, Flow};
-pub use link::LinkType;
-mod engine;
-pub mod sniff;
-pub mod stream;
-
-pub use engine::{Analyzer, AnalyzerConfig, classify_tls};
