@@ -6,6 +6,7 @@
 // The library reports through `reporter::Reporter`; only the CLI prints.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod capture;
 pub mod crd;
 pub mod env_vars;
 pub mod exec;
