@@ -5,6 +5,7 @@
 
 pub mod exec;
 pub mod expect;
+pub mod hpa;
 pub mod manifest;
 pub mod provider;
 pub mod report;

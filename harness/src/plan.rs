@@ -86,6 +86,7 @@ fn step_entries(s: &Scenario, section: &str, step: &Step) -> Vec<PlanEntry> {
         }
         Step::Capture(c) => capture_entries(section, c),
         Step::Probe(probes) => probes.iter().map(|p| entry(section, probe_text(p), None)).collect(),
+        Step::Hpa(h) => vec![entry(section, steps_label(step), Some(crate::hpa::live::plan_detail(h)))],
         other => vec![entry(section, steps_label(other), None)],
     }
 }
