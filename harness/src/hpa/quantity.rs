@@ -108,7 +108,7 @@ impl std::iter::Sum for Cpu {
 /// Splits `"1.5Gi"` into `("1.5", "Gi")`: the suffix starts at the first character that
 /// cannot be part of a number. An exponent (`1e3`) is a suffix too.
 fn split_suffix(text: &str) -> Option<(&str, &str)> {
-    let start = text.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))?;
+    let start = text.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-')).unwrap_or(text.len());
     Some((&text[..start], &text[start..]))
 }
 

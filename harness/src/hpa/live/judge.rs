@@ -15,7 +15,7 @@ use crate::hpa::quantity::Cpu;
 
 /// Which metric of the HPA's status the judge reads.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", tag = "type")]
+#[serde(rename_all = "kebab-case", tag = "type")]
 pub enum MetricSelector {
     /// `Resource cpu` (pod-level).
     Resource,
@@ -38,7 +38,6 @@ pub enum Expect {
 
 /// Everything an arm is judged against.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
 pub struct ArmSpec {
     /// `skewed` or `fixed`.
     pub name: String,
@@ -67,7 +66,6 @@ impl ArmSpec {
 
 /// One observation: the HPA's status and what metrics-server says about the app.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
 pub struct Sample {
     /// Seconds since the arm started.
     pub t: f64,

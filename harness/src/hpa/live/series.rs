@@ -12,7 +12,6 @@ use crate::hpa::quantity::Cpu;
 
 /// One sample on the check's common timeline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
 pub struct Point {
     /// Seconds since the check started.
     pub t: f64,
@@ -58,7 +57,6 @@ impl Point {
 
 /// One arm's place on the timeline and its outcome.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
 pub struct ArmMark {
     /// `skewed` or `fixed`.
     pub name: String,
@@ -72,7 +70,6 @@ pub struct ArmMark {
 
 /// The whole check's series.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
 pub struct Series {
     /// The step's name.
     pub name: String,
