@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod e2e;
+mod hpa;
 mod scenarios;
 mod signals;
 mod ui;
@@ -39,6 +40,9 @@ enum Command {
     Scenarios(scenarios::ScenariosCmd),
     /// Run scenarios end to end (or print their plan with --dry-run).
     E2e(e2e::E2eArgs),
+    /// HPA with sidecars: predict the skew from manifests and print the fixes.
+    #[command(subcommand)]
+    Hpa(hpa::HpaCmd),
 }
 
 /// How a subcommand ended, mapped to the process exit code.
@@ -57,6 +61,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Scenarios(cmd) => scenarios::run(&root, cmd),
         Command::E2e(args) => e2e::run(&root, args, &ui),
+        Command::Hpa(cmd) => hpa::run(&root, cmd),
     };
     match result {
         Ok(Outcome::Passed) => ExitCode::from(0),
@@ -70,5 +75,8 @@ fn main() -> ExitCode {
 
 /// The repository root: xtask always lives one level below it.
 fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }

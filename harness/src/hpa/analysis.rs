@@ -12,11 +12,11 @@
 use k8s_openapi::api::autoscaling::v2::{HorizontalPodAutoscaler, MetricSpec};
 use serde::Serialize;
 
+use super::HpaError;
 use super::findings::metric_findings;
 use super::fix::{self, Fix};
 use super::pod::{InjectionMode, PodContext, PodModel, pod_model};
 use super::quantity::Cpu;
-use super::HpaError;
 use crate::manifest::{Document, SourceRef};
 use crate::scenario::ProxyResources;
 
@@ -38,7 +38,10 @@ pub struct Assumptions {
 
 impl Default for Assumptions {
     fn default() -> Self {
-        Assumptions { proxy_usage: DEFAULT_PROXY_USAGE, inject: InjectionMode::Auto }
+        Assumptions {
+            proxy_usage: DEFAULT_PROXY_USAGE,
+            inject: InjectionMode::Auto,
+        }
     }
 }
 
@@ -66,7 +69,10 @@ pub struct Finding {
 impl Finding {
     /// A finding.
     pub fn new(severity: Severity, message: impl Into<String>) -> Finding {
-        Finding { severity, message: message.into() }
+        Finding {
+            severity,
+            message: message.into(),
+        }
     }
 }
 
@@ -213,15 +219,30 @@ pub fn analyze(
         fixes: Vec::new(),
     };
     let workload = docs.iter().find(|d| {
-        d.kind == target_ref.kind && d.name == target_ref.name && d.namespace_or_default() == namespace
+        d.kind == target_ref.kind
+            && d.name == target_ref.name
+            && d.namespace_or_default() == namespace
     });
     let Some(workload) = workload else {
-        findings.push(Finding::new(Severity::Warning, format!("{target} is not in the manifests, so its pods cannot be analysed")));
+        findings.push(Finding::new(
+            Severity::Warning,
+            format!("{target} is not in the manifests, so its pods cannot be analysed"),
+        ));
         out.findings = findings;
         return Ok(out);
     };
-    findings.extend(competing_hpas(doc, docs, &target_ref.kind, &target_ref.name, &namespace));
-    let ctx = PodContext { docs, mesh_proxy: mesh, mode: assumptions.inject };
+    findings.extend(competing_hpas(
+        doc,
+        docs,
+        &target_ref.kind,
+        &target_ref.name,
+        &namespace,
+    ));
+    let ctx = PodContext {
+        docs,
+        mesh_proxy: mesh,
+        mode: assumptions.inject,
+    };
     let pod = pod_model(workload, &ctx)?;
     let (metrics, metric_notes) = metric_analyses(&hpa, doc, &pod, assumptions)?;
     findings.extend(metric_notes);
@@ -234,7 +255,11 @@ pub fn analyze(
 
 /// Analyses the CPU metrics of an HPA document against a given pod, without fixes:
 /// how a fix is checked against the pod of the HPA it replaces.
-pub fn analyze_without_fixes(doc: &Document, assumptions: &Assumptions, pod: &PodModel) -> Result<Vec<MetricAnalysis>, HpaError> {
+pub fn analyze_without_fixes(
+    doc: &Document,
+    assumptions: &Assumptions,
+    pod: &PodModel,
+) -> Result<Vec<MetricAnalysis>, HpaError> {
     let (hpa, _) = parse_hpa(doc)?;
     Ok(metric_analyses(&hpa, doc, pod, assumptions)?.0)
 }
@@ -251,8 +276,15 @@ fn metric_analyses(
     let mut findings = Vec::new();
     if specs.is_empty() {
         // autoscaling/v2 defaults an HPA without metrics to 80% CPU utilization.
-        specs.push(MetricSpec { type_: "Resource".into(), resource: Some(fix::cpu_resource_utilization(80)), ..MetricSpec::default() });
-        findings.push(Finding::new(Severity::Info, "no metrics given: Kubernetes defaults to CPU utilization 80%"));
+        specs.push(MetricSpec {
+            type_: "Resource".into(),
+            resource: Some(fix::cpu_resource_utilization(80)),
+            ..MetricSpec::default()
+        });
+        findings.push(Finding::new(
+            Severity::Info,
+            "no metrics given: Kubernetes defaults to CPU utilization 80%",
+        ));
     }
     let mut out = Vec::new();
     for metric in &specs {
@@ -269,26 +301,48 @@ pub fn parse_hpa(doc: &Document) -> Result<(HorizontalPodAutoscaler, Vec<Finding
         "autoscaling/v2" => Ok((doc.typed()?, Vec::new())),
         "autoscaling/v1" => {
             let v1: k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler = doc.typed()?;
-            let note = Finding::new(Severity::Info, "autoscaling/v1 HPA read as autoscaling/v2 (targetCPUUtilizationPercentage is a Resource cpu metric)");
+            let note = Finding::new(
+                Severity::Info,
+                "autoscaling/v1 HPA read as autoscaling/v2 (targetCPUUtilizationPercentage is a Resource cpu metric)",
+            );
             Ok((fix::from_v1(v1), vec![note]))
         }
-        other => Err(HpaError::UnsupportedVersion { at: doc.at.clone(), name: doc.name.clone(), api_version: other.to_string() }),
+        other => Err(HpaError::UnsupportedVersion {
+            at: doc.at.clone(),
+            name: doc.name.clone(),
+            api_version: other.to_string(),
+        }),
     }
 }
 
 /// The scale-up tolerance: `behavior.scaleUp.tolerance` when set, else the default.
 fn scale_up_tolerance(hpa: &HorizontalPodAutoscaler, doc: &Document) -> Result<f64, HpaError> {
-    let set = hpa.spec.behavior.as_ref().and_then(|b| b.scale_up.as_ref()).and_then(|r| r.tolerance.as_ref());
+    let set = hpa
+        .spec
+        .behavior
+        .as_ref()
+        .and_then(|b| b.scale_up.as_ref())
+        .and_then(|r| r.tolerance.as_ref());
     match set {
         // A quantity read in millis: "0.05" and "50m" are both 50, i.e. 5%.
         Some(q) => Cpu::parse(&q.0)
             .map(|m| m.as_millis() as f64 / 1000.0)
-            .map_err(|source| HpaError::Quantity { at: doc.at.clone(), field: "spec.behavior.scaleUp.tolerance".into(), source }),
+            .map_err(|source| HpaError::Quantity {
+                at: doc.at.clone(),
+                field: "spec.behavior.scaleUp.tolerance".into(),
+                problem: source,
+            }),
         None => Ok(DEFAULT_TOLERANCE),
     }
 }
 
-fn competing_hpas(doc: &Document, docs: &[Document], kind: &str, name: &str, namespace: &str) -> Vec<Finding> {
+fn competing_hpas(
+    doc: &Document,
+    docs: &[Document],
+    kind: &str,
+    name: &str,
+    namespace: &str,
+) -> Vec<Finding> {
     docs.iter()
         .filter(|d| super::is_hpa(d) && d.name != doc.name && d.namespace_or_default() == namespace)
         .filter(|d| d.value.pointer("/spec/scaleTargetRef/kind").and_then(|v| v.as_str()) == Some(kind))
@@ -322,15 +376,23 @@ fn analyze_metric(
     let proxy_usage = Cpu::millis(a.proxy_usage.as_millis() * pod.proxies().count() as u64);
     match &kind {
         MetricKind::PodUtilization { target } => {
-            let denominator = pod.pod_request.or_else(|| sum_requests(pod.containers.iter()));
-            let Some(denominator) = denominator else { return Ok(m) };
+            let denominator = pod
+                .pod_request
+                .or_else(|| sum_requests(pod.containers.iter()));
+            let Some(denominator) = denominator else {
+                return Ok(m);
+            };
             let (point, trigger, pct) = utilization_points(denominator, *target, tolerance);
             m.denominator = Some(denominator);
             m.target_point = Some(point);
             m.trigger = Some(trigger);
             m.trigger_utilization = Some(pct);
             if pod.pod_request.is_none() {
-                m.shares = pod.containers.iter().map(|c| share(&c.name, c.request, *target)).collect();
+                m.shares = pod
+                    .containers
+                    .iter()
+                    .map(|c| share(&c.name, c.request, *target))
+                    .collect();
             }
             m.app_at_target = Some((point - proxy_usage.as_millis() as f64).max(0.0));
             m.app_at_trigger = Some(trigger.saturating_sub(proxy_usage));
@@ -344,7 +406,9 @@ fn analyze_metric(
             m.app_at_trigger = Some(trigger.saturating_sub(proxy_usage));
         }
         MetricKind::ContainerUtilization { container, target } => {
-            let Some(request) = pod.container(container).and_then(|c| c.request) else { return Ok(m) };
+            let Some(request) = pod.container(container).and_then(|c| c.request) else {
+                return Ok(m);
+            };
             let (point, trigger, pct) = utilization_points(request, *target, tolerance);
             m.denominator = Some(request);
             m.target_point = Some(point);
@@ -375,14 +439,20 @@ fn analyze_metric(
 }
 
 fn is_app(pod: &PodModel, container: &str) -> bool {
-    pod.container(container).is_some_and(|c| c.role == super::pod::Role::App)
+    pod.container(container)
+        .is_some_and(|c| c.role == super::pod::Role::App)
 }
 
 fn share(container: &str, request: Option<Cpu>, target: u32) -> Share {
-    Share { container: container.to_string(), at_target: request.map_or(0.0, |r| r.percent_exact(target)) }
+    Share {
+        container: container.to_string(),
+        at_target: request.map_or(0.0, |r| r.percent_exact(target)),
+    }
 }
 
-fn sum_requests<'a>(mut containers: impl Iterator<Item = &'a super::pod::ContainerModel>) -> Option<Cpu> {
+fn sum_requests<'a>(
+    mut containers: impl Iterator<Item = &'a super::pod::ContainerModel>,
+) -> Option<Cpu> {
     containers.try_fold(Cpu::ZERO, |acc, c| c.request.map(|r| acc.saturating_add(r)))
 }
 
@@ -404,7 +474,11 @@ pub fn utilization_points(requests: Cpu, target: u32, tolerance: f64) -> (f64, C
     }
     // The smallest usage u with floor(100 * u / requests) >= pct.
     let trigger = (u128::from(pct) * u128::from(requests.as_millis())).div_ceil(100);
-    (point, Cpu::millis(trigger.min(u128::from(u64::MAX)) as u64), pct)
+    (
+        point,
+        Cpu::millis(trigger.min(u128::from(u64::MAX)) as u64),
+        pct,
+    )
 }
 
 /// For an average-value target: the first per-pod usage the controller scales out on.
@@ -426,7 +500,8 @@ pub fn value_trigger(target: Cpu, tolerance: f64) -> Cpu {
 
 fn reach(pod: &PodModel, kind: &MetricKind, needed: Cpu) -> Reach {
     let limits: Option<Cpu> = match kind {
-        MetricKind::ContainerUtilization { container, .. } | MetricKind::ContainerAverageValue { container, .. } => {
+        MetricKind::ContainerUtilization { container, .. }
+        | MetricKind::ContainerAverageValue { container, .. } => {
             pod.container(container).and_then(|c| c.limit)
         }
         _ => pod.apps().map(|c| c.limit).sum::<Option<Cpu>>(),
@@ -452,23 +527,42 @@ fn metric_kind(metric: &MetricSpec, doc: &Document) -> Result<MetricKind, HpaErr
         kind => return other(format!("{kind} metric (does not depend on CPU requests)")),
     };
     if name != "cpu" {
-        return other(format!("{} {name} metric (only CPU is analysed)", metric.type_));
+        return other(format!(
+            "{} {name} metric (only CPU is analysed)",
+            metric.type_
+        ));
     }
     let value = |q: &k8s_openapi::apimachinery::pkg::api::resource::Quantity| {
-        Cpu::parse(&q.0).map_err(|source| HpaError::Quantity { at: doc.at.clone(), field: "spec.metrics[].target.averageValue".into(), source })
+        Cpu::parse(&q.0).map_err(|source| HpaError::Quantity {
+            at: doc.at.clone(),
+            field: "spec.metrics[].target.averageValue".into(),
+            problem: source,
+        })
     };
     let kind = match (target.type_.as_str(), container) {
-        ("Utilization", None) => MetricKind::PodUtilization { target: percent(target.average_utilization) },
-        ("Utilization", Some(container)) => MetricKind::ContainerUtilization { container, target: percent(target.average_utilization) },
+        ("Utilization", None) => MetricKind::PodUtilization {
+            target: percent(target.average_utilization),
+        },
+        ("Utilization", Some(container)) => MetricKind::ContainerUtilization {
+            container,
+            target: percent(target.average_utilization),
+        },
         ("AverageValue", None) => match &target.average_value {
             Some(q) => MetricKind::PodAverageValue { target: value(q)? },
             None => return other("AverageValue target without averageValue".into()),
         },
         ("AverageValue", Some(container)) => match &target.average_value {
-            Some(q) => MetricKind::ContainerAverageValue { container, target: value(q)? },
+            Some(q) => MetricKind::ContainerAverageValue {
+                container,
+                target: value(q)?,
+            },
             None => return other("AverageValue target without averageValue".into()),
         },
-        (t, _) => return other(format!("CPU metric with target type {t} (Resource metrics take Utilization or AverageValue)")),
+        (t, _) => {
+            return other(format!(
+                "CPU metric with target type {t} (Resource metrics take Utilization or AverageValue)"
+            ));
+        }
     };
     Ok(kind)
 }
@@ -476,4 +570,3 @@ fn metric_kind(metric: &MetricSpec, doc: &Document) -> Result<MetricKind, HpaErr
 fn percent(value: Option<i32>) -> u32 {
     value.and_then(|v| u32::try_from(v).ok()).unwrap_or(0)
 }
-

@@ -27,27 +27,29 @@ pub fn metric_findings(m: &MetricAnalysis, pod: &PodModel, a: &Assumptions) -> V
             }
             out.extend(skew(m, pod, a, *target));
         }
-        MetricKind::ContainerUtilization { container, .. } | MetricKind::ContainerAverageValue { container, .. } => {
-            match pod.container(container) {
-                None => {
-                    let names: Vec<&str> = pod.containers.iter().map(|c| c.name.as_str()).collect();
-                    out.push(Finding::new(Severity::Error, format!(
+        MetricKind::ContainerUtilization { container, .. }
+        | MetricKind::ContainerAverageValue { container, .. } => match pod.container(container) {
+            None => {
+                let names: Vec<&str> = pod.containers.iter().map(|c| c.name.as_str()).collect();
+                out.push(Finding::new(Severity::Error, format!(
                         "container {container} is not in the pod (containers: {}); the controller reports `container {container} not found` and never scales",
                         names.join(", ")
                     )));
-                    return out;
-                }
-                Some(c) if c.role == Role::MeshProxy => out.push(Finding::new(
-                    Severity::Warning,
-                    format!("this metric follows the mesh proxy's CPU ({container}), not the app's"),
-                )),
-                Some(c) if c.request.is_none() && matches!(m.kind, MetricKind::ContainerUtilization { .. }) => {
-                    out.push(missing_requests(pod, &[c.name.as_str()]));
-                    return out;
-                }
-                Some(_) => {}
+                return out;
             }
-        }
+            Some(c) if c.role == Role::MeshProxy => out.push(Finding::new(
+                Severity::Warning,
+                format!("this metric follows the mesh proxy's CPU ({container}), not the app's"),
+            )),
+            Some(c)
+                if c.request.is_none()
+                    && matches!(m.kind, MetricKind::ContainerUtilization { .. }) =>
+            {
+                out.push(missing_requests(pod, &[c.name.as_str()]));
+                return out;
+            }
+            Some(_) => {}
+        },
         MetricKind::PodAverageValue { target } => {
             let proxies = pod.proxies().count();
             if proxies > 0 {
@@ -59,7 +61,10 @@ pub fn metric_findings(m: &MetricAnalysis, pod: &PodModel, a: &Assumptions) -> V
             }
         }
         MetricKind::Other { description } => {
-            out.push(Finding::new(Severity::Info, format!("not analysed: {description}")));
+            out.push(Finding::new(
+                Severity::Info,
+                format!("not analysed: {description}"),
+            ));
             return out;
         }
     }
@@ -76,7 +81,9 @@ fn missing_requests(pod: &PodModel, names: &[&str]) -> Finding {
         },
         names.first().copied().unwrap_or_default()
     );
-    let proxy_without_request = pod.proxies().any(|c| c.injected && c.request_origin == Origin::Missing);
+    let proxy_without_request = pod
+        .proxies()
+        .any(|c| c.injected && c.request_origin == Origin::Missing);
     if proxy_without_request {
         message.push_str(
             "; Istio writes the proxy's resources from the pod's sidecar.istio.io/proxy* annotations alone as soon as one is set, so add sidecar.istio.io/proxyCPU",
@@ -94,10 +101,17 @@ fn skew(m: &MetricAnalysis, pod: &PodModel, a: &Assumptions, target: u32) -> Opt
     let (denominator, point, app_at_target) = (m.denominator?, m.target_point?, m.app_at_target?);
     let app_request = m.app_request?;
     let intended = m.intended_at_target?;
-    let parts: Vec<String> = pod.containers.iter().map(|c| format!("{} {}", c.name, c.request.unwrap_or_default())).collect();
+    let parts: Vec<String> = pod
+        .containers
+        .iter()
+        .map(|c| format!("{} {}", c.name, c.request.unwrap_or_default()))
+        .collect();
     let pct = match app_request.as_millis() {
         0 => String::new(),
-        r => format!(", {:.0}% of its {app_request} request", app_at_target / r as f64 * 100.0),
+        r => format!(
+            ", {:.0}% of its {app_request} request",
+            app_at_target / r as f64 * 100.0
+        ),
     };
     let message = format!(
         "the sidecar skews the scale-out point: at {target}% the pod must use {} ({target}% of {denominator}: {}); with {} at {} the app must reach {}{pct}, instead of {} without the mesh",
@@ -112,28 +126,48 @@ fn skew(m: &MetricAnalysis, pod: &PodModel, a: &Assumptions, target: u32) -> Opt
 }
 
 fn names(containers: &[&super::pod::ContainerModel]) -> String {
-    containers.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+    containers
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn reach_finding(m: &MetricAnalysis) -> Option<Finding> {
     let trigger = m.app_at_trigger?;
     let act = match m.trigger_utilization {
-        Some(pct) => format!("the controller acts only at {} and above (utilization {pct}% or more, tolerance {:.0}%)", pod_trigger(m), m.tolerance * 100.0),
-        None => format!("the controller acts only at {} and above (tolerance {:.0}%)", pod_trigger(m), m.tolerance * 100.0),
+        Some(pct) => format!(
+            "the controller acts only at {} and above (utilization {pct}% or more, tolerance {:.0}%)",
+            pod_trigger(m),
+            m.tolerance * 100.0
+        ),
+        None => format!(
+            "the controller acts only at {} and above (tolerance {:.0}%)",
+            pod_trigger(m),
+            m.tolerance * 100.0
+        ),
     };
     match m.reach.as_ref()? {
         Reach::Unreachable { limit, needed } => Some(Finding::new(
             Severity::Error,
-            format!("the app can never get there: {act}, which needs {needed} from the app, above its CPU limit {limit}; this HPA never scales out on CPU"),
+            format!(
+                "the app can never get there: {act}, which needs {needed} from the app, above its CPU limit {limit}; this HPA never scales out on CPU"
+            ),
         )),
         Reach::Unbounded if m.app_request.is_some_and(|r| trigger > r) => Some(Finding::new(
             Severity::Info,
-            format!("{act}: the app must burst to {trigger}, above its request, and has no CPU limit, so it depends on idle CPU on the node"),
+            format!(
+                "{act}: the app must burst to {trigger}, above its request, and has no CPU limit, so it depends on idle CPU on the node"
+            ),
         )),
-        Reach::Reachable { limit } if m.app_request.is_some_and(|r| trigger > r) => Some(Finding::new(
-            Severity::Info,
-            format!("{act}: the app must burst to {trigger}, above its request but within its CPU limit {limit}"),
-        )),
+        Reach::Reachable { limit } if m.app_request.is_some_and(|r| trigger > r) => {
+            Some(Finding::new(
+                Severity::Info,
+                format!(
+                    "{act}: the app must burst to {trigger}, above its request but within its CPU limit {limit}"
+                ),
+            ))
+        }
         _ => None,
     }
 }

@@ -17,17 +17,17 @@ use std::path::Path;
 
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler as HpaV1;
 use k8s_openapi::api::autoscaling::v2::{
-    ContainerResourceMetricSource, CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec,
-    MetricSpec, MetricTarget, ResourceMetricSource,
+    ContainerResourceMetricSource, CrossVersionObjectReference, HorizontalPodAutoscaler,
+    HorizontalPodAutoscalerSpec, MetricSpec, MetricTarget, ResourceMetricSource,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 
+use super::HpaError;
 use super::analysis::{self, Assumptions, MetricAnalysis, MetricKind, utilization_points};
 use super::pod::PodModel;
 use super::quantity::Cpu;
-use super::HpaError;
 use crate::manifest::{self, Document};
 
 /// Which fix.
@@ -56,7 +56,11 @@ pub struct Fix {
 pub fn cpu_resource_utilization(percent: i32) -> ResourceMetricSource {
     ResourceMetricSource {
         name: "cpu".into(),
-        target: MetricTarget { type_: "Utilization".into(), average_utilization: Some(percent), ..MetricTarget::default() },
+        target: MetricTarget {
+            type_: "Utilization".into(),
+            average_utilization: Some(percent),
+            ..MetricTarget::default()
+        },
     }
 }
 
@@ -69,7 +73,11 @@ pub fn from_v1(v1: HpaV1) -> HorizontalPodAutoscaler {
     HorizontalPodAutoscaler {
         metadata: v1.metadata,
         spec: HorizontalPodAutoscalerSpec {
-            scale_target_ref: CrossVersionObjectReference { api_version: r.api_version, kind: r.kind, name: r.name },
+            scale_target_ref: CrossVersionObjectReference {
+                api_version: r.api_version,
+                kind: r.kind,
+                name: r.name,
+            },
             min_replicas: spec.min_replicas,
             max_replicas: spec.max_replicas,
             metrics: Some(vec![MetricSpec {
@@ -91,9 +99,14 @@ pub fn fixes(
     metrics: &[MetricAnalysis],
     a: &Assumptions,
 ) -> Result<Vec<Fix>, HpaError> {
-    let skewed = metrics.iter().any(|m| matches!(m.kind, MetricKind::PodUtilization { .. }) && m.denominator.is_some());
+    let skewed = metrics
+        .iter()
+        .any(|m| matches!(m.kind, MetricKind::PodUtilization { .. }) && m.denominator.is_some());
     let proxied = pod.pod_request.is_none() && pod.proxies().any(|p| p.request.is_some());
-    let apps: Vec<(&str, Cpu)> = pod.apps().filter_map(|c| c.request.map(|r| (c.name.as_str(), r))).collect();
+    let apps: Vec<(&str, Cpu)> = pod
+        .apps()
+        .filter_map(|c| c.request.map(|r| (c.name.as_str(), r)))
+        .collect();
     if !skewed || !proxied || apps.is_empty() || apps.len() != pod.apps().count() {
         return Ok(Vec::new());
     }
@@ -115,7 +128,12 @@ pub fn fixes(
         let summary = summary(kind, &apps, proxy_usage, &spec);
         let yaml = to_yaml(&fixed, kind, doc)?;
         let after = validate(&yaml, &fixed, doc, pod, a)?;
-        out.push(Fix { kind, summary, yaml, after });
+        out.push(Fix {
+            kind,
+            summary,
+            yaml,
+            after,
+        });
     }
     Ok(out)
 }
@@ -123,10 +141,17 @@ pub fn fixes(
 /// The target of a pod-level `Resource cpu` utilization metric.
 fn pod_utilization(m: &MetricSpec) -> Option<i32> {
     let r = m.resource.as_ref().filter(|_| m.type_ == "Resource")?;
-    (r.name == "cpu" && r.target.type_ == "Utilization").then_some(r.target.average_utilization.unwrap_or(0))
+    (r.name == "cpu" && r.target.type_ == "Utilization")
+        .then_some(r.target.average_utilization.unwrap_or(0))
 }
 
-fn replacement(kind: FixKind, target: i32, apps: &[(&str, Cpu)], app_request: Cpu, proxy_usage: Cpu) -> Vec<MetricSpec> {
+fn replacement(
+    kind: FixKind,
+    target: i32,
+    apps: &[(&str, Cpu)],
+    app_request: Cpu,
+    proxy_usage: Cpu,
+) -> Vec<MetricSpec> {
     match kind {
         FixKind::ContainerResource => apps
             .iter()
@@ -135,7 +160,11 @@ fn replacement(kind: FixKind, target: i32, apps: &[(&str, Cpu)], app_request: Cp
                 container_resource: Some(ContainerResourceMetricSource {
                     container: (*name).to_string(),
                     name: "cpu".into(),
-                    target: MetricTarget { type_: "Utilization".into(), average_utilization: Some(target), ..MetricTarget::default() },
+                    target: MetricTarget {
+                        type_: "Utilization".into(),
+                        average_utilization: Some(target),
+                        ..MetricTarget::default()
+                    },
                 }),
                 ..MetricSpec::default()
             })
@@ -146,7 +175,11 @@ fn replacement(kind: FixKind, target: i32, apps: &[(&str, Cpu)], app_request: Cp
                 type_: "Resource".into(),
                 resource: Some(ResourceMetricSource {
                     name: "cpu".into(),
-                    target: MetricTarget { type_: "AverageValue".into(), average_value: Some(Quantity(value.to_string())), ..MetricTarget::default() },
+                    target: MetricTarget {
+                        type_: "AverageValue".into(),
+                        average_value: Some(Quantity(value.to_string())),
+                        ..MetricTarget::default()
+                    },
                 }),
                 ..MetricSpec::default()
             }]
@@ -156,10 +189,15 @@ fn replacement(kind: FixKind, target: i32, apps: &[(&str, Cpu)], app_request: Cp
 
 /// The seed's fix: the app's intended point (`target`% of its request) plus the proxy.
 pub fn average_value(target: i32, app_request: Cpu, proxy_usage: Cpu) -> Cpu {
-    app_request.percent_ceil(u32::try_from(target).unwrap_or(0)).saturating_add(proxy_usage)
+    app_request
+        .percent_ceil(u32::try_from(target).unwrap_or(0))
+        .saturating_add(proxy_usage)
 }
 
-fn with_metrics(hpa: &HorizontalPodAutoscaler, metrics: Vec<MetricSpec>) -> HorizontalPodAutoscaler {
+fn with_metrics(
+    hpa: &HorizontalPodAutoscaler,
+    metrics: Vec<MetricSpec>,
+) -> HorizontalPodAutoscaler {
     let mut annotations = hpa.metadata.annotations.clone().unwrap_or_default();
     annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
     let metadata = ObjectMeta {
@@ -171,12 +209,26 @@ fn with_metrics(hpa: &HorizontalPodAutoscaler, metrics: Vec<MetricSpec>) -> Hori
     };
     let mut spec = hpa.spec.clone();
     spec.metrics = Some(metrics);
-    HorizontalPodAutoscaler { metadata, spec, status: None }
+    HorizontalPodAutoscaler {
+        metadata,
+        spec,
+        status: None,
+    }
 }
 
-fn summary(kind: FixKind, apps: &[(&str, Cpu)], proxy_usage: Cpu, spec: &HorizontalPodAutoscalerSpec) -> String {
+fn summary(
+    kind: FixKind,
+    apps: &[(&str, Cpu)],
+    proxy_usage: Cpu,
+    spec: &HorizontalPodAutoscalerSpec,
+) -> String {
     let names: Vec<&str> = apps.iter().map(|(n, _)| *n).collect();
-    let target = spec.metrics.iter().flatten().find_map(pod_utilization).unwrap_or(0);
+    let target = spec
+        .metrics
+        .iter()
+        .flatten()
+        .find_map(pod_utilization)
+        .unwrap_or(0);
     match kind {
         FixKind::ContainerResource => format!(
             "measure CPU on the app container{} ({}) only, at the same {target}% (ContainerResource, GA in Kubernetes 1.30)",
@@ -193,14 +245,26 @@ fn summary(kind: FixKind, apps: &[(&str, Cpu)], proxy_usage: Cpu, spec: &Horizon
     }
 }
 
-fn to_yaml(fixed: &HorizontalPodAutoscaler, kind: FixKind, doc: &Document) -> Result<String, HpaError> {
-    let value = serde_json::to_value(fixed).map_err(|e| invalid(doc, e.to_string()))?;
-    let body = serde_saphyr::to_string(&value).map_err(|e| invalid(doc, e.to_string()))?;
-    Ok(format!("# meshproof hpa fix ({kind:?}) for {}, generated from {}\n{body}", doc.name, doc.at))
+fn to_yaml(
+    fixed: &HorizontalPodAutoscaler,
+    kind: FixKind,
+    doc: &Document,
+) -> Result<String, HpaError> {
+    let body = serde_saphyr::to_string(fixed).map_err(|e| invalid(doc, e.to_string()))?;
+    Ok(format!(
+        "# meshproof hpa fix ({kind:?}) for {}, generated from {}\n{body}",
+        doc.name, doc.at
+    ))
 }
 
 fn invalid(doc: &Document, message: String) -> HpaError {
-    HpaError::Shape { at: doc.at.clone(), message: format!("internal error: the fix for HPA {} is invalid: {message}", doc.name) }
+    HpaError::Shape {
+        at: doc.at.clone(),
+        message: format!(
+            "internal error: the fix for HPA {} is invalid: {message}",
+            doc.name
+        ),
+    }
 }
 
 /// Parses the fix back into `autoscaling/v2`, checks nothing was lost or invented, and
@@ -215,15 +279,24 @@ fn validate(
     let path = Path::new("fix.yaml");
     let parsed = manifest::parse_str(path, yaml)?;
     let [doc] = parsed.as_slice() else {
-        return Err(invalid(original, format!("expected one document, got {}", parsed.len())));
+        return Err(invalid(
+            original,
+            format!("expected one document, got {}", parsed.len()),
+        ));
     };
     if doc.api_version != "autoscaling/v2" || !super::is_hpa(doc) {
-        return Err(invalid(original, format!("parsed as {} {}", doc.api_version, doc.kind)));
+        return Err(invalid(
+            original,
+            format!("parsed as {} {}", doc.api_version, doc.kind),
+        ));
     }
     let typed: HorizontalPodAutoscaler = doc.typed()?;
     let round_trip = serde_json::to_value(&typed).map_err(|e| invalid(original, e.to_string()))?;
     if round_trip != doc.value || &typed != meant {
-        return Err(invalid(original, "the YAML does not round-trip through autoscaling/v2".into()));
+        return Err(invalid(
+            original,
+            "the YAML does not round-trip through autoscaling/v2".into(),
+        ));
     }
     let again = analysis::analyze_without_fixes(doc, a, pod)?;
     Ok(again.iter().filter_map(|m| after_line(m, pod)).collect())
@@ -235,10 +308,14 @@ fn after_line(m: &MetricAnalysis, pod: &PodModel) -> Option<String> {
         MetricKind::ContainerUtilization { container, target } => {
             let request = pod.container(container)?.request?;
             let (_, intended, _) = utilization_points(request, *target, m.tolerance);
-            format!("{container} at {target}% of {request}: scales out at {trigger} and above (without the mesh: {intended})")
+            format!(
+                "{container} at {target}% of {request}: scales out at {trigger} and above (without the mesh: {intended})"
+            )
         }
         MetricKind::PodAverageValue { target } => {
-            format!("pod average {target}: the app scales out at {trigger} and above (with the proxy at its assumed usage)")
+            format!(
+                "pod average {target}: the app scales out at {trigger} and above (with the proxy at its assumed usage)"
+            )
         }
         _ => return None,
     };

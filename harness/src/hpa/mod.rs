@@ -44,15 +44,14 @@ pub enum HpaError {
     #[error(transparent)]
     Manifest(#[from] ManifestError),
     /// A CPU quantity in a manifest or in the mesh values is malformed.
-    #[error("{at}: {field}: {source}")]
+    #[error("{at}: {field}: {problem}")]
     Quantity {
         /// The document it is in.
         at: SourceRef,
         /// The field path, such as `spec.template.spec.containers[web].resources.requests.cpu`.
         field: String,
-        /// What is wrong with it.
-        #[source]
-        source: QuantityError,
+        /// What is wrong with it (kept in the message, not as a separate cause).
+        problem: QuantityError,
     },
     /// A document does not have the shape its kind requires.
     #[error("{at}: {message}")]
@@ -63,7 +62,9 @@ pub enum HpaError {
         message: String,
     },
     /// An HPA uses an API version meshproof does not read.
-    #[error("{at}: HorizontalPodAutoscaler {name} uses {api_version}, which Kubernetes no longer serves")]
+    #[error(
+        "{at}: HorizontalPodAutoscaler {name} uses {api_version}, which Kubernetes no longer serves"
+    )]
     UnsupportedVersion {
         /// The document.
         at: SourceRef,
@@ -73,13 +74,12 @@ pub enum HpaError {
         api_version: String,
     },
     /// A `--proxy-usage`-style value given on the command line is malformed.
-    #[error("{what}: {source}")]
+    #[error("{what}: {problem}")]
     Option {
         /// The option.
         what: String,
-        /// What is wrong with it.
-        #[source]
-        source: QuantityError,
+        /// What is wrong with it (kept in the message, not as a separate cause).
+        problem: QuantityError,
     },
 }
 
@@ -97,13 +97,23 @@ pub struct Report {
 impl Report {
     /// The worst severity among all findings, if any.
     pub fn worst(&self) -> Option<Severity> {
-        self.hpas.iter().flat_map(|h| &h.findings).map(|f| f.severity).max()
+        self.hpas
+            .iter()
+            .flat_map(|h| &h.findings)
+            .map(|f| f.severity)
+            .max()
     }
 }
 
 /// The mesh proxy resources a scenario installs, when its mesh is Istio.
 pub fn mesh_proxy(scenario: &Scenario) -> Option<&ProxyResources> {
-    scenario.file.requires.mesh.as_ref().filter(|m| m.name == MeshName::Istio).map(|m| &m.proxy)
+    scenario
+        .file
+        .requires
+        .mesh
+        .as_ref()
+        .filter(|m| m.name == MeshName::Istio)
+        .map(|m| &m.proxy)
 }
 
 /// Analyses every HPA a scenario ever applies, each against the objects that exist at
@@ -134,7 +144,11 @@ pub fn check_scenario(scenario: &Scenario, assumptions: &Assumptions) -> Result<
             }
         }
     }
-    Ok(Report { subject: format!("scenario {}", scenario.name()), assumptions: assumptions.clone(), hpas })
+    Ok(Report {
+        subject: format!("scenario {}", scenario.name()),
+        assumptions: assumptions.clone(),
+        hpas,
+    })
 }
 
 /// Analyses every HPA in plain manifest files, assuming Istio with `proxy` resources.
@@ -149,10 +163,20 @@ pub fn check_files(
     }
     let mut hpas = Vec::new();
     for doc in docs.iter().filter(|d| is_hpa(d)) {
-        hpas.push(analysis::analyze(doc, &docs, Some(proxy), assumptions, "manifests")?);
+        hpas.push(analysis::analyze(
+            doc,
+            &docs,
+            Some(proxy),
+            assumptions,
+            "manifests",
+        )?);
     }
     let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
-    Ok(Report { subject: names.join(", "), assumptions: assumptions.clone(), hpas })
+    Ok(Report {
+        subject: names.join(", "),
+        assumptions: assumptions.clone(),
+        hpas,
+    })
 }
 
 /// Whether a document is a HorizontalPodAutoscaler.

@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{Container, LimitRange, PodTemplateSpec};
 use serde::Serialize;
 
-use super::quantity::Cpu;
 use super::HpaError;
+use super::quantity::Cpu;
 use crate::manifest::Document;
 use crate::scenario::ProxyResources;
 
@@ -135,7 +135,11 @@ impl PodModel {
 
     /// Containers the HPA counts that have no CPU request.
     pub fn missing_requests(&self) -> Vec<&str> {
-        self.containers.iter().filter(|c| c.request.is_none()).map(|c| c.name.as_str()).collect()
+        self.containers
+            .iter()
+            .filter(|c| c.request.is_none())
+            .map(|c| c.name.as_str())
+            .collect()
     }
 }
 
@@ -183,25 +187,37 @@ pub fn pod_model(workload: &Document, ctx: &PodContext) -> Result<PodModel, HpaE
         .map(|q| quantity("spec.template.spec.resources.requests.cpu".into(), &q.0))
         .transpose()?;
     let kind_name = format!("{} {}/{}", workload.kind, namespace, workload.name);
-    Ok(PodModel { workload: kind_name, containers, pod_request, injection })
+    Ok(PodModel {
+        workload: kind_name,
+        containers,
+        pod_request,
+        injection,
+    })
 }
 
 fn template_of(workload: &Document) -> Result<PodTemplateSpec, HpaError> {
-    let value = workload.value.pointer("/spec/template").cloned().ok_or_else(|| HpaError::Shape {
-        at: workload.at.clone(),
-        message: format!("{} {} has no spec.template", workload.kind, workload.name),
-    })?;
+    let value = workload
+        .value
+        .pointer("/spec/template")
+        .cloned()
+        .ok_or_else(|| HpaError::Shape {
+            at: workload.at.clone(),
+            message: format!("{} {} has no spec.template", workload.kind, workload.name),
+        })?;
     serde_json::from_value(value).map_err(|e| HpaError::Shape {
         at: workload.at.clone(),
-        message: format!("spec.template of {} {} does not parse: {e}", workload.kind, workload.name),
+        message: format!(
+            "spec.template of {} {} does not parse: {e}",
+            workload.kind, workload.name
+        ),
     })
 }
 
 fn parse_at(doc: &Document, field: &str, text: &str) -> Result<Cpu, HpaError> {
-    Cpu::parse(text).map_err(|source| HpaError::Quantity {
+    Cpu::parse(text).map_err(|problem| HpaError::Quantity {
         at: doc.at.clone(),
         field: field.to_string(),
-        source,
+        problem,
     })
 }
 
@@ -214,18 +230,31 @@ struct RangeDefaults {
 
 fn limit_ranges(docs: &[Document], namespace: &str) -> Result<RangeDefaults, HpaError> {
     let mut out = RangeDefaults::default();
-    for doc in docs.iter().filter(|d| d.kind == "LimitRange" && d.namespace_or_default() == namespace) {
+    for doc in docs
+        .iter()
+        .filter(|d| d.kind == "LimitRange" && d.namespace_or_default() == namespace)
+    {
         let range: LimitRange = doc.typed().map_err(HpaError::Manifest)?;
         let items = range.spec.map(|s| s.limits).unwrap_or_default();
         for item in items.iter().filter(|i| i.type_ == "Container") {
             let default_limit = item.default.as_ref().and_then(|m| m.get("cpu"));
             // The API server defaults defaultRequest to default (the limit) when unset.
-            let default_request = item.default_request.as_ref().and_then(|m| m.get("cpu")).or(default_limit);
+            let default_request = item
+                .default_request
+                .as_ref()
+                .and_then(|m| m.get("cpu"))
+                .or(default_limit);
             if let Some(q) = default_request {
-                out.request = Some((parse_at(doc, "spec.limits[].defaultRequest.cpu", &q.0)?, doc.name.clone()));
+                out.request = Some((
+                    parse_at(doc, "spec.limits[].defaultRequest.cpu", &q.0)?,
+                    doc.name.clone(),
+                ));
             }
             if let Some(q) = default_limit {
-                out.limit = Some((parse_at(doc, "spec.limits[].default.cpu", &q.0)?, doc.name.clone()));
+                out.limit = Some((
+                    parse_at(doc, "spec.limits[].default.cpu", &q.0)?,
+                    doc.name.clone(),
+                ));
             }
         }
     }
@@ -238,12 +267,22 @@ fn declared(
     ranges: &RangeDefaults,
     quantity: &dyn Fn(String, &str) -> Result<Cpu, HpaError>,
 ) -> Result<ContainerModel, HpaError> {
-    let list = if native { "initContainers" } else { "containers" };
+    let list = if native {
+        "initContainers"
+    } else {
+        "containers"
+    };
     let field = |kind: &str| format!("spec.template.spec.{list}[{}].resources.{kind}.cpu", c.name);
     let resources = c.resources.as_ref();
-    let request = resources.and_then(|r| r.requests.as_ref()).and_then(|m| m.get("cpu"));
-    let request = request.map(|q| quantity(field("requests"), &q.0)).transpose()?;
-    let limit = resources.and_then(|r| r.limits.as_ref()).and_then(|m| m.get("cpu"));
+    let request = resources
+        .and_then(|r| r.requests.as_ref())
+        .and_then(|m| m.get("cpu"));
+    let request = request
+        .map(|q| quantity(field("requests"), &q.0))
+        .transpose()?;
+    let limit = resources
+        .and_then(|r| r.limits.as_ref())
+        .and_then(|m| m.get("cpu"));
     let mut limit = limit.map(|q| quantity(field("limits"), &q.0)).transpose()?;
     let (request, request_origin) = match (request, limit) {
         (Some(r), _) => (Some(r), Origin::Declared),
@@ -256,8 +295,20 @@ fn declared(
     if limit.is_none() {
         limit = ranges.limit.as_ref().map(|(l, _)| *l);
     }
-    let role = if c.name == PROXY_CONTAINER { Role::MeshProxy } else { Role::App };
-    Ok(ContainerModel { name: c.name.clone(), role, native_sidecar: native, injected: false, request, request_origin, limit })
+    let role = if c.name == PROXY_CONTAINER {
+        Role::MeshProxy
+    } else {
+        Role::App
+    };
+    Ok(ContainerModel {
+        name: c.name.clone(),
+        role,
+        native_sidecar: native,
+        injected: false,
+        request,
+        request_origin,
+        limit,
+    })
 }
 
 /// The proxy the injector adds. Istio's template uses the mesh values unless any of the
@@ -269,7 +320,9 @@ fn injected_proxy(
     quantity: &dyn Fn(String, &str) -> Result<Cpu, HpaError>,
 ) -> Result<ContainerModel, HpaError> {
     use annotations::*;
-    let any_annotation = [PROXY_CPU, PROXY_CPU_LIMIT, PROXY_MEMORY, PROXY_MEMORY_LIMIT].iter().any(|k| notes.contains_key(*k));
+    let any_annotation = [PROXY_CPU, PROXY_CPU_LIMIT, PROXY_MEMORY, PROXY_MEMORY_LIMIT]
+        .iter()
+        .any(|k| notes.contains_key(*k));
     let annotation = |key: &str| {
         notes
             .get(key)
@@ -287,7 +340,9 @@ fn injected_proxy(
     } else {
         let value = |text: &str, field: &str| {
             let text = text.trim();
-            (!text.is_empty()).then(|| quantity(format!("requires.mesh.proxy.{field}"), text)).transpose()
+            (!text.is_empty())
+                .then(|| quantity(format!("requires.mesh.proxy.{field}"), text))
+                .transpose()
         };
         let request = value(&values.cpu_request, "cpuRequest")?;
         let limit = value(&values.cpu_limit, "cpuLimit")?;
@@ -315,8 +370,14 @@ fn decide_injection(
     pod_labels: &BTreeMap<String, String>,
     pod_annotations: &BTreeMap<String, String>,
 ) -> Injection {
-    let yes = |reason: String| Injection { injected: true, reason };
-    let no = |reason: String| Injection { injected: false, reason };
+    let yes = |reason: String| Injection {
+        injected: true,
+        reason,
+    };
+    let no = |reason: String| Injection {
+        injected: false,
+        reason,
+    };
     match ctx.mode {
         InjectionMode::Always => return yes("injection assumed (--inject always)".into()),
         InjectionMode::Never => return no("injection ruled out (--inject never)".into()),
@@ -349,7 +410,9 @@ fn decide_injection(
     if let Some(rev) = pod_labels.get("istio.io/rev") {
         return yes(format!("pod label istio.io/rev={rev}"));
     }
-    no(format!("neither namespace {namespace} nor the pod has an injection label"))
+    no(format!(
+        "neither namespace {namespace} nor the pod has an injection label"
+    ))
 }
 
 fn namespace_labels(docs: &[Document], namespace: &str) -> BTreeMap<String, String> {

@@ -13,7 +13,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QuantityError {
     /// The text does not follow the Kubernetes quantity grammar.
-    #[error("`{0}` is not a Kubernetes quantity (expected a number with an optional suffix such as `100m`, `0.5` or `2`)")]
+    #[error(
+        "`{0}` is not a Kubernetes quantity (expected a number with an optional suffix such as `100m`, `0.5` or `2`)"
+    )]
     Syntax(String),
     /// CPU cannot be negative.
     #[error("`{0}` is negative; CPU quantities must be zero or more")]
@@ -45,13 +47,17 @@ impl Cpu {
     /// up to whole millicores as `Quantity.MilliValue()` does.
     pub fn parse(text: &str) -> Result<Cpu, QuantityError> {
         let trimmed = text.trim();
-        let (number, suffix) = split_suffix(trimmed).ok_or_else(|| QuantityError::Syntax(text.into()))?;
+        let (number, suffix) =
+            split_suffix(trimmed).ok_or_else(|| QuantityError::Syntax(text.into()))?;
         let decimal = Decimal::parse(number).ok_or_else(|| QuantityError::Syntax(text.into()))?;
         if decimal.negative && decimal.digits != 0 {
             return Err(QuantityError::Negative(text.into()));
         }
         let scale = Scale::parse(suffix).ok_or_else(|| QuantityError::Syntax(text.into()))?;
-        decimal.to_millis(scale).map(Cpu).ok_or_else(|| QuantityError::Overflow(text.into()))
+        decimal
+            .to_millis(scale)
+            .map(Cpu)
+            .ok_or_else(|| QuantityError::Overflow(text.into()))
     }
 
     /// `self - other`, or zero when `other` is larger.
@@ -66,7 +72,9 @@ impl Cpu {
 
     /// `percent`% of this value, rounded up to the next millicore.
     pub fn percent_ceil(self, percent: u32) -> Cpu {
-        Cpu((u128::from(self.0) * u128::from(percent)).div_ceil(100).min(u128::from(u64::MAX)) as u64)
+        Cpu((u128::from(self.0) * u128::from(percent))
+            .div_ceil(100)
+            .min(u128::from(u64::MAX)) as u64)
     }
 
     /// `percent`% of this value in exact (fractional) millicores, for display.
@@ -76,7 +84,8 @@ impl Cpu {
 
     /// This value as a percentage of `of`, rounded down (the HPA's integer utilization).
     pub fn utilization_of(self, of: Cpu) -> Option<u64> {
-        (of.0 > 0).then(|| (u128::from(self.0) * 100 / u128::from(of.0)).min(u128::from(u64::MAX)) as u64)
+        (of.0 > 0)
+            .then(|| (u128::from(self.0) * 100 / u128::from(of.0)).min(u128::from(u64::MAX)) as u64)
     }
 }
 
@@ -108,7 +117,9 @@ impl std::iter::Sum for Cpu {
 /// Splits `"1.5Gi"` into `("1.5", "Gi")`: the suffix starts at the first character that
 /// cannot be part of a number. An exponent (`1e3`) is a suffix too.
 fn split_suffix(text: &str) -> Option<(&str, &str)> {
-    let start = text.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-')).unwrap_or(text.len());
+    let start = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
+        .unwrap_or(text.len());
     Some((&text[..start], &text[start..]))
 }
 
@@ -179,7 +190,11 @@ impl Decimal {
             }
             digits = digits.checked_mul(10)?.checked_add(u128::from(b - b'0'))?;
         }
-        Some(Decimal { negative, digits, fraction_digits: u32::try_from(fraction.len()).ok()? })
+        Some(Decimal {
+            negative,
+            digits,
+            fraction_digits: u32::try_from(fraction.len()).ok()?,
+        })
     }
 
     /// The value in millis, rounded up.
@@ -189,7 +204,8 @@ impl Decimal {
                 // digits * 10^(exp + 3 - fraction_digits)
                 let power = exp + 3 - i32::try_from(self.fraction_digits).ok()?;
                 if power >= 0 {
-                    self.digits.checked_mul(10u128.checked_pow(power.unsigned_abs())?)?
+                    self.digits
+                        .checked_mul(10u128.checked_pow(power.unsigned_abs())?)?
                 } else {
                     match 10u128.checked_pow(power.unsigned_abs()) {
                         Some(divisor) => self.digits.div_ceil(divisor),
@@ -200,7 +216,9 @@ impl Decimal {
             }
             Scale::Binary(n) => {
                 let multiplier = 1024u128.checked_pow(n)?.checked_mul(1000)?;
-                self.digits.checked_mul(multiplier)?.div_ceil(10u128.checked_pow(self.fraction_digits)?)
+                self.digits
+                    .checked_mul(multiplier)?
+                    .div_ceil(10u128.checked_pow(self.fraction_digits)?)
             }
         };
         u64::try_from(value).ok()
@@ -243,12 +261,23 @@ mod tests {
 
     #[test]
     fn rejects_what_kubernetes_rejects() {
-        for bad in ["", "m", "abc", "1.2.3", "10 m", "1x", "1e", "--1", "1mi", "1e3m"] {
-            assert!(matches!(Cpu::parse(bad), Err(QuantityError::Syntax(_))), "{bad:?} parsed");
+        for bad in [
+            "", "m", "abc", "1.2.3", "10 m", "1x", "1e", "--1", "1mi", "1e3m",
+        ] {
+            assert!(
+                matches!(Cpu::parse(bad), Err(QuantityError::Syntax(_))),
+                "{bad:?} parsed"
+            );
         }
-        assert!(matches!(Cpu::parse("-100m"), Err(QuantityError::Negative(_))));
+        assert!(matches!(
+            Cpu::parse("-100m"),
+            Err(QuantityError::Negative(_))
+        ));
         assert!(matches!(Cpu::parse("1E"), Err(QuantityError::Overflow(_))));
-        assert!(matches!(Cpu::parse("99999999999999999999"), Err(QuantityError::Overflow(_))));
+        assert!(matches!(
+            Cpu::parse("99999999999999999999"),
+            Err(QuantityError::Overflow(_))
+        ));
     }
 
     #[test]
@@ -266,6 +295,11 @@ mod tests {
     fn displays_in_millicores() {
         assert_eq!(Cpu::millis(140).to_string(), "140m");
         assert_eq!(serde_json::to_string(&Cpu::millis(80)).unwrap(), "\"80m\"");
-        assert_eq!([Cpu::millis(100), Cpu::millis(100)].into_iter().sum::<Cpu>(), Cpu::millis(200));
+        assert_eq!(
+            [Cpu::millis(100), Cpu::millis(100)]
+                .into_iter()
+                .sum::<Cpu>(),
+            Cpu::millis(200)
+        );
     }
 }

@@ -3,10 +3,10 @@
 
 use std::fmt::Write;
 
+use super::Report;
 use super::analysis::{HpaAnalysis, MetricAnalysis, MetricKind, Reach, Severity};
 use super::findings::millis;
 use super::pod::{ContainerModel, Origin, PodModel, Role};
-use super::Report;
 
 /// The whole report as text.
 pub fn text(report: &Report) -> String {
@@ -21,7 +21,14 @@ pub fn text(report: &Report) -> String {
         out.push('\n');
         out.push_str(&one(hpa));
     }
-    let count = |s: Severity| report.hpas.iter().flat_map(|h| &h.findings).filter(|f| f.severity == s).count();
+    let count = |s: Severity| {
+        report
+            .hpas
+            .iter()
+            .flat_map(|h| &h.findings)
+            .filter(|f| f.severity == s)
+            .count()
+    };
     let _ = writeln!(
         out,
         "\n{} HPA version(s) analysed: {} error(s), {} warning(s)",
@@ -69,17 +76,41 @@ fn severity(s: Severity) -> &'static str {
 }
 
 fn pod_table(out: &mut String, pod: &PodModel) {
-    let verdict = if pod.injection.injected { "sidecar injected" } else { "no sidecar injected" };
+    let verdict = if pod.injection.injected {
+        "sidecar injected"
+    } else {
+        "no sidecar injected"
+    };
     let _ = writeln!(out, "  pod: {verdict} ({})", pod.injection.reason);
-    let width = pod.containers.iter().map(|c| c.name.len()).max().unwrap_or(0).max(9);
-    let _ = writeln!(out, "    {:width$}  {:32}  {:>8}  {:>8}  request from", "container", "role", "request", "limit");
-    for c in &pod.containers {
+    let width = pod
+        .containers
+        .iter()
+        .map(|c| c.name.len())
+        .max()
+        .unwrap_or(0)
+        .max(9);
+    let roles: Vec<String> = pod.containers.iter().map(role).collect();
+    let role_width = roles.iter().map(String::len).max().unwrap_or(0).max(4);
+    let _ = writeln!(
+        out,
+        "    {:width$}  {:role_width$}  {:>8}  {:>8}  request from",
+        "container", "role", "request", "limit"
+    );
+    for (c, role) in pod.containers.iter().zip(&roles) {
         let request = c.request.map_or_else(|| "none".into(), |r| r.to_string());
         let limit = c.limit.map_or_else(|| "none".into(), |l| l.to_string());
-        let _ = writeln!(out, "    {:width$}  {:32}  {request:>8}  {limit:>8}  {}", c.name, role(c), origin(&c.request_origin));
+        let _ = writeln!(
+            out,
+            "    {:width$}  {role:role_width$}  {request:>8}  {limit:>8}  {}",
+            c.name,
+            origin(&c.request_origin)
+        );
     }
     if let Some(r) = pod.pod_request {
-        let _ = writeln!(out, "    pod-level request {r} (the HPA divides by it instead of the containers' sum)");
+        let _ = writeln!(
+            out,
+            "    pod-level request {r} (the HPA divides by it instead of the containers' sum)"
+        );
     }
 }
 
@@ -116,29 +147,64 @@ fn metric(out: &mut String, index: usize, m: &MetricAnalysis, pod: Option<&PodMo
         return;
     }
     if let Some(point) = m.target_point {
-        let shares: Vec<String> = m.shares.iter().map(|s| format!("{} {}", s.container, millis(s.at_target))).collect();
-        let split = if shares.len() > 1 { format!(": {}", shares.join(" + ")) } else { String::new() };
-        let _ = writeln!(out, "    target point {} per pod{split}", millis(point));
+        let shares: Vec<String> = m
+            .shares
+            .iter()
+            .map(|s| format!("{} {}", s.container, millis(s.at_target)))
+            .collect();
+        let split = if shares.len() > 1 {
+            format!(": {}", shares.join(" + "))
+        } else {
+            String::new()
+        };
+        let scope = match &m.kind {
+            MetricKind::ContainerUtilization { container, .. }
+            | MetricKind::ContainerAverageValue { container, .. } => {
+                format!("in container {container}")
+            }
+            _ => "per pod".into(),
+        };
+        let _ = writeln!(out, "    target point {} {scope}{split}", millis(point));
     }
     if let Some(trigger) = m.trigger {
-        let pct = m.trigger_utilization.map(|p| format!("utilization {p}% or more, ")).unwrap_or_default();
-        let _ = writeln!(out, "    the controller acts at {trigger} and above ({pct}tolerance {:.0}%)", m.tolerance * 100.0);
+        let pct = m
+            .trigger_utilization
+            .map(|p| format!("utilization {p}% or more, "))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "    the controller acts at {trigger} and above ({pct}tolerance {:.0}%)",
+            m.tolerance * 100.0
+        );
     }
     let proxies = pod.map_or(0, |p| p.proxies().count());
     if let (Some(at), Some(trigger)) = (m.app_at_target, m.app_at_trigger) {
-        let with = if proxies > 0 && matches!(m.kind, MetricKind::PodUtilization { .. } | MetricKind::PodAverageValue { .. }) {
+        let with = if proxies > 0
+            && matches!(
+                m.kind,
+                MetricKind::PodUtilization { .. } | MetricKind::PodAverageValue { .. }
+            ) {
             " (given the proxy's assumed usage)"
         } else {
             ""
         };
-        let intended = m.intended_at_target.map(|i| format!("; without the mesh: {}", millis(i))).unwrap_or_default();
-        let _ = writeln!(out, "    the app needs {} at the target, {trigger} to trigger{with}{intended}", millis(at));
+        let intended = m
+            .intended_at_target
+            .map(|i| format!("; without the mesh: {}", millis(i)))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "    the app needs {} at the target, {trigger} to trigger{with}{intended}",
+            millis(at)
+        );
     }
     if let Some(reach) = &m.reach {
         let text = match reach {
             Reach::Reachable { limit } => format!("yes, within the app's CPU limit {limit}"),
             Reach::Unbounded => "only by bursting: the app has no CPU limit".into(),
-            Reach::Unreachable { limit, needed } => format!("NO: the app's CPU limit {limit} is below the {needed} it needs"),
+            Reach::Unreachable { limit, needed } => {
+                format!("NO: the app's CPU limit {limit} is below the {needed} it needs")
+            }
         };
         let _ = writeln!(out, "    reachable: {text}");
     }
@@ -146,16 +212,32 @@ fn metric(out: &mut String, index: usize, m: &MetricAnalysis, pod: Option<&PodMo
 
 /// A metric in one phrase.
 pub fn describe(kind: &MetricKind, m: &MetricAnalysis) -> String {
-    let over = m.denominator.map(|d| format!(" of {d}")).unwrap_or_default();
+    let over = m
+        .denominator
+        .map(|d| format!(" of {d}"))
+        .unwrap_or_default();
     match kind {
         MetricKind::PodUtilization { target } => {
-            format!("Resource cpu, averageUtilization {target}% (pod-level: all containers' usage over their requests{over})")
+            format!(
+                "Resource cpu, averageUtilization {target}% (pod-level: all containers' usage over their requests{over})"
+            )
         }
-        MetricKind::PodAverageValue { target } => format!("Resource cpu, averageValue {target} per pod (all containers' usage)"),
+        MetricKind::PodAverageValue { target } => {
+            format!("Resource cpu, averageValue {target} per pod (all containers' usage)")
+        }
         MetricKind::ContainerUtilization { container, target } => {
-            format!("ContainerResource cpu on {container}, averageUtilization {target}%{}", if over.is_empty() { String::new() } else { format!(" ({container}'s request{over})") })
+            format!(
+                "ContainerResource cpu on {container}, averageUtilization {target}%{}",
+                if over.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({container}'s request{over})")
+                }
+            )
         }
-        MetricKind::ContainerAverageValue { container, target } => format!("ContainerResource cpu on {container}, averageValue {target}"),
+        MetricKind::ContainerAverageValue { container, target } => {
+            format!("ContainerResource cpu on {container}, averageValue {target}")
+        }
         MetricKind::Other { description } => description.clone(),
     }
 }

@@ -273,7 +273,12 @@ impl Provider for NotBuilt {
         Err(ProviderError::NotBuilt(self.0))
     }
 
-    async fn provision(&self, _: &Scenario, _: &RunContext, _: &dyn Reporter) -> Result<Box<dyn Lab>, ProviderError> {
+    async fn provision(
+        &self,
+        _: &Scenario,
+        _: &RunContext,
+        _: &dyn Reporter,
+    ) -> Result<Box<dyn Lab>, ProviderError> {
         Err(ProviderError::NotBuilt(self.0))
     }
 }

@@ -6,7 +6,9 @@ use crate::expect::{judge_capture, judge_probe};
 use crate::manifest::Document;
 use crate::provider::{Lab, ProviderError, RunContext, StepOutcome};
 use crate::reporter::Reporter;
-use crate::scenario::{CaptureStep, HpaStep, Phase, Probe, Scenario, Step, WaitFor, parse_duration};
+use crate::scenario::{
+    CaptureStep, HpaStep, Phase, Probe, Scenario, Step, WaitFor, parse_duration,
+};
 use crate::verdict::{CheckKind, Judgement, Verdict};
 
 use super::{Cancel, render_probe};

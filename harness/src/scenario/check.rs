@@ -290,14 +290,19 @@ fn hpa_step<'a>(
     manifests_exist(c, [&h.skewed, &h.fixed].into_iter(), fixtures);
     c.duration(&h.hold);
     c.duration(&h.timeout);
-    if let (Ok(hold), Ok(timeout)) = (parse_duration(&h.hold.value), parse_duration(&h.timeout.value)) {
-        if hold >= timeout {
-            c.problem(
-                &h.hold,
-                format!("hold {} is not shorter than timeout {}", h.hold.value, h.timeout.value),
-                Some("the skewed HPA must hold still for `hold` within `timeout`".into()),
-            );
-        }
+    if let (Ok(hold), Ok(timeout)) = (
+        parse_duration(&h.hold.value),
+        parse_duration(&h.timeout.value),
+    ) && hold >= timeout
+    {
+        c.problem(
+            &h.hold,
+            format!(
+                "hold {} is not shorter than timeout {}",
+                h.hold.value, h.timeout.value
+            ),
+            Some("the skewed HPA must hold still for `hold` within `timeout`".into()),
+        );
     }
     if !c.file.requires.metrics_server {
         c.problem(
@@ -489,28 +494,55 @@ pub(super) fn hpa_manifest_problems(
     for h in steps.filter_map(|s| if let Step::Hpa(h) = s { Some(h) } else { None }) {
         let mut found = Vec::new();
         for reference in [&h.skewed, &h.fixed] {
-            let Some(docs) = manifests.get(&reference.value) else { continue };
-            let hpas: Vec<&Document> = docs.iter().filter(|d| d.kind == "HorizontalPodAutoscaler").collect();
-            let mut problem = |message: String| problems.push(Problem { at: at(path, reference), message, hint: None });
+            let Some(docs) = manifests.get(&reference.value) else {
+                continue;
+            };
+            let hpas: Vec<&Document> = docs
+                .iter()
+                .filter(|d| d.kind == "HorizontalPodAutoscaler")
+                .collect();
+            let mut problem = |message: String| {
+                problems.push(Problem {
+                    at: at(path, reference),
+                    message,
+                    hint: None,
+                })
+            };
             match hpas.as_slice() {
                 [one] => {
-                    let target = one.value.pointer("/spec/scaleTargetRef/name").and_then(|v| v.as_str());
+                    let target = one
+                        .value
+                        .pointer("/spec/scaleTargetRef/name")
+                        .and_then(|v| v.as_str());
                     if target != Some(h.workload.value.as_str()) {
-                        problem(format!("HPA {} in `{}` scales {}, not workload `{}`", one.name, reference.value, target.unwrap_or("nothing"), h.workload.value));
+                        problem(format!(
+                            "HPA {} in `{}` scales {}, not workload `{}`",
+                            one.name,
+                            reference.value,
+                            target.unwrap_or("nothing"),
+                            h.workload.value
+                        ));
                     }
                     found.push((one.name.clone(), one.namespace.clone()));
                 }
-                other => problem(format!("`{}` must hold exactly one HorizontalPodAutoscaler, not {}", reference.value, other.len())),
+                other => problem(format!(
+                    "`{}` must hold exactly one HorizontalPodAutoscaler, not {}",
+                    reference.value,
+                    other.len()
+                )),
             }
         }
-        if let [skewed, fixed] = found.as_slice() {
-            if skewed != fixed {
-                problems.push(Problem {
-                    at: at(path, &h.fixed),
-                    message: format!("the fixed HPA {} must have the skewed HPA's name and namespace ({})", fixed.0, skewed.0),
-                    hint: Some("the fixed HPA replaces the skewed one in place".into()),
-                });
-            }
+        if let [skewed, fixed] = found.as_slice()
+            && skewed != fixed
+        {
+            problems.push(Problem {
+                at: at(path, &h.fixed),
+                message: format!(
+                    "the fixed HPA {} must have the skewed HPA's name and namespace ({})",
+                    fixed.0, skewed.0
+                ),
+                hint: Some("the fixed HPA replaces the skewed one in place".into()),
+            });
         }
     }
     problems

@@ -301,7 +301,7 @@ pub enum Step {
     Capture(CaptureStep),
     /// Prove an HPA's sidecar skew live: under the same app load, the skewed HPA holds
     /// still where the app alone would scale, and the fixed HPA scales out.
-    Hpa(HpaStep),
+    Hpa(Box<HpaStep>),
 }
 
 /// `label:` step.

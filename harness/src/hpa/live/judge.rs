@@ -153,10 +153,13 @@ impl Judge {
         let measured = active && reading.is_some();
         self.seen_active |= measured;
         if !measured {
-            self.last_inactive = why.or_else(|| Some("the status has no reading for the metric yet".into()));
+            self.last_inactive =
+                why.or_else(|| Some("the status has no reading for the metric yet".into()));
         }
         let desired = status.map_or(self.spec.start_replicas, |s| s.desired_replicas);
-        let current = status.and_then(|s| s.current_replicas).unwrap_or(self.spec.start_replicas);
+        let current = status
+            .and_then(|s| s.current_replicas)
+            .unwrap_or(self.spec.start_replicas);
         let scaled = desired > self.spec.start_replicas || current > self.spec.start_replicas;
         let loaded = self.loaded(sample.app_usage);
         let decision = match self.spec.expect {
@@ -184,13 +187,17 @@ impl Judge {
         if let Some(d) = &self.decided {
             return d.clone();
         }
-        let peak = self.peak_app.map_or("no usage reported".into(), |p| p.to_string());
+        let peak = self
+            .peak_app
+            .map_or("no usage reported".into(), |p| p.to_string());
         let needed = self.spec.app_trigger_utilization();
         let decision = if !self.seen_active {
             Decision::Inconclusive(format!(
                 "after {:.0}s the HPA had not reported its metric: {}",
                 self.last_t,
-                self.last_inactive.clone().unwrap_or_else(|| "no status".into())
+                self.last_inactive
+                    .clone()
+                    .unwrap_or_else(|| "no status".into())
             ))
         } else if !self.loaded(self.peak_app) {
             Decision::Inconclusive(format!(
@@ -220,12 +227,19 @@ impl Judge {
 
     fn loaded(&self, app_usage: Option<Cpu>) -> bool {
         let needed = self.spec.app_trigger_utilization();
-        app_usage.and_then(|u| u.utilization_of(self.spec.app_request)).is_some_and(|u| u >= needed)
+        app_usage
+            .and_then(|u| u.utilization_of(self.spec.app_request))
+            .is_some_and(|u| u >= needed)
     }
 
     /// The hold arm: open a window at the first loaded, measured sample; pass once it
     /// is `hold` long with at least 80% of its samples loaded and measured.
-    fn hold_step(&mut self, sample: &Sample, good: bool, reading: Option<Reading>) -> Option<Decision> {
+    fn hold_step(
+        &mut self,
+        sample: &Sample,
+        good: bool,
+        reading: Option<Reading>,
+    ) -> Option<Decision> {
         if self.window.is_none() && good {
             self.window = Some(sample.t);
         }
@@ -253,8 +267,16 @@ impl Judge {
 
     fn reading_text(&self, reading: Option<Reading>) -> String {
         match reading {
-            Some(Reading { utilization: Some(u), .. }) => format!("the HPA reported {u}% against its target {}%", self.spec.target),
-            Some(Reading { value: Some(v), .. }) => format!("the HPA reported an average of {v} per pod"),
+            Some(Reading {
+                utilization: Some(u),
+                ..
+            }) => format!(
+                "the HPA reported {u}% against its target {}%",
+                self.spec.target
+            ),
+            Some(Reading { value: Some(v), .. }) => {
+                format!("the HPA reported an average of {v} per pod")
+            }
             _ => "the HPA reported no value".into(),
         }
     }
@@ -262,22 +284,51 @@ impl Judge {
 
 /// Whether the HPA computes its metrics, and the condition's message when it does not.
 pub fn scaling_active(status: Option<&HorizontalPodAutoscalerStatus>) -> (bool, Option<String>) {
-    let condition = status.and_then(|s| s.conditions.as_ref()).and_then(|c| c.iter().find(|c| c.type_ == "ScalingActive"));
+    let condition = status
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| c.iter().find(|c| c.type_ == "ScalingActive"));
     match condition {
         Some(c) if c.status == "True" => (true, None),
-        Some(c) => (false, Some(format!("ScalingActive={} {}: {}", c.status, c.reason.as_deref().unwrap_or(""), c.message.as_deref().unwrap_or("")))),
+        Some(c) => (
+            false,
+            Some(format!(
+                "ScalingActive={} {}: {}",
+                c.status,
+                c.reason.as_deref().unwrap_or(""),
+                c.message.as_deref().unwrap_or("")
+            )),
+        ),
         None => (false, Some("no ScalingActive condition yet".into())),
     }
 }
 
 /// The current value of the selected metric in a status.
-pub fn reading(status: &HorizontalPodAutoscalerStatus, selector: &MetricSelector) -> Option<Reading> {
-    let current = status.current_metrics.iter().flatten().find_map(|m: &MetricStatus| match selector {
-        MetricSelector::Resource => m.resource.as_ref().filter(|r| r.name == "cpu").map(|r| &r.current),
-        MetricSelector::ContainerResource { container } => {
-            m.container_resource.as_ref().filter(|r| r.name == "cpu" && &r.container == container).map(|r| &r.current)
-        }
-    })?;
-    let value = current.average_value.as_ref().and_then(|q| Cpu::parse(&q.0).ok());
-    (current.average_utilization.is_some() || value.is_some()).then_some(Reading { utilization: current.average_utilization, value })
+pub fn reading(
+    status: &HorizontalPodAutoscalerStatus,
+    selector: &MetricSelector,
+) -> Option<Reading> {
+    let current = status
+        .current_metrics
+        .iter()
+        .flatten()
+        .find_map(|m: &MetricStatus| match selector {
+            MetricSelector::Resource => m
+                .resource
+                .as_ref()
+                .filter(|r| r.name == "cpu")
+                .map(|r| &r.current),
+            MetricSelector::ContainerResource { container } => m
+                .container_resource
+                .as_ref()
+                .filter(|r| r.name == "cpu" && &r.container == container)
+                .map(|r| &r.current),
+        })?;
+    let value = current
+        .average_value
+        .as_ref()
+        .and_then(|q| Cpu::parse(&q.0).ok());
+    (current.average_utilization.is_some() || value.is_some()).then_some(Reading {
+        utilization: current.average_utilization,
+        value,
+    })
 }

@@ -17,7 +17,9 @@ pub mod svg;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use k8s_openapi::api::autoscaling::v2::{HPAScalingPolicy, HPAScalingRules, HorizontalPodAutoscaler, HorizontalPodAutoscalerBehavior};
+use k8s_openapi::api::autoscaling::v2::{
+    HPAScalingPolicy, HPAScalingRules, HorizontalPodAutoscaler, HorizontalPodAutoscalerBehavior,
+};
 
 pub use cluster::run;
 pub use judge::{ArmSpec, Decision, Expect, Judge, MetricSelector, Sample};
@@ -50,7 +52,9 @@ pub enum LiveError {
         source: kube::Error,
     },
     /// The cluster serves no `metrics.k8s.io` API, so no HPA can read CPU.
-    #[error("the cluster serves no metrics.k8s.io/v1beta1 API ({0}); install metrics-server (requires.metricsServer: true)")]
+    #[error(
+        "the cluster serves no metrics.k8s.io/v1beta1 API ({0}); install metrics-server (requires.metricsServer: true)"
+    )]
     NoMetricsApi(String),
     /// The workload has no ready pod to load.
     #[error("{0}")]
@@ -123,19 +127,30 @@ pub struct LiveOutcome {
 
 impl LiveCheck {
     /// Builds the check of step `step` of `scenario`; artifacts go to `artifacts`.
-    pub fn from_step(scenario: &Scenario, step: &HpaStep, artifacts: &Path) -> Result<LiveCheck, LiveError> {
+    pub fn from_step(
+        scenario: &Scenario,
+        step: &HpaStep,
+        artifacts: &Path,
+    ) -> Result<LiveCheck, LiveError> {
         let config = |m: String| LiveError::Config(m);
         let workload = scenario
             .workload(&step.workload.value)
             .ok_or_else(|| config(format!("workload {} is not declared", step.workload.value)))?;
         if workload.kind == WorkloadKind::External {
-            return Err(config(format!("workload {} runs outside the cluster and has no HPA", workload.name.value)));
+            return Err(config(format!(
+                "workload {} runs outside the cluster and has no HPA",
+                workload.name.value
+            )));
         }
         let phase = scenario
             .file
             .phases
             .iter()
-            .find(|p| p.steps.iter().any(|s| matches!(s, Step::Hpa(h) if h.name.value == step.name.value)))
+            .find(|p| {
+                p.steps
+                    .iter()
+                    .any(|s| matches!(s, Step::Hpa(h) if h.name.value == step.name.value))
+            })
             .map(|p| p.name.value.clone());
         let state = scenario.state_after(phase.as_deref());
         let mesh = super::mesh_proxy(scenario);
@@ -144,21 +159,40 @@ impl LiveCheck {
         let fixed_doc = one_hpa(scenario.documents(&step.fixed.value), &step.fixed.value)?;
         let skewed = analysis::analyze(skewed_doc, &state, mesh, &a, "live check (skewed)")?;
         let fixed = analysis::analyze(fixed_doc, &state, mesh, &a, "live check (fixed)")?;
-        let pod = skewed.pod.as_ref().ok_or_else(|| config(format!("{} is not in the scenario's manifests", skewed.target)))?;
+        let pod = skewed.pod.as_ref().ok_or_else(|| {
+            config(format!(
+                "{} is not in the scenario's manifests",
+                skewed.target
+            ))
+        })?;
         let container = &step.container.value;
         let app = pod
             .container(container)
             .filter(|c| c.role == Role::App)
-            .ok_or_else(|| config(format!("{container} is not an app container of {}", pod.workload)))?;
-        let app_request = app.request.ok_or_else(|| config(format!("container {container} has no CPU request")))?;
+            .ok_or_else(|| {
+                config(format!(
+                    "{container} is not an app container of {}",
+                    pod.workload
+                ))
+            })?;
+        let app_request = app
+            .request
+            .ok_or_else(|| config(format!("container {container} has no CPU request")))?;
         let (target, tolerance, reach) = skewed
             .metrics
             .iter()
             .find_map(|m| match m.kind {
-                MetricKind::PodUtilization { target } => Some((target, m.tolerance, m.reach.clone())),
+                MetricKind::PodUtilization { target } => {
+                    Some((target, m.tolerance, m.reach.clone()))
+                }
                 _ => None,
             })
-            .ok_or_else(|| config(format!("the skewed HPA in {} has no pod-level Resource cpu utilization metric", step.skewed.value)))?;
+            .ok_or_else(|| {
+                config(format!(
+                    "the skewed HPA in {} has no pod-level Resource cpu utilization metric",
+                    step.skewed.value
+                ))
+            })?;
         let fixed_metric = fixed
             .metrics
             .iter()
@@ -202,9 +236,17 @@ impl LiveCheck {
 }
 
 fn one_hpa<'a>(docs: &'a [Document], file: &str) -> Result<&'a Document, LiveError> {
-    match docs.iter().filter(|d| super::is_hpa(d) && d.api_version == "autoscaling/v2").collect::<Vec<_>>().as_slice() {
+    match docs
+        .iter()
+        .filter(|d| super::is_hpa(d) && d.api_version == "autoscaling/v2")
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         [one] => Ok(one),
-        other => Err(LiveError::Config(format!("{file} must hold exactly one autoscaling/v2 HorizontalPodAutoscaler, not {}", other.len()))),
+        other => Err(LiveError::Config(format!(
+            "{file} must hold exactly one autoscaling/v2 HorizontalPodAutoscaler, not {}",
+            other.len()
+        ))),
     }
 }
 
@@ -215,10 +257,14 @@ fn duration(text: &str) -> Result<Duration, LiveError> {
 fn prediction(reach: Option<&Reach>, limit: Option<Cpu>) -> String {
     match (reach, limit) {
         (Some(Reach::Unreachable { limit, needed }), _) => {
-            format!("static analysis: the skewed HPA needs {needed} from the app, above its {limit} limit, so it can never scale")
+            format!(
+                "static analysis: the skewed HPA needs {needed} from the app, above its {limit} limit, so it can never scale"
+            )
         }
         (Some(Reach::Reachable { .. }), Some(limit)) => {
-            format!("static analysis: the skewed HPA can scale below the app's {limit} limit, but only above its intended point")
+            format!(
+                "static analysis: the skewed HPA can scale below the app's {limit} limit, but only above its intended point"
+            )
         }
         _ => "static analysis: the app has no CPU limit, so the load depends on the node".into(),
     }
@@ -229,8 +275,16 @@ fn prediction(reach: Option<&Reach>, limit: Option<Cpu>) -> String {
 /// tolerance the HPA sets is kept, since the static analysis used it.
 fn fast(mut hpa: HorizontalPodAutoscaler) -> HorizontalPodAutoscaler {
     let spec = &mut hpa.spec;
-    let tolerance = spec.behavior.as_ref().and_then(|b| b.scale_up.as_ref()).and_then(|r| r.tolerance.clone());
-    let policy = |type_: &str, value| HPAScalingPolicy { type_: type_.into(), value, period_seconds: 15 };
+    let tolerance = spec
+        .behavior
+        .as_ref()
+        .and_then(|b| b.scale_up.as_ref())
+        .and_then(|r| r.tolerance.clone());
+    let policy = |type_: &str, value| HPAScalingPolicy {
+        type_: type_.into(),
+        value,
+        period_seconds: 15,
+    };
     spec.behavior = Some(HorizontalPodAutoscalerBehavior {
         scale_up: Some(HPAScalingRules {
             stabilization_window_seconds: Some(0),
@@ -250,7 +304,11 @@ fn fast(mut hpa: HorizontalPodAutoscaler) -> HorizontalPodAutoscaler {
 impl LiveOutcome {
     /// One judgement per arm, with the plot and series as evidence in the reason.
     pub fn judgements(&self, check: &LiveCheck) -> Vec<Judgement> {
-        let files: Vec<String> = self.artifacts.iter().map(|p| p.display().to_string()).collect();
+        let files: Vec<String> = self
+            .artifacts
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
         self.series
             .arms
             .iter()
@@ -264,9 +322,18 @@ impl LiveOutcome {
                     "skewed" => "the skewed HPA holds still where the app alone would scale",
                     _ => "the fixed HPA scales out under the same load",
                 };
-                let extra = if arm.name == "skewed" { format!("; {}", check.prediction) } else { String::new() };
+                let extra = if arm.name == "skewed" {
+                    format!("; {}", check.prediction)
+                } else {
+                    String::new()
+                };
                 let name = format!("{}: {claim}", check.name);
-                Judgement::bare(&name, CheckKind::Autoscale, verdict, format!("{reason}{extra}; series and plot: {}", files.join(", ")))
+                Judgement::bare(
+                    &name,
+                    CheckKind::Autoscale,
+                    verdict,
+                    format!("{reason}{extra}; series and plot: {}", files.join(", ")),
+                )
             })
             .collect()
     }
@@ -275,11 +342,26 @@ impl LiveOutcome {
 /// The dry-run plan's detail for an `hpa:` step.
 pub fn plan_detail(step: &HpaStep) -> String {
     [
-        format!("apply the HPA in {} with a fast behavior (no scale-up stabilization)", step.skewed.value),
-        format!("start a bounded busy loop in container {} of every pod of {}", step.container.value, step.workload.value),
-        format!("expect no scale-out for {} while the app alone would scale (timeout {})", step.hold.value, step.timeout.value),
-        format!("apply the HPA in {} under the same load; expect a scale-out within {}", step.fixed.value, step.timeout.value),
-        format!("stop the load; write hpa-{}.json, .csv and .svg", step.name.value),
+        format!(
+            "apply the HPA in {} with a fast behavior (no scale-up stabilization)",
+            step.skewed.value
+        ),
+        format!(
+            "start a bounded busy loop in container {} of every pod of {}",
+            step.container.value, step.workload.value
+        ),
+        format!(
+            "expect no scale-out for {} while the app alone would scale (timeout {})",
+            step.hold.value, step.timeout.value
+        ),
+        format!(
+            "apply the HPA in {} under the same load; expect a scale-out within {}",
+            step.fixed.value, step.timeout.value
+        ),
+        format!(
+            "stop the load; write hpa-{}.json, .csv and .svg",
+            step.name.value
+        ),
     ]
     .join("\n")
 }

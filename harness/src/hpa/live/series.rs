@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::judge::{reading, scaling_active, ArmSpec, Decision, Sample};
 use super::LiveError;
+use super::judge::{ArmSpec, Decision, Sample, reading, scaling_active};
 use crate::hpa::quantity::Cpu;
 
 /// One sample on the check's common timeline.
@@ -48,7 +48,9 @@ impl Point {
             hpa_utilization: r.and_then(|r| r.utilization),
             hpa_value: r.and_then(|r| r.value),
             app_usage: sample.app_usage,
-            app_utilization: sample.app_usage.and_then(|u| u.utilization_of(spec.app_request)),
+            app_utilization: sample
+                .app_usage
+                .and_then(|u| u.utilization_of(spec.app_request)),
             proxy_usage: sample.proxy_usage,
             scaling_active: scaling_active(status).0,
         }
@@ -113,13 +115,24 @@ impl Series {
 
     /// Writes `hpa-<name>.json`, `.csv` and `.svg` into `dir`; returns their paths.
     pub fn write(&self, dir: &Path) -> Result<Vec<PathBuf>, LiveError> {
-        std::fs::create_dir_all(dir).map_err(|source| LiveError::Io { path: dir.to_path_buf(), source })?;
-        let json = serde_json::to_string_pretty(self).map_err(|e| LiveError::Config(e.to_string()))?;
-        let files = [("json", json), ("csv", self.to_csv()), ("svg", super::svg::plot(self))];
+        std::fs::create_dir_all(dir).map_err(|source| LiveError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let json =
+            serde_json::to_string_pretty(self).map_err(|e| LiveError::Config(e.to_string()))?;
+        let files = [
+            ("json", json),
+            ("csv", self.to_csv()),
+            ("svg", super::svg::plot(self)),
+        ];
         let mut written = Vec::new();
         for (ext, text) in files {
             let path = dir.join(format!("hpa-{}.{ext}", self.name));
-            std::fs::write(&path, text).map_err(|source| LiveError::Io { path: path.clone(), source })?;
+            std::fs::write(&path, text).map_err(|source| LiveError::Io {
+                path: path.clone(),
+                source,
+            })?;
             written.push(path);
         }
         Ok(written)
