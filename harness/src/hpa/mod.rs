@@ -185,4 +185,6 @@ pub fn is_hpa(doc: &Document) -> bool {
 }
 
 #[cfg(test)]
+mod scenario_tests;
+#[cfg(test)]
 mod tests;
