@@ -22,7 +22,11 @@ pub struct Plan {
 }
 
 /// Builds the plan for a scenario on a provider.
-pub fn build(scenario: &Scenario, provider: &dyn Provider, ctx: &RunContext) -> Result<Plan, ProviderError> {
+pub fn build(
+    scenario: &Scenario,
+    provider: &dyn Provider,
+    ctx: &RunContext,
+) -> Result<Plan, ProviderError> {
     let mut entries = vec![entry("scenario", requirements(scenario), None)];
     entries.extend(provider.plan(scenario, ctx)?);
     for phase in &scenario.file.phases {
@@ -32,11 +36,19 @@ pub fn build(scenario: &Scenario, provider: &dyn Provider, ctx: &RunContext) -> 
         }
     }
     entries.push(entry("teardown", teardown_text(ctx), None));
-    Ok(Plan { scenario: scenario.name().to_string(), provider: provider.name().to_string(), entries })
+    Ok(Plan {
+        scenario: scenario.name().to_string(),
+        provider: provider.name().to_string(),
+        entries,
+    })
 }
 
 fn entry(section: &str, text: String, detail: Option<String>) -> PlanEntry {
-    PlanEntry { section: section.to_string(), text, detail }
+    PlanEntry {
+        section: section.to_string(),
+        text,
+        detail,
+    }
 }
 
 fn requirements(s: &Scenario) -> String {
@@ -46,14 +58,21 @@ fn requirements(s: &Scenario) -> String {
         parts.push("MetalLB".into());
     }
     if let Some(mesh) = &r.mesh {
-        let mut m = format!("{:?} (profile {}, outbound {:?}", mesh.name, mesh.profile, mesh.outbound_traffic_policy).to_lowercase();
+        let mut m = format!(
+            "{:?} (profile {}, outbound {:?}",
+            mesh.name, mesh.profile, mesh.outbound_traffic_policy
+        )
+        .to_lowercase();
         if mesh.ingress_gateway {
             m.push_str(", ingress gateway");
         }
         if mesh.egress_gateway {
             m.push_str(", egress gateway");
         }
-        m.push_str(&format!(", proxy requests {} / {})", mesh.proxy.cpu_request, mesh.proxy.memory_request));
+        m.push_str(&format!(
+            ", proxy requests {} / {})",
+            mesh.proxy.cpu_request, mesh.proxy.memory_request
+        ));
         parts.push(m);
     }
     if r.metrics_server {
@@ -66,55 +85,104 @@ fn teardown_text(ctx: &RunContext) -> String {
     if ctx.keep {
         "keep the lab (--keep); remove it later with `cargo xtask gc`".into()
     } else {
-        format!("tear down everything labelled meshproof.dev/run={} (also on failure and Ctrl-C)", ctx.run_id)
+        format!(
+            "tear down everything labelled meshproof.dev/run={} (also on failure and Ctrl-C)",
+            ctx.run_id
+        )
     }
 }
 
 fn step_entries(s: &Scenario, section: &str, step: &Step) -> Vec<PlanEntry> {
     match step {
         Step::Apply(files) | Step::Delete(files) => {
-            let verb = if matches!(step, Step::Apply(_)) { "apply" } else { "delete" };
+            let verb = if matches!(step, Step::Apply(_)) {
+                "apply"
+            } else {
+                "delete"
+            };
             files
                 .iter()
                 .map(|f| {
                     let docs = s.documents(&f.value);
                     let objects: Vec<String> = docs.iter().map(|d| d.key()).collect();
                     let path = s.fixtures.join(&f.value);
-                    entry(section, format!("{verb} {} ({} object(s))", path.display(), docs.len()), Some(objects.join("\n")))
+                    entry(
+                        section,
+                        format!("{verb} {} ({} object(s))", path.display(), docs.len()),
+                        Some(objects.join("\n")),
+                    )
                 })
                 .collect()
         }
         Step::Capture(c) => capture_entries(section, c),
-        Step::Probe(probes) => probes.iter().map(|p| entry(section, probe_text(p), None)).collect(),
-        Step::Hpa(h) => vec![entry(section, steps_label(step), Some(crate::hpa::live::plan_detail(h)))],
+        Step::Probe(probes) => probes
+            .iter()
+            .map(|p| entry(section, probe_text(p), None))
+            .collect(),
+        Step::Hpa(h) => vec![entry(
+            section,
+            steps_label(step),
+            Some(crate::hpa::live::plan_detail(h)),
+        )],
         other => vec![entry(section, steps_label(other), None)],
     }
 }
 
 fn capture_entries(section: &str, c: &CaptureStep) -> Vec<PlanEntry> {
-    let mut out = vec![entry(section, format!("start capture {} between nodes and check it is live", c.name.value), None)];
+    let mut out = vec![entry(
+        section,
+        format!(
+            "start capture {} between nodes and check it is live",
+            c.name.value
+        ),
+        None,
+    )];
     if !c.restart.is_empty() {
         let names: Vec<&str> = c.restart.iter().map(|n| n.value.as_str()).collect();
-        out.push(entry(section, format!("restart {} inside the capture window", names.join(", ")), None));
+        out.push(entry(
+            section,
+            format!("restart {} inside the capture window", names.join(", ")),
+            None,
+        ));
     }
     out.extend(c.probes.iter().map(|p| entry(section, probe_text(p), None)));
-    out.push(entry(section, format!("stop capture {} and classify every flow", c.name.value), None));
-    out.extend(c.controls.iter().map(|e| entry(section, expectation_text("control", e), None)));
-    out.extend(c.expect.iter().map(|e| entry(section, expectation_text("expect", e), None)));
+    out.push(entry(
+        section,
+        format!("stop capture {} and classify every flow", c.name.value),
+        None,
+    ));
+    out.extend(
+        c.controls
+            .iter()
+            .map(|e| entry(section, expectation_text("control", e), None)),
+    );
+    out.extend(
+        c.expect
+            .iter()
+            .map(|e| entry(section, expectation_text("expect", e), None)),
+    );
     out
 }
 
 /// One line describing a probe.
 pub fn probe_text(p: &Probe) -> String {
     let what = if let Some(h) = &p.http {
-        let host = h.host.as_deref().map(|h| format!(" Host {h}")).unwrap_or_default();
+        let host = h
+            .host
+            .as_deref()
+            .map(|h| format!(" Host {h}"))
+            .unwrap_or_default();
         format!("HTTP {} {}{host}", h.method, h.path)
     } else if let Some(t) = &p.tcp {
         format!("TCP send {:?}", t.send)
     } else if let Some(m) = &p.mysql {
         format!("MySQL query {:?}", m.query)
     } else if let Some(a) = &p.amqp {
-        format!("AMQP publish to queue {}{}", a.queue, if a.consume { " and consume" } else { "" })
+        format!(
+            "AMQP publish to queue {}{}",
+            a.queue,
+            if a.consume { " and consume" } else { "" }
+        )
     } else {
         "no traffic".into()
     };
@@ -128,8 +196,15 @@ pub fn probe_text(p: &Probe) -> String {
     if p.expect.reset == Some(true) {
         expect.push("connection refused or reset".into());
     }
-    let expect = if expect.is_empty() { String::new() } else { format!("; expect {}", expect.join(", ")) };
-    format!("probe {}: {} → {}:{} {what}{expect}", p.name.value, p.from.value, p.to.workload.value, p.to.port)
+    let expect = if expect.is_empty() {
+        String::new()
+    } else {
+        format!("; expect {}", expect.join(", "))
+    };
+    format!(
+        "probe {}: {} → {}:{} {what}{expect}",
+        p.name.value, p.from.value, p.to.workload.value, p.to.port
+    )
 }
 
 fn expectation_text(kind: &str, e: &WireExpectation) -> String {
@@ -139,5 +214,8 @@ fn expectation_text(kind: &str, e: &WireExpectation) -> String {
         Some(CanaryRule::Absent) => ", canary absent",
         None => "",
     };
-    format!("{kind} {}: {} → {}:{}{class}{canary}", e.name.value, e.flow.from.value, e.flow.to.value, e.flow.port)
+    format!(
+        "{kind} {}: {} → {}:{}{class}{canary}",
+        e.name.value, e.flow.from.value, e.flow.to.value, e.flow.port
+    )
 }

@@ -13,6 +13,8 @@ mod e2e;
 mod hpa;
 mod scenarios;
 mod signals;
+mod tidy;
+mod tools;
 mod ui;
 
 use std::path::{Path, PathBuf};
@@ -43,6 +45,9 @@ enum Command {
     /// HPA with sidecars: predict the skew from manifests and print the fixes.
     #[command(subcommand)]
     Hpa(hpa::HpaCmd),
+    /// Install and show the pinned kind, kubectl, istioctl and helm.
+    #[command(subcommand)]
+    Tools(tools::ToolsCmd),
 }
 
 /// How a subcommand ended, mapped to the process exit code.
@@ -62,6 +67,7 @@ fn main() -> ExitCode {
         Command::Scenarios(cmd) => scenarios::run(&root, cmd),
         Command::E2e(args) => e2e::run(&root, args, &ui),
         Command::Hpa(cmd) => hpa::run(&root, cmd),
+        Command::Tools(cmd) => tools::run(&root, cmd, &ui),
     };
     match result {
         Ok(Outcome::Passed) => ExitCode::from(0),
