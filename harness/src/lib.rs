@@ -11,6 +11,7 @@ pub mod crd;
 pub mod env_vars;
 pub mod exec;
 pub mod expect;
+pub mod hpa;
 pub mod manifest;
 pub mod plan;
 pub mod provider;

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod e2e;
+mod hpa;
 mod scenarios;
 mod signals;
 mod tidy;
@@ -41,6 +42,9 @@ enum Command {
     Scenarios(scenarios::ScenariosCmd),
     /// Run scenarios end to end (or print their plan with --dry-run).
     E2e(e2e::E2eArgs),
+    /// HPA with sidecars: predict the skew from manifests and print the fixes.
+    #[command(subcommand)]
+    Hpa(hpa::HpaCmd),
     /// Install and show the pinned kind, kubectl, istioctl and helm.
     #[command(subcommand)]
     Tools(tools::ToolsCmd),
@@ -62,6 +66,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Scenarios(cmd) => scenarios::run(&root, cmd),
         Command::E2e(args) => e2e::run(&root, args, &ui),
+        Command::Hpa(cmd) => hpa::run(&root, cmd),
         Command::Tools(cmd) => tools::run(&root, cmd, &ui),
     };
     match result {
