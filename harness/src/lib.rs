@@ -6,6 +6,9 @@
 pub mod env_vars;
 pub mod exec;
 pub mod expect;
+pub mod gc;
+pub mod kube;
+pub mod ledger;
 pub mod manifest;
 pub mod plan;
 pub mod provider;
@@ -13,6 +16,8 @@ pub mod report;
 pub mod reporter;
 pub mod runner;
 pub mod scenario;
+#[cfg(test)]
+mod testsupport;
 pub mod tools;
 pub mod verdict;
 pub mod wire;
