@@ -10,6 +10,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod e2e;
+mod gc;
+mod images;
 mod scenarios;
 mod signals;
 mod tools;
@@ -40,6 +42,11 @@ enum Command {
     Scenarios(scenarios::ScenariosCmd),
     /// Run scenarios end to end (or print their plan with --dry-run).
     E2e(e2e::E2eArgs),
+    /// Remove leftovers of meshproof runs by label (containers, networks, kind clusters).
+    Gc(gc::GcArgs),
+    /// The container images scenarios run: list them, or pull them for a mirror.
+    #[command(subcommand)]
+    Images(images::ImagesCmd),
     /// Install and show the pinned kind, kubectl, istioctl and helm.
     #[command(subcommand)]
     Tools(tools::ToolsCmd),
@@ -62,6 +69,8 @@ fn main() -> ExitCode {
         Command::Scenarios(cmd) => scenarios::run(&root, cmd),
         Command::E2e(args) => e2e::run(&root, args, &ui),
         Command::Tools(cmd) => tools::run(&root, cmd, &ui),
+        Command::Gc(args) => gc::run(&root, args),
+        Command::Images(cmd) => images::run(&root, cmd),
     };
     match result {
         Ok(Outcome::Passed) => ExitCode::from(0),
