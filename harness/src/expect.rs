@@ -34,13 +34,14 @@ pub fn judge_probe(probe: &Probe, obs: &Observation, canary: &Canary) -> Judgeme
             obs.attempts
         ));
     }
-    if let Some(status) = expect.status {
-        if obs.answered && obs.status != Some(status) {
-            wrong.push(format!(
-                "expected HTTP {status}, got {}",
-                obs.status.map_or("no status".into(), |s| s.to_string())
-            ));
-        }
+    if let Some(status) = expect.status
+        && obs.answered
+        && obs.status != Some(status)
+    {
+        wrong.push(format!(
+            "expected HTTP {status}, got {}",
+            obs.status.map_or("no status".into(), |s| s.to_string())
+        ));
     }
     if let Some(needle) = &expect.body_contains {
         let needle = render(needle, canary);

@@ -92,8 +92,17 @@ pub fn run(root: &Path, args: E2eArgs, ui: &Ui) -> Result<Outcome> {
     if let Some(phase) = &args.phase {
         for s in &scenarios {
             if s.phase(phase).is_none() {
-                let known: Vec<&str> = s.file.phases.iter().map(|p| p.name.value.as_str()).collect();
-                bail!("scenario {} has no phase `{phase}`; its phases: {}", s.name(), known.join(", "));
+                let known: Vec<&str> = s
+                    .file
+                    .phases
+                    .iter()
+                    .map(|p| p.name.value.as_str())
+                    .collect();
+                bail!(
+                    "scenario {} has no phase `{phase}`; its phases: {}",
+                    s.name(),
+                    known.join(", ")
+                );
             }
         }
     }
@@ -109,18 +118,34 @@ pub fn run(root: &Path, args: E2eArgs, ui: &Ui) -> Result<Outcome> {
 }
 
 fn load(root: &Path, args: &E2eArgs) -> Result<Vec<Scenario>> {
-    let names = if args.all { scenario::list_names(&root.join("scenarios")) } else { args.names.clone() };
-    names.iter().map(|n| Scenario::load(root, n).map_err(Into::into)).collect()
+    let names = if args.all {
+        scenario::list_names(&root.join("scenarios"))
+    } else {
+        args.names.clone()
+    };
+    names
+        .iter()
+        .map(|n| Scenario::load(root, n).map_err(Into::into))
+        .collect()
 }
 
 /// A run id that sorts by time and is unique enough for labels and names.
 fn run_id() -> String {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let tail = Canary::generate().as_str()[17..23].to_string();
     format!("mp-{secs:x}-{tail}")
 }
 
-async fn run_all(scenarios: &[Scenario], provider: &dyn provider::Provider, args: &E2eArgs, ctx: RunContext, ui: &Ui) -> RunReport {
+async fn run_all(
+    scenarios: &[Scenario],
+    provider: &dyn provider::Provider,
+    args: &E2eArgs,
+    ctx: RunContext,
+    ui: &Ui,
+) -> RunReport {
     let (handle, cancel) = Cancel::new();
     tokio::spawn(async move {
         crate::signals::interrupted().await;
@@ -129,7 +154,10 @@ async fn run_all(scenarios: &[Scenario], provider: &dyn provider::Provider, args
         eprintln!("interrupted twice: stopping now; remove leftovers with `cargo xtask gc`");
         std::process::exit(2);
     });
-    let opts = RunOptions { phase: args.phase.clone(), context: ctx.clone() };
+    let opts = RunOptions {
+        phase: args.phase.clone(),
+        context: ctx.clone(),
+    };
     let mut report = RunReport {
         run_id: ctx.run_id.clone(),
         provider: provider.name().to_string(),
@@ -141,7 +169,9 @@ async fn run_all(scenarios: &[Scenario], provider: &dyn provider::Provider, args
         if cancel.is_cancelled() {
             break;
         }
-        report.scenarios.push(runner::run(s, provider, &opts, ui, cancel.clone()).await);
+        report
+            .scenarios
+            .push(runner::run(s, provider, &opts, ui, cancel.clone()).await);
     }
     report
 }
@@ -159,13 +189,19 @@ fn finish(run: &RunReport, args: &E2eArgs) -> Result<Outcome> {
     match run.verdict() {
         Verdict::Pass | Verdict::Skip => Ok(Outcome::Passed),
         Verdict::Fail => Ok(Outcome::Failed),
-        Verdict::Error => bail!("the run could not be judged; see the errors above and {}", run.artifacts.display()),
+        Verdict::Error => bail!(
+            "the run could not be judged; see the errors above and {}",
+            run.artifacts.display()
+        ),
     }
 }
 
 fn render_plan(plan: &plan::Plan) -> String {
     use std::fmt::Write;
-    let mut out = format!("plan for {} on {} (dry run: nothing is touched)\n", plan.scenario, plan.provider);
+    let mut out = format!(
+        "plan for {} on {} (dry run: nothing is touched)\n",
+        plan.scenario, plan.provider
+    );
     let mut section = "";
     let mut n = 0;
     for e in &plan.entries {

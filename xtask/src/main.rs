@@ -14,6 +14,7 @@ mod gc;
 mod images;
 mod scenarios;
 mod signals;
+mod tidy;
 mod tools;
 mod ui;
 
@@ -84,5 +85,8 @@ fn main() -> ExitCode {
 
 /// The repository root: xtask always lives one level below it.
 fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }

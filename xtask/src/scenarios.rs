@@ -31,7 +31,13 @@ pub fn run(root: &Path, cmd: ScenariosCmd) -> Result<Outcome> {
             let mut out = String::new();
             for s in &all {
                 let seed = s.file.seed.as_deref().unwrap_or("-");
-                let _ = writeln!(out, "{:width$}  {}\n{:width$}  seed: {seed}", s.name(), s.file.summary, "");
+                let _ = writeln!(
+                    out,
+                    "{:width$}  {}\n{:width$}  seed: {seed}",
+                    s.name(),
+                    s.file.summary,
+                    ""
+                );
             }
             print!("{out}");
         }
@@ -50,9 +56,25 @@ fn show(s: &Scenario) -> String {
     }
     let _ = writeln!(out, "\nworkloads:");
     for w in &s.file.workloads {
-        let ports: Vec<String> = w.ports.iter().map(|p| format!("{}/{:?}", p.port, p.protocol).to_lowercase()).collect();
-        let calls: Vec<String> = w.calls.iter().map(|c| format!("{}:{}", c.to.value, c.port)).collect();
-        let _ = writeln!(out, "  {} ({}, x{}) serves [{}] calls [{}]", w.name.value, w.namespace, w.replicas, ports.join(", "), calls.join(", "));
+        let ports: Vec<String> = w
+            .ports
+            .iter()
+            .map(|p| format!("{}/{:?}", p.port, p.protocol).to_lowercase())
+            .collect();
+        let calls: Vec<String> = w
+            .calls
+            .iter()
+            .map(|c| format!("{}:{}", c.to.value, c.port))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  {} ({}, x{}) serves [{}] calls [{}]",
+            w.name.value,
+            w.namespace,
+            w.replicas,
+            ports.join(", "),
+            calls.join(", ")
+        );
     }
     for phase in &s.file.phases {
         let _ = writeln!(out, "\nphase {}: {}", phase.name.value, phase.description);
@@ -62,14 +84,23 @@ fn show(s: &Scenario) -> String {
                 for p in &c.probes {
                     let _ = writeln!(out, "      {}", probe_text(p));
                 }
-                for (kind, e) in c.controls.iter().map(|e| ("control", e)).chain(c.expect.iter().map(|e| ("expect", e))) {
+                for (kind, e) in c
+                    .controls
+                    .iter()
+                    .map(|e| ("control", e))
+                    .chain(c.expect.iter().map(|e| ("expect", e)))
+                {
                     let class = e.class.map(|c| format!(" {c}")).unwrap_or_default();
                     let canary = match e.canary {
                         Some(CanaryRule::Present) => ", canary present",
                         Some(CanaryRule::Absent) => ", canary absent",
                         None => "",
                     };
-                    let _ = writeln!(out, "      {kind} {}: {} → {}:{}{class}{canary}", e.name.value, e.flow.from.value, e.flow.to.value, e.flow.port);
+                    let _ = writeln!(
+                        out,
+                        "      {kind} {}: {} → {}:{}{class}{canary}",
+                        e.name.value, e.flow.from.value, e.flow.to.value, e.flow.port
+                    );
                 }
             }
         }

@@ -291,14 +291,15 @@ fn probe<'a>(c: &mut Checker<'a>, p: &'a Probe) {
             None,
         );
     }
-    if let Some(http) = &p.http {
-        if http.body.is_some() && !http.form.is_empty() {
-            c.problem(
-                &p.name,
-                "an http probe has either `form` or `body`, not both".into(),
-                None,
-            );
-        }
+    if let Some(http) = &p.http
+        && http.body.is_some()
+        && !http.form.is_empty()
+    {
+        c.problem(
+            &p.name,
+            "an http probe has either `form` or `body`, not both".into(),
+            None,
+        );
     }
     if p.to.workload.value == peers::INGRESS_GATEWAY {
         let has_gateway = c

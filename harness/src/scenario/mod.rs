@@ -179,7 +179,7 @@ impl Scenario {
                     manifests.insert(reference.value.clone(), docs);
                 }
                 Err(err) => problems.push(Problem {
-                    at: check::at(path, &reference),
+                    at: check::at(path, reference),
                     message: format!("manifest does not load: {err}"),
                     hint: None,
                 }),
