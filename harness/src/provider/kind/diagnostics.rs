@@ -127,7 +127,9 @@ pub async fn collect(lab: &KindLab, dir: &Path) -> Result<(), ProviderError> {
         ],
     )
     .timeout(Duration::from_secs(300));
-    if let Err(e) = lab.exec().run(&export).await {
+    if lab.is_existing() {
+        // Not a kind cluster: there are no kind node logs to export.
+    } else if let Err(e) = lab.exec().run(&export).await {
         errors.push(format!("kind export logs: {e}"));
     }
     if let Ok(journal) = serde_json::to_string_pretty(&lab.exec().journal()) {

@@ -25,7 +25,7 @@ use crate::scenario::{Probe, Scenario, WaitFor, WorkloadKind};
 use crate::tools::{Toolset, Versions};
 
 /// Everything a lab is made of, gathered by provisioning.
-pub(super) struct LabParts {
+pub struct LabParts {
     pub root: PathBuf,
     pub scenario: Scenario,
     pub ctx: RunContext,
@@ -35,9 +35,12 @@ pub(super) struct LabParts {
     pub docker: Docker,
     pub cluster: String,
     pub created: bool,
+    /// A user's cluster (`--provider existing`): nothing kind-specific, and teardown
+    /// removes only what the scenario applied.
+    pub existing: bool,
     pub kubeconfig: PathBuf,
     pub ledger: Ledger,
-    pub network: KindNetwork,
+    pub network: Option<KindNetwork>,
     pub versions: Versions,
 }
 
@@ -49,7 +52,7 @@ pub struct KindLab {
 }
 
 impl KindLab {
-    pub(super) fn new(parts: LabParts) -> KindLab {
+    pub(crate) fn new(parts: LabParts) -> KindLab {
         KindLab {
             p: parts,
             pool: None,
@@ -72,8 +75,8 @@ impl KindLab {
     pub(super) fn versions(&self) -> &Versions {
         &self.p.versions
     }
-    pub(super) fn network(&self) -> &KindNetwork {
-        &self.p.network
+    pub(super) fn network(&self) -> Result<&KindNetwork, KindError> {
+        self.p.network.as_ref().ok_or_else(|| KindError::Network { network: "kind".into(), message: "is unknown for this lab".into() })
     }
     pub(super) fn root(&self) -> &Path {
         &self.p.root
@@ -96,6 +99,9 @@ impl KindLab {
 
     /// Loads locally built images into the nodes; other images are pulled by the nodes.
     pub(super) async fn load_images(&self) -> Result<(), KindError> {
+        if self.p.existing {
+            return Ok(()); // A user's nodes pull from their registries.
+        }
         for image in scenario_images(&self.p.scenario)
             .into_iter()
             .filter(|i| is_local(i))
@@ -364,6 +370,9 @@ impl KindLab {
     }
     pub(super) fn cluster(&self) -> &str {
         &self.p.cluster
+    }
+    pub(super) fn is_existing(&self) -> bool {
+        self.p.existing
     }
     pub(super) fn gateway_ip(&self) -> Option<IpAddr> {
         self.gateway_ip

@@ -9,13 +9,13 @@ mod capture;
 mod config;
 mod diagnostics;
 pub mod images;
-mod istio;
-mod lab;
-mod metallb;
+pub(crate) mod istio;
+pub(crate) mod lab;
+pub(crate) mod metallb;
 mod network;
 mod plan;
 mod probe;
-mod provision;
+pub(crate) mod provision;
 
 use std::path::{Path, PathBuf};
 

@@ -18,7 +18,7 @@ use crate::scenario::Scenario;
 use crate::tools::{self, Platform, ToolOptions, ToolsLock, Toolset, Versions, host};
 
 /// The tool options for this machine.
-pub(super) fn tool_options(p: &KindProvider) -> ToolOptions {
+pub(crate) fn tool_options(p: &KindProvider) -> ToolOptions {
     ToolOptions {
         cache: env_vars::cache_dir(p.root()),
         use_path_tools: p.use_path_tools,
@@ -117,15 +117,23 @@ pub async fn provision(
     .await?;
     // From here on the lab exists: any failure must still tear it down, so the parts are
     // assembled first and the remaining steps run through the lab itself.
-    let kube = Kube::connect(&kubeconfig, None)
-        .await
-        .map_err(KindError::from)?;
-    let network_name = env_vars::kind_network();
-    let inspect = docker
-        .inspect_network(&network_name, None)
-        .await
-        .map_err(KindError::from)?;
-    let network = super::KindNetwork::from_inspect(&inspect)?;
+    let attached = async {
+        let kube = Kube::connect(&kubeconfig, None).await?;
+        let inspect = docker.inspect_network(&env_vars::kind_network(), None).await?;
+        Ok::<_, KindError>((kube, super::KindNetwork::from_inspect(&inspect)?))
+    }
+    .await;
+    let (kube, network) = match attached {
+        Ok(found) => found,
+        Err(e) => {
+            // The cluster exists but cannot be used: remove it now rather than leave it.
+            if created && !ctx.keep {
+                let _ = exec.run(&kind_cmd(&toolset, &["delete", "cluster", "--name", &cluster])).await;
+            }
+            return Err(e.into());
+        }
+    };
+    let network = Some(network);
     let parts = LabParts {
         root: p.root().to_path_buf(),
         scenario: s.clone(),
@@ -136,6 +144,7 @@ pub async fn provision(
         docker,
         cluster,
         created,
+        existing: false,
         kubeconfig,
         ledger,
         network,
@@ -305,7 +314,7 @@ async fn metallb_install(lab: &mut KindLab, lock: &mut ToolsLock) -> Result<(), 
     lab.kube()
         .daemonset_ready(metallb::NAMESPACE, "speaker", Duration::from_secs(300))
         .await?;
-    let pool = metallb::pool_for(lab.network().ipv4)?;
+    let pool = metallb::pool_for(lab.network()?.ipv4)?;
     let pool_docs = metallb::documents(pool, &lab.run_id())?;
     // The webhook answers only after its certificate is in place, some seconds after the
     // controller is Ready (MetalLB issues #1540, #1597): retry with backoff for 2 minutes.
