@@ -18,6 +18,7 @@ use crate::reporter::Reporter;
 use crate::scenario::{Scenario, WaitFor};
 use crate::wire::Analysis;
 
+pub mod existing;
 pub mod kind;
 
 /// Errors from provisioning or driving a lab. Each carries enough context to act on.
@@ -238,6 +239,7 @@ impl ProviderKind {
 pub fn for_kind(kind: ProviderKind, root: &Path) -> Box<dyn Provider> {
     match kind {
         ProviderKind::Kind => Box::new(kind::KindProvider::new(root)),
+        ProviderKind::Existing => Box::new(existing::ExistingProvider::new(root)),
         other => Box::new(NotBuilt(other.as_str())),
     }
 }
