@@ -113,7 +113,10 @@ pub fn kubeconfig() -> Option<PathBuf> {
     KUBECONFIG
         .get_os()
         .and_then(|p| std::env::split_paths(&p).next())
-        .or_else(|| HOME.get().map(|h| PathBuf::from(h).join(".kube").join("config")))
+        .or_else(|| {
+            HOME.get()
+                .map(|h| PathBuf::from(h).join(".kube").join("config"))
+        })
 }
 
 #[cfg(test)]

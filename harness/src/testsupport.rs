@@ -4,7 +4,6 @@
 //! `sleep` binary and the shared libraries `ldd` says it needs.
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use bollard::Docker;
 use bollard::models::{ContainerCreateBody, HostConfig};
@@ -113,9 +112,4 @@ pub async fn docker() -> Option<Docker> {
 pub fn suffix() -> String {
     let c = crate::scenario::Canary::generate();
     c.as_str()[17..25].to_string()
-}
-
-/// Whether a path exists, for readable assertions.
-pub fn exists(p: &Path) -> bool {
-    p.exists()
 }

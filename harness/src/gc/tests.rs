@@ -9,6 +9,7 @@ use super::*;
 use crate::testsupport::{TinyImage, docker, suffix};
 
 #[tokio::test]
+#[allow(clippy::print_stderr)] // A skipped test says why.
 async fn gc_removes_labelled_leftovers_and_a_meshproof_kind_cluster_then_finds_nothing() {
     let Some(docker) = docker().await else {
         eprintln!("skipped: no Docker daemon");
@@ -76,6 +77,7 @@ async fn gc_removes_labelled_leftovers_and_a_meshproof_kind_cluster_then_finds_n
 }
 
 #[tokio::test]
+#[allow(clippy::print_stderr)] // A skipped test says why.
 async fn gc_for_one_run_leaves_other_runs_alone() {
     let Some(docker) = docker().await else {
         eprintln!("skipped: no Docker daemon");

@@ -11,7 +11,16 @@ pub const CAPTURE_NAMESPACE: &str = "meshproof-capture";
 
 /// The Pod for one node.
 pub fn capture_pod(node: &str, image: &str, run_id: &str) -> Value {
-    let safe: String = node.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' }).collect();
+    let safe: String = node
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
     json!({
         "apiVersion": "v1",
         "kind": "Pod",

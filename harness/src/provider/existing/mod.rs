@@ -11,9 +11,9 @@ mod capture_pod;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use ::kube::api::Api;
 use async_trait::async_trait;
 use k8s_openapi::api::apps::v1::Deployment;
-use ::kube::api::Api;
 
 pub use capture_pod::{CAPTURE_NAMESPACE, capture_pod};
 
@@ -48,15 +48,20 @@ pub struct Installed {
 impl ExistingProvider {
     /// A provider for the repository at `root`.
     pub fn new(root: &Path) -> ExistingProvider {
-        ExistingProvider { root: root.to_path_buf() }
+        ExistingProvider {
+            root: root.to_path_buf(),
+        }
     }
 }
 
 fn context(ctx: &RunContext) -> Result<&str, ProviderError> {
-    ctx.context.as_deref().ok_or_else(|| ProviderError::Preflight {
-        problem: "--provider existing needs --context CTX".into(),
-        hint: "name a kubeconfig context of a cluster you own (`kubectl config get-contexts`)".into(),
-    })
+    ctx.context
+        .as_deref()
+        .ok_or_else(|| ProviderError::Preflight {
+            problem: "--provider existing needs --context CTX".into(),
+            hint: "name a kubeconfig context of a cluster you own (`kubectl config get-contexts`)"
+                .into(),
+        })
 }
 
 /// The requirements a cluster lacks, each with what would install it.
@@ -80,7 +85,12 @@ async fn detect(kube: &Kube) -> Result<Installed, KindError> {
         let api: Api<Deployment> = Api::namespaced(kube.client().clone(), ns);
         async move { api.get_opt(name).await.map(|d| d.is_some()) }
     };
-    let err = |e: ::kube::Error| KindError::Kube(crate::kube::KubeError::Api { operation: "detect installed components".into(), source: e });
+    let err = |e: ::kube::Error| {
+        KindError::Kube(crate::kube::KubeError::Api {
+            operation: "detect installed components".into(),
+            source: e,
+        })
+    };
     Ok(Installed {
         metallb: exists("metallb-system", "controller").await.map_err(err)?,
         istio: exists("istio-system", "istiod").await.map_err(err)?,
@@ -96,8 +106,15 @@ impl Provider for ExistingProvider {
 
     fn plan(&self, s: &Scenario, ctx: &RunContext) -> Result<Vec<PlanEntry>, ProviderError> {
         let v = Versions::load(&self.root).map_err(KindError::from)?;
-        let ctx_name = ctx.context.clone().unwrap_or_else(|| "<--context required>".into());
-        let e = |section: &str, text: String, detail: Option<String>| PlanEntry { section: section.into(), text, detail };
+        let ctx_name = ctx
+            .context
+            .clone()
+            .unwrap_or_else(|| "<--context required>".into());
+        let e = |section: &str, text: String, detail: Option<String>| PlanEntry {
+            section: section.into(),
+            text,
+            detail,
+        };
         let pod = capture_pod("<node>", &v.existing.tcpdump_image, &ctx.run_id);
         Ok(vec![
             e("cluster", format!("use kubeconfig context {ctx_name}: a cluster you own; nothing is created"), None),
@@ -117,30 +134,55 @@ impl Provider for ExistingProvider {
             problem: "no kubeconfig (KUBECONFIG unset and no ~/.kube/config)".into(),
             hint: "set KUBECONFIG to the file that holds the context".into(),
         })?;
-        let connect = tokio::time::timeout(Duration::from_secs(4), Kube::connect(&path, Some(name)));
+        let connect =
+            tokio::time::timeout(Duration::from_secs(4), Kube::connect(&path, Some(name)));
         match connect.await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(ProviderError::Preflight { problem: e.to_string(), hint: "check `kubectl --context CTX get nodes`; offline, use `--provider lab`".into() }),
-            Err(_) => Err(ProviderError::Preflight { problem: format!("context {name} did not load within 4 s"), hint: "check the kubeconfig's credentials plugin".into() }),
+            Ok(Err(e)) => Err(ProviderError::Preflight {
+                problem: e.to_string(),
+                hint: "check `kubectl --context CTX get nodes`; offline, use `--provider lab`"
+                    .into(),
+            }),
+            Err(_) => Err(ProviderError::Preflight {
+                problem: format!("context {name} did not load within 4 s"),
+                hint: "check the kubeconfig's credentials plugin".into(),
+            }),
         }
     }
 
-    async fn provision(&self, s: &Scenario, ctx: &RunContext, _reporter: &dyn Reporter) -> Result<Box<dyn Lab>, ProviderError> {
+    async fn provision(
+        &self,
+        s: &Scenario,
+        ctx: &RunContext,
+        _reporter: &dyn Reporter,
+    ) -> Result<Box<dyn Lab>, ProviderError> {
         let name = context(ctx)?.to_string();
         let kubeconfig = env_vars::kubeconfig().unwrap_or_default();
-        let kube = Kube::connect(&kubeconfig, Some(&name)).await.map_err(KindError::from)?;
+        let kube = Kube::connect(&kubeconfig, Some(&name))
+            .await
+            .map_err(KindError::from)?;
         let found = detect(&kube).await?;
         let lacking = missing(s, found);
         if !lacking.is_empty() {
-            return Err(ProviderError::Preflight { problem: format!("context {name} lacks: {}", lacking.join("; ")), hint: "install them, or run on `--provider kind`".into() });
+            return Err(ProviderError::Preflight {
+                problem: format!("context {name} lacks: {}", lacking.join("; ")),
+                hint: "install them, or run on `--provider kind`".into(),
+            });
         }
         let versions = Versions::load(&self.root).map_err(KindError::from)?;
         let exec = Exec::new();
-        let opts = crate::provider::kind::provision::tool_options(&crate::provider::kind::KindProvider::new(&self.root).use_path_tools(true));
-        let tools = tools::resolve(&versions, &opts, &exec).await.unwrap_or_default();
-        std::fs::create_dir_all(&ctx.artifacts).map_err(|source| KindError::Io { path: ctx.artifacts.clone(), source })?;
-        let ledger = Ledger::open(&ctx.artifacts.join("ledger.jsonl"), &ctx.run_id).map_err(KindError::from)?;
-        let docker = bollard::Docker::connect_with_local_defaults().map_err(KindError::from)?;
+        let opts = crate::provider::kind::provision::tool_options(
+            &crate::provider::kind::KindProvider::new(&self.root).use_path_tools(true),
+        );
+        let tools = tools::resolve(&versions, &opts, &exec)
+            .await
+            .unwrap_or_default();
+        std::fs::create_dir_all(&ctx.artifacts).map_err(|source| KindError::Io {
+            path: ctx.artifacts.clone(),
+            source,
+        })?;
+        let ledger = Ledger::open(&ctx.artifacts.join("ledger.jsonl"), &ctx.run_id)
+            .map_err(KindError::from)?;
         let parts = LabParts {
             root: self.root.clone(),
             scenario: s.clone(),
@@ -148,7 +190,6 @@ impl Provider for ExistingProvider {
             kube,
             exec,
             tools,
-            docker,
             cluster: name,
             created: false,
             existing: true,
@@ -169,10 +210,27 @@ mod tests {
     #[test]
     fn missing_components_are_named_never_installed() {
         let s = scenario("pii-demo");
-        let lacking = missing(&s, Installed { metallb: false, istio: true, metrics_server: false });
+        let lacking = missing(
+            &s,
+            Installed {
+                metallb: false,
+                istio: true,
+                metrics_server: false,
+            },
+        );
         assert_eq!(lacking.len(), 1, "{lacking:?}");
         assert!(lacking[0].starts_with("MetalLB"));
-        assert!(missing(&s, Installed { metallb: true, istio: true, metrics_server: false }).is_empty());
+        assert!(
+            missing(
+                &s,
+                Installed {
+                    metallb: true,
+                    istio: true,
+                    metrics_server: false
+                }
+            )
+            .is_empty()
+        );
         assert_eq!(missing(&s, Installed::default()).len(), 2);
     }
 
@@ -187,7 +245,10 @@ mod tests {
             reuse: None,
             context: None,
         };
-        let err = ExistingProvider::new(root).preflight(&scenario("pii-demo"), &ctx).await.unwrap_err();
+        let err = ExistingProvider::new(root)
+            .preflight(&scenario("pii-demo"), &ctx)
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("--context"), "{err}");
     }
 }

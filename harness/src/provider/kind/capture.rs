@@ -142,6 +142,7 @@ mod docker_tests {
     use crate::testsupport::{docker, suffix};
 
     #[tokio::test]
+    #[allow(clippy::print_stderr)] // A skipped test says why.
     async fn a_real_bridge_network_resolves_to_a_visible_host_interface() {
         let Some(docker) = docker().await else {
             eprintln!("skipped: no Docker daemon");
@@ -151,18 +152,32 @@ mod docker_tests {
         let name = format!("meshproof-{run}");
         let req = bollard::models::NetworkCreateRequest {
             name: name.clone(),
-            labels: Some(HashMap::from([("meshproof.dev/run".to_string(), run.clone())])),
+            labels: Some(HashMap::from([(
+                "meshproof.dev/run".to_string(),
+                run.clone(),
+            )])),
             ..Default::default()
         };
         docker.create_network(req).await.unwrap();
         let net = KindNetwork::from_inspect(&docker.inspect_network(&name, None).await.unwrap());
         // Checked while the network lives; the network is removed before any assertion.
-        let point = net.as_ref().ok().map(|n| choose_point(&n.bridge, "worker", "image"));
+        let point = net
+            .as_ref()
+            .ok()
+            .map(|n| choose_point(&n.bridge, "worker", "image"));
         docker.remove_network(&name).await.unwrap();
         let net = net.unwrap();
         assert_eq!(net.bridge, format!("br-{}", &net.id[..12]));
-        assert_eq!(point, Some(CapturePoint::HostBridge { interface: net.bridge.clone() }));
-        assert!(!bridge_visible(&net.bridge), "the bridge should be gone with its network");
+        assert_eq!(
+            point,
+            Some(CapturePoint::HostBridge {
+                interface: net.bridge.clone()
+            })
+        );
+        assert!(
+            !bridge_visible(&net.bridge),
+            "the bridge should be gone with its network"
+        );
         let bpf = bpf_filter(&[], net.ipv4);
         assert!(bpf.contains(&format!("net {}", net.ipv4)), "{bpf}");
     }

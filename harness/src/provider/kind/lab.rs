@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use ::kube::api::{Api, Patch, PatchParams};
 use async_trait::async_trait;
-use bollard::Docker;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Namespace;
 
@@ -32,7 +31,6 @@ pub struct LabParts {
     pub kube: Kube,
     pub exec: Exec,
     pub tools: Toolset,
-    pub docker: Docker,
     pub cluster: String,
     pub created: bool,
     /// A user's cluster (`--provider existing`): nothing kind-specific, and teardown
@@ -76,7 +74,10 @@ impl KindLab {
         &self.p.versions
     }
     pub(super) fn network(&self) -> Result<&KindNetwork, KindError> {
-        self.p.network.as_ref().ok_or_else(|| KindError::Network { network: "kind".into(), message: "is unknown for this lab".into() })
+        self.p.network.as_ref().ok_or_else(|| KindError::Network {
+            network: "kind".into(),
+            message: "is unknown for this lab".into(),
+        })
     }
     pub(super) fn root(&self) -> &Path {
         &self.p.root

@@ -21,7 +21,10 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 
-pub use capture::{CaptureSetup, bpf_filter};
+pub use capture::{
+    CapturePoint, CaptureSetup, bpf_filter, bridge_visible, choose_point, pcap_path,
+    tcpdump_command,
+};
 pub use config::{
     KindConfig, MAX_WORKERS, POD_SUBNET, RUN_LABEL, SLOT_LABEL, cluster_name, for_scenario, slot,
 };

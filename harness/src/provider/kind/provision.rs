@@ -119,7 +119,9 @@ pub async fn provision(
     // assembled first and the remaining steps run through the lab itself.
     let attached = async {
         let kube = Kube::connect(&kubeconfig, None).await?;
-        let inspect = docker.inspect_network(&env_vars::kind_network(), None).await?;
+        let inspect = docker
+            .inspect_network(&env_vars::kind_network(), None)
+            .await?;
         Ok::<_, KindError>((kube, super::KindNetwork::from_inspect(&inspect)?))
     }
     .await;
@@ -128,7 +130,12 @@ pub async fn provision(
         Err(e) => {
             // The cluster exists but cannot be used: remove it now rather than leave it.
             if created && !ctx.keep {
-                let _ = exec.run(&kind_cmd(&toolset, &["delete", "cluster", "--name", &cluster])).await;
+                let _ = exec
+                    .run(&kind_cmd(
+                        &toolset,
+                        &["delete", "cluster", "--name", &cluster],
+                    ))
+                    .await;
             }
             return Err(e.into());
         }
@@ -141,7 +148,6 @@ pub async fn provision(
         kube,
         exec,
         tools: toolset,
-        docker,
         cluster,
         created,
         existing: false,
