@@ -47,6 +47,32 @@ pub struct KindLab {
     p: LabParts,
     pool: Option<Pool>,
     gateway_ip: Option<IpAddr>,
+    torn_down: bool,
+}
+
+impl Drop for KindLab {
+    /// A lab dropped without teardown means a panic unwound past the runner: delete the
+    /// cluster anyway, from a thread of its own because no async runtime can be entered
+    /// from inside one that is unwinding.
+    fn drop(&mut self) {
+        if self.torn_down || self.p.ctx.keep || self.p.existing || !self.p.created {
+            return;
+        }
+        let cmd = kind_cmd(
+            &self.p.tools,
+            &["delete", "cluster", "--name", &self.p.cluster],
+        )
+        .timeout(Duration::from_secs(300));
+        let exec = self.p.exec.clone();
+        let worker = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            rt.map(|rt| rt.block_on(exec.run(&cmd)).is_ok())
+                .unwrap_or(false)
+        });
+        let _ = worker.join();
+    }
 }
 
 impl KindLab {
@@ -55,6 +81,7 @@ impl KindLab {
             p: parts,
             pool: None,
             gateway_ip: None,
+            torn_down: false,
         }
     }
 
@@ -119,15 +146,37 @@ impl KindLab {
 
     /// Deletes the cluster unless kept or reused.
     pub(super) async fn teardown_now(
-        self: Box<Self>,
+        mut self: Box<Self>,
         reporter: &dyn Reporter,
     ) -> Result<(), KindError> {
-        if self.p.ctx.keep || !self.p.created {
-            let why = if self.p.ctx.keep { "--keep" } else { "--reuse" };
+        self.torn_down = true;
+        if self.p.ctx.keep {
             reporter.info(&format!(
-                "kind cluster {} kept ({why}); remove it with `cargo xtask gc`",
+                "{} kept (--keep); remove it with `cargo xtask gc`",
                 self.p.cluster
             ));
+            return Ok(());
+        }
+        if self.p.existing {
+            // Only what the scenario applied is removed; the cluster and its mesh stay.
+            let docs: Vec<Document> = self
+                .p
+                .scenario
+                .manifests
+                .values()
+                .flatten()
+                .cloned()
+                .collect();
+            let deleted = self.p.kube.delete(&docs).await?;
+            reporter.info(&format!(
+                "deleted {} scenario object(s) from {}",
+                deleted.len(),
+                self.p.cluster
+            ));
+            return Ok(());
+        }
+        if !self.p.created {
+            reporter.info(&format!("kind cluster {} kept (--reuse)", self.p.cluster));
             return Ok(());
         }
         let cmd = kind_cmd(
@@ -218,6 +267,12 @@ fn now_rfc3339() -> String {
 #[async_trait]
 impl Lab for KindLab {
     fn notes(&self) -> Vec<String> {
+        if self.p.existing {
+            return vec![format!(
+                "existing cluster, context {} (a cluster you own)",
+                self.p.cluster
+            )];
+        }
         let how = if self.p.created {
             "created for this run"
         } else {

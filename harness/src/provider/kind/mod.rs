@@ -143,6 +143,9 @@ impl Provider for KindProvider {
 }
 
 #[cfg(test)]
+mod live_tests;
+
+#[cfg(test)]
 pub(crate) mod tests {
     use crate::scenario::Scenario;
 
