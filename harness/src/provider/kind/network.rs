@@ -87,6 +87,8 @@ pub struct KindNetwork {
     pub ipv4: Ipv4Net,
     /// The host interface that bridges the network (`br-<id[..12]>` by default).
     pub bridge: String,
+    /// The host's address on the network (the IPv4 gateway), when Docker reports one.
+    pub gateway: Option<Ipv4Addr>,
 }
 
 /// Docker's option that names a bridge explicitly.
@@ -104,14 +106,13 @@ impl KindNetwork {
         if net.driver.as_deref() != Some("bridge") {
             return Err(bad(format!("driver is {:?}, not bridge", net.driver)));
         }
-        let ipv4 = net
-            .ipam
-            .as_ref()
-            .and_then(|i| i.config.as_ref())
-            .into_iter()
-            .flatten()
-            .filter_map(|c| c.subnet.as_deref())
-            .find_map(|s| s.parse::<Ipv4Net>().ok())
+        let configs = net.ipam.as_ref().and_then(|i| i.config.as_ref()).into_iter().flatten();
+        let (ipv4, gateway) = configs
+            .filter_map(|c| {
+                let subnet = c.subnet.as_deref()?.parse::<Ipv4Net>().ok()?;
+                Some((subnet, c.gateway.as_deref().and_then(|g| g.parse::<Ipv4Addr>().ok())))
+            })
+            .next()
             .ok_or_else(|| bad("has no IPv4 subnet".into()))?;
         if id.len() < 12 {
             return Err(bad(format!("has a malformed id `{id}`")));
@@ -129,6 +130,7 @@ impl KindNetwork {
             id,
             ipv4,
             bridge,
+            gateway,
         })
     }
 }
@@ -150,6 +152,7 @@ mod tests {
         // kind creates its own (bridge, IPv6 ULA subnet, MTU option).
         let net = KindNetwork::from_inspect(&recorded("network-inspect-dual-stack.json")).unwrap();
         assert_eq!(net.ipv4.to_string(), "172.21.0.0/16");
+        assert_eq!(net.gateway, Some(Ipv4Addr::new(172, 21, 0, 1)));
         assert_eq!(net.bridge, format!("br-{}", &net.id[..12]));
     }
 
