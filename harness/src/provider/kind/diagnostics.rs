@@ -40,70 +40,55 @@ pub async fn collect(lab: &KindLab, dir: &Path) -> Result<(), ProviderError> {
             kubectl(&["describe", "pods", "-A"]),
         ),
     ];
-    let namespaces: std::collections::BTreeSet<&str> = lab
-        .scenario()
-        .file
-        .workloads
-        .iter()
-        .map(|w| w.namespace.as_str())
-        .collect();
-    for ns in namespaces {
+    let istioctl = |args: &[&str]| {
+        lab.tools()
+            .cmd("istioctl")
+            .args(["--kubeconfig", &kc])
+            .args(args.iter().copied())
+            .timeout(Duration::from_secs(60))
+    };
+    let mut errors = Vec::new();
+    // Per pod of the scenario's workloads: every container's log (istio-proxy included,
+    // classic or native), and Istio's own view of the pod.
+    let pods = match lab.kube().peer_inputs().await {
+        Ok(inputs) => inputs.pods,
+        Err(e) => {
+            errors.push(format!("listing pods: {e}"));
+            Vec::new()
+        }
+    };
+    for pod in &pods {
+        if crate::kube::pod_workload(pod, &lab.scenario().file.workloads).is_none() {
+            continue;
+        }
+        let (Some(ns), Some(name)) = (
+            pod.metadata.namespace.as_deref(),
+            pod.metadata.name.as_deref(),
+        ) else {
+            continue;
+        };
+        let dotted = format!("{name}.{ns}");
         jobs.push((
-            format!("logs-{ns}.txt"),
+            format!("logs-{dotted}.txt"),
             kubectl(&[
                 "logs",
                 "-n",
                 ns,
+                name,
                 "--all-containers",
                 "--prefix",
                 "--tail=2000",
-                "-l",
-                "app",
             ]),
         ));
-        for w in lab
-            .scenario()
-            .file
-            .workloads
-            .iter()
-            .filter(|w| w.namespace == ns)
-        {
-            let target = format!("deploy/{}", w.name.value);
-            let target = if w.kind == crate::scenario::WorkloadKind::StatefulSet {
-                format!("sts/{}", w.name.value)
-            } else {
-                target
-            };
-            jobs.push((
-                format!("istio-proxy-logs-{}.txt", w.name.value),
-                kubectl(&[
-                    "logs",
-                    "-n",
-                    ns,
-                    &target,
-                    "-c",
-                    "istio-proxy",
-                    "--tail=2000",
-                ]),
-            ));
-            let istioctl = |args: &[&str]| {
-                lab.tools()
-                    .cmd("istioctl")
-                    .args(["--kubeconfig", &kc])
-                    .args(args.iter().copied())
-                    .timeout(Duration::from_secs(60))
-            };
-            jobs.push((
-                format!("proxy-config-{}.txt", w.name.value),
-                istioctl(&["proxy-config", "all", &target, "-n", ns]),
-            ));
-            jobs.push((
-                format!("describe-{}.txt", w.name.value),
-                istioctl(&["x", "describe", "pod", "-n", ns, &target]),
-            ));
-        }
+        jobs.push((
+            format!("proxy-config-{dotted}.txt"),
+            istioctl(&["proxy-config", "all", &dotted]),
+        ));
+        jobs.push((
+            format!("describe-{dotted}.txt"),
+            istioctl(&["x", "describe", "pod", &dotted]),
+        ));
     }
-    let mut errors = Vec::new();
     for (file, cmd) in jobs {
         match lab.exec().output(&cmd).await {
             Ok(out) => {
