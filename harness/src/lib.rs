@@ -25,3 +25,7 @@ pub mod scenario;
 pub mod tools;
 pub mod verdict;
 pub mod wire;
+
+/// Helpers shared by tests that use the local Docker engine.
+#[cfg(test)]
+mod testsupport;

@@ -18,6 +18,9 @@ pub struct GcArgs {
     /// Only this run's objects (the run id printed by `e2e`); all runs otherwise.
     #[arg(long, value_name = "RUN")]
     run: Option<String>,
+    /// Fail (exit 1) if there was anything to remove: CI's proof that runs left nothing.
+    #[arg(long)]
+    check: bool,
 }
 
 pub fn run(root: &Path, args: GcArgs) -> Result<Outcome> {
@@ -65,6 +68,10 @@ pub fn run(root: &Path, args: GcArgs) -> Result<Outcome> {
         }
         for failure in &report.failures {
             eprintln!("could not remove {failure}");
+        }
+        if args.check && !report.is_empty() {
+            eprintln!("leftovers found: a run did not clean up after itself (removed now)");
+            return Ok(Outcome::Failed);
         }
         Ok(if report.failures.is_empty() {
             Outcome::Passed
