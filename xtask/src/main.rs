@@ -10,6 +10,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod e2e;
+mod hpa;
+mod gc;
+mod images;
 mod scenarios;
 mod signals;
 mod tidy;
@@ -42,6 +45,14 @@ enum Command {
     Scenarios(scenarios::ScenariosCmd),
     /// Run scenarios end to end (or print their plan with --dry-run).
     E2e(e2e::E2eArgs),
+    /// HPA with sidecars: predict the skew from manifests and print the fixes.
+    #[command(subcommand)]
+    Hpa(hpa::HpaCmd),
+    /// Remove leftovers of meshproof runs by label (containers, networks, kind clusters).
+    Gc(gc::GcArgs),
+    /// The container images scenarios run: list them, or pull them for a mirror.
+    #[command(subcommand)]
+    Images(images::ImagesCmd),
     /// Install and show the pinned kind, kubectl, istioctl and helm.
     #[command(subcommand)]
     Tools(tools::ToolsCmd),
@@ -65,7 +76,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Scenarios(cmd) => scenarios::run(&root, cmd),
         Command::E2e(args) => e2e::run(&root, args, &ui),
+        Command::Hpa(cmd) => hpa::run(&root, cmd),
         Command::Tools(cmd) => tools::run(&root, cmd, &ui),
+        Command::Gc(args) => gc::run(&root, args),
+        Command::Images(cmd) => images::run(&root, cmd),
         Command::TlsCheck(args) => tls_check::run(&root, args),
     };
     match result {

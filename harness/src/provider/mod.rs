@@ -18,6 +18,9 @@ use crate::reporter::Reporter;
 use crate::scenario::{Scenario, WaitFor};
 use crate::wire::Analysis;
 
+pub mod existing;
+pub mod kind;
+
 /// Errors from provisioning or driving a lab. Each carries enough context to act on.
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
@@ -203,6 +206,24 @@ pub trait Lab: Send {
     /// Stops the capture and analyses it.
     async fn stop_capture(&mut self) -> Result<CaptureResult, ProviderError>;
 
+    /// Runs the live check of an `hpa:` step (see [`crate::hpa::live`]). Providers with a
+    /// cluster call [`crate::hpa::live::run`] with their `kube::Client` and return
+    /// [`crate::hpa::live::LiveOutcome::judgements`]. Labs without Kubernetes, an HPA
+    /// controller and metrics-server keep this default: a skip with the reason, never a pass.
+    async fn hpa(
+        &mut self,
+        check: &crate::hpa::live::LiveCheck,
+        reporter: &dyn Reporter,
+    ) -> Result<Vec<crate::verdict::Judgement>, ProviderError> {
+        let _ = reporter;
+        Ok(vec![crate::verdict::Judgement::bare(
+            &format!("{}: HPA live check", check.name),
+            crate::verdict::CheckKind::Autoscale,
+            crate::verdict::Verdict::Skip,
+            "this lab has no HorizontalPodAutoscaler controller or metrics-server; run it with the kind or existing provider",
+        )])
+    }
+
     /// Writes diagnostics (events, logs, proxy config) into `dir` after a failure.
     async fn collect_diagnostics(&mut self, dir: &Path) -> Result<(), ProviderError>;
 
@@ -233,8 +254,12 @@ impl ProviderKind {
 }
 
 /// The provider of that kind, for a repository rooted at `root`.
-pub fn for_kind(kind: ProviderKind, _root: &Path) -> Box<dyn Provider> {
-    Box::new(NotBuilt(kind.as_str()))
+pub fn for_kind(kind: ProviderKind, root: &Path) -> Box<dyn Provider> {
+    match kind {
+        ProviderKind::Kind => Box::new(kind::KindProvider::new(root)),
+        ProviderKind::Existing => Box::new(existing::ExistingProvider::new(root)),
+        other => Box::new(NotBuilt(other.as_str())),
+    }
 }
 
 /// A provider the CLI offers before its implementation lands: every call is a clear
