@@ -206,8 +206,7 @@ pub fn analyze(
     context: &str,
 ) -> Result<HpaAnalysis, HpaError> {
     let (hpa, mut findings) = parse_hpa(doc)?;
-    let spec = hpa.spec.clone();
-    let target_ref = &spec.scale_target_ref;
+    let target_ref = &hpa.spec.scale_target_ref;
     let namespace = doc.namespace_or_default().to_string();
     let target = format!("{} {namespace}/{}", target_ref.kind, target_ref.name);
     let mut out = HpaAnalysis {
@@ -274,15 +273,9 @@ fn metric_analyses(
     assumptions: &Assumptions,
 ) -> Result<(Vec<MetricAnalysis>, Vec<Finding>), HpaError> {
     let tolerance = scale_up_tolerance(hpa, doc)?;
-    let mut specs: Vec<MetricSpec> = hpa.spec.metrics.iter().flatten().cloned().collect();
+    let specs = effective_metrics(hpa);
     let mut findings = Vec::new();
-    if specs.is_empty() {
-        // autoscaling/v2 defaults an HPA without metrics to 80% CPU utilization.
-        specs.push(MetricSpec {
-            type_: "Resource".into(),
-            resource: Some(fix::cpu_resource_utilization(80)),
-            ..MetricSpec::default()
-        });
+    if hpa.spec.metrics.as_ref().is_none_or(Vec::is_empty) {
         findings.push(Finding::new(
             Severity::Info,
             "no metrics given: Kubernetes defaults to CPU utilization 80%",
@@ -295,6 +288,19 @@ fn metric_analyses(
         out.push(analysis);
     }
     Ok((out, findings))
+}
+
+/// The metrics the controller uses: the spec's, or the API default of 80% CPU
+/// utilization when there are none.
+pub fn effective_metrics(hpa: &HorizontalPodAutoscaler) -> Vec<MetricSpec> {
+    match hpa.spec.metrics.as_deref() {
+        Some(metrics) if !metrics.is_empty() => metrics.to_vec(),
+        _ => vec![MetricSpec {
+            type_: "Resource".into(),
+            resource: Some(fix::cpu_resource_utilization(80)),
+            ..MetricSpec::default()
+        }],
+    }
 }
 
 /// Reads an HPA in any served version as `autoscaling/v2`.

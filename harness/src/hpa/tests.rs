@@ -312,6 +312,33 @@ fn fixes_keep_other_metrics_and_cover_every_app_container() {
 }
 
 #[test]
+fn an_hpa_without_metrics_is_fixed_at_the_default_80_percent() {
+    let a = seed(None, json!([]));
+    assert_eq!(a.metrics[0].kind, MetricKind::PodUtilization { target: 80 });
+    assert_eq!(a.metrics[0].target_point, Some(160.0));
+    let fix = a
+        .fixes
+        .iter()
+        .find(|f| f.kind == FixKind::ContainerResource)
+        .unwrap();
+    assert!(
+        fix.yaml.contains("averageUtilization: 80") && fix.yaml.contains("container: xnat-web"),
+        "{}",
+        fix.yaml
+    );
+    let value = a
+        .fixes
+        .iter()
+        .find(|f| f.kind == FixKind::AverageValue)
+        .unwrap();
+    assert!(
+        value.yaml.contains("averageValue: 90m"),
+        "80% of 100m + 10m:\n{}",
+        value.yaml
+    );
+}
+
+#[test]
 fn v1_hpas_are_read_as_v2_and_removed_versions_are_located_errors() {
     let spec = json!({"containers": [container("xnat-web", Some("100m"), None)]});
     let v1 = hpa_with(
