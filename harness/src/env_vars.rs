@@ -40,6 +40,12 @@ pub const PATH: EnvVar = EnvVar {
     doc: "Searched for kind, kubectl, istioctl and helm; a tool found there is used only when its version matches the pin.",
 };
 
+/// The user's home, where the default kubeconfig lives.
+pub const HOME: EnvVar = EnvVar {
+    name: "HOME",
+    doc: "Locates the default kubeconfig (`~/.kube/config`) when KUBECONFIG is not set.",
+};
+
 /// Plain output for terminals that do not want colour or spinners.
 pub const NO_COLOR: EnvVar = EnvVar {
     name: "NO_COLOR",
@@ -57,6 +63,7 @@ pub const REGISTRY: &[EnvVar] = &[
     MESHPROOF_CACHE,
     KIND_EXPERIMENTAL_DOCKER_NETWORK,
     KUBECONFIG,
+    HOME,
     PATH,
     NO_COLOR,
     CI,
@@ -101,11 +108,15 @@ pub fn path_dirs() -> Vec<PathBuf> {
         .unwrap_or_default()
 }
 
-/// The kubeconfig file named by `$KUBECONFIG` (its first entry), if set.
+/// The kubeconfig file: `$KUBECONFIG`'s first entry, else `~/.kube/config`.
 pub fn kubeconfig() -> Option<PathBuf> {
     KUBECONFIG
         .get_os()
         .and_then(|p| std::env::split_paths(&p).next())
+        .or_else(|| {
+            HOME.get()
+                .map(|h| PathBuf::from(h).join(".kube").join("config"))
+        })
 }
 
 #[cfg(test)]

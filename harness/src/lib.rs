@@ -6,11 +6,15 @@
 // The library reports through `reporter::Reporter`; only the CLI prints.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod capture;
 pub mod crd;
 pub mod env_vars;
 pub mod exec;
 pub mod expect;
+pub mod gc;
 pub mod hpa;
+pub mod kube;
+pub mod ledger;
 pub mod manifest;
 pub mod plan;
 pub mod provider;
@@ -21,3 +25,7 @@ pub mod scenario;
 pub mod tools;
 pub mod verdict;
 pub mod wire;
+
+/// Helpers shared by tests that use the local Docker engine.
+#[cfg(test)]
+mod testsupport;

@@ -11,6 +11,8 @@ use clap::{Parser, Subcommand};
 
 mod e2e;
 mod hpa;
+mod gc;
+mod images;
 mod scenarios;
 mod signals;
 mod tidy;
@@ -45,6 +47,11 @@ enum Command {
     /// HPA with sidecars: predict the skew from manifests and print the fixes.
     #[command(subcommand)]
     Hpa(hpa::HpaCmd),
+    /// Remove leftovers of meshproof runs by label (containers, networks, kind clusters).
+    Gc(gc::GcArgs),
+    /// The container images scenarios run: list them, or pull them for a mirror.
+    #[command(subcommand)]
+    Images(images::ImagesCmd),
     /// Install and show the pinned kind, kubectl, istioctl and helm.
     #[command(subcommand)]
     Tools(tools::ToolsCmd),
@@ -68,6 +75,8 @@ fn main() -> ExitCode {
         Command::E2e(args) => e2e::run(&root, args, &ui),
         Command::Hpa(cmd) => hpa::run(&root, cmd),
         Command::Tools(cmd) => tools::run(&root, cmd, &ui),
+        Command::Gc(args) => gc::run(&root, args),
+        Command::Images(cmd) => images::run(&root, cmd),
     };
     match result {
         Ok(Outcome::Passed) => ExitCode::from(0),

@@ -18,6 +18,9 @@ use crate::reporter::Reporter;
 use crate::scenario::{Scenario, WaitFor};
 use crate::wire::Analysis;
 
+pub mod existing;
+pub mod kind;
+
 /// Errors from provisioning or driving a lab. Each carries enough context to act on.
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
@@ -251,8 +254,12 @@ impl ProviderKind {
 }
 
 /// The provider of that kind, for a repository rooted at `root`.
-pub fn for_kind(kind: ProviderKind, _root: &Path) -> Box<dyn Provider> {
-    Box::new(NotBuilt(kind.as_str()))
+pub fn for_kind(kind: ProviderKind, root: &Path) -> Box<dyn Provider> {
+    match kind {
+        ProviderKind::Kind => Box::new(kind::KindProvider::new(root)),
+        ProviderKind::Existing => Box::new(existing::ExistingProvider::new(root)),
+        other => Box::new(NotBuilt(other.as_str())),
+    }
 }
 
 /// A provider the CLI offers before its implementation lands: every call is a clear
