@@ -110,22 +110,21 @@ pub fn fixes(
     if !skewed || !proxied || apps.is_empty() || apps.len() != pod.apps().count() {
         return Ok(Vec::new());
     }
-    let spec = hpa.spec.clone();
+    let metrics = analysis::effective_metrics(hpa);
+    let target = metrics.iter().find_map(pod_utilization).unwrap_or(0);
     let proxy_usage = Cpu::millis(a.proxy_usage.as_millis() * pod.proxies().count() as u64);
     let app_request: Cpu = apps.iter().map(|(_, r)| *r).sum();
     let mut out = Vec::new();
     for kind in [FixKind::ContainerResource, FixKind::AverageValue] {
-        let new_metrics: Vec<MetricSpec> = spec
-            .metrics
+        let new_metrics: Vec<MetricSpec> = metrics
             .iter()
-            .flatten()
             .flat_map(|m| match pod_utilization(m) {
                 Some(target) => replacement(kind, target, &apps, app_request, proxy_usage),
                 None => vec![m.clone()],
             })
             .collect();
         let fixed = with_metrics(hpa, new_metrics);
-        let summary = summary(kind, &apps, proxy_usage, &spec);
+        let summary = summary(kind, &apps, proxy_usage, target);
         let yaml = to_yaml(&fixed, kind, doc)?;
         let after = validate(&yaml, &fixed, doc, pod, a)?;
         out.push(Fix {
@@ -216,19 +215,8 @@ fn with_metrics(
     }
 }
 
-fn summary(
-    kind: FixKind,
-    apps: &[(&str, Cpu)],
-    proxy_usage: Cpu,
-    spec: &HorizontalPodAutoscalerSpec,
-) -> String {
+fn summary(kind: FixKind, apps: &[(&str, Cpu)], proxy_usage: Cpu, target: i32) -> String {
     let names: Vec<&str> = apps.iter().map(|(n, _)| *n).collect();
-    let target = spec
-        .metrics
-        .iter()
-        .flatten()
-        .find_map(pod_utilization)
-        .unwrap_or(0);
     match kind {
         FixKind::ContainerResource => format!(
             "measure CPU on the app container{} ({}) only, at the same {target}% (ContainerResource, GA in Kubernetes 1.30)",

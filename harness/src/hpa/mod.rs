@@ -21,6 +21,7 @@ pub mod analysis;
 mod findings;
 pub mod fix;
 pub mod live;
+mod metric;
 pub mod pod;
 pub mod quantity;
 pub mod render;

@@ -43,12 +43,11 @@ impl Cpu {
         self.0
     }
 
-    /// Parses a Kubernetes quantity (`100m`, `0.25`, `2`, `1500000n`, `1e3m`), rounding
+    /// Parses a Kubernetes quantity (`100m`, `0.25`, `2`, `1500000n`, `1e3`), rounding
     /// up to whole millicores as `Quantity.MilliValue()` does.
     pub fn parse(text: &str) -> Result<Cpu, QuantityError> {
         let trimmed = text.trim();
-        let (number, suffix) =
-            split_suffix(trimmed).ok_or_else(|| QuantityError::Syntax(text.into()))?;
+        let (number, suffix) = split_suffix(trimmed);
         let decimal = Decimal::parse(number).ok_or_else(|| QuantityError::Syntax(text.into()))?;
         if decimal.negative && decimal.digits != 0 {
             return Err(QuantityError::Negative(text.into()));
@@ -116,11 +115,11 @@ impl std::iter::Sum for Cpu {
 
 /// Splits `"1.5Gi"` into `("1.5", "Gi")`: the suffix starts at the first character that
 /// cannot be part of a number. An exponent (`1e3`) is a suffix too.
-fn split_suffix(text: &str) -> Option<(&str, &str)> {
+fn split_suffix(text: &str) -> (&str, &str) {
     let start = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
         .unwrap_or(text.len());
-    Some((&text[..start], &text[start..]))
+    (&text[..start], &text[start..])
 }
 
 /// The power a suffix multiplies by.

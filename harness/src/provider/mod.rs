@@ -207,9 +207,9 @@ pub trait Lab: Send {
     async fn stop_capture(&mut self) -> Result<CaptureResult, ProviderError>;
 
     /// Runs the live check of an `hpa:` step (see [`crate::hpa::live`]). Providers with a
-    /// cluster call [`crate::hpa::live::run`] with their `kube::Client` and return
-    /// [`crate::hpa::live::LiveOutcome::judgements`]. Labs without Kubernetes, an HPA
-    /// controller and metrics-server keep this default: a skip with the reason, never a pass.
+    /// cluster return `crate::hpa::live::judged(client, check, reporter).await`. Labs
+    /// without Kubernetes, an HPA controller and metrics-server keep this default: a skip
+    /// with the reason, never a pass.
     async fn hpa(
         &mut self,
         check: &crate::hpa::live::LiveCheck,

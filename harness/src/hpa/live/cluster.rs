@@ -222,8 +222,11 @@ async fn selector(client: &Client, check: &LiveCheck) -> Result<String, LiveErro
         .join(","))
 }
 
+/// The replica count an arm starts from: the ready pods, or the HPA's minimum when that
+/// is higher (the controller raises to it whatever the metrics say, which is no scale-out).
 async fn replicas(client: &Client, check: &LiveCheck) -> Result<i32, LiveError> {
-    Ok(ready_pods(client, check).await?.len() as i32)
+    let ready = ready_pods(client, check).await?.len() as i32;
+    Ok(ready.max(check.skewed.spec.min_replicas.unwrap_or(1)))
 }
 
 /// The names of the workload's running, ready, not terminating pods.

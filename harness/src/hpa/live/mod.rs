@@ -339,6 +339,25 @@ impl LiveOutcome {
     }
 }
 
+/// Runs the check on a cluster and returns its judgements; an error that stops the check
+/// (no metrics API, no pods, a failed exec) is one `error` judgement, never a pass.
+/// This is what a provider's [`crate::provider::Lab::hpa`] returns.
+pub async fn judged(
+    client: kube::Client,
+    check: &LiveCheck,
+    reporter: &dyn crate::reporter::Reporter,
+) -> Vec<Judgement> {
+    match run(client, check, reporter).await {
+        Ok(outcome) => outcome.judgements(check),
+        Err(err) => vec![Judgement::bare(
+            &format!("{}: HPA live check", check.name),
+            CheckKind::Autoscale,
+            Verdict::Error,
+            err.to_string(),
+        )],
+    }
+}
+
 /// The dry-run plan's detail for an `hpa:` step.
 pub fn plan_detail(step: &HpaStep) -> String {
     [

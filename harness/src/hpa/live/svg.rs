@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 use super::judge::Decision;
-use super::series::{Point, Series};
+use super::series::Series;
 
 const WIDTH: f64 = 760.0;
 const HEIGHT: f64 = 420.0;
@@ -36,22 +36,28 @@ pub fn plot(s: &Series) -> String {
     let _ = writeln!(
         out,
         "<text x=\"{LEFT}\" y=\"36\" fill=\"#555\">{}</text>",
-        escape(&s.provenance)
+        escape(&shorten(&s.provenance, 110))
     );
     frame.axes(&mut out);
     arms(&mut out, s, &frame);
-    let hpa: Vec<(f64, f64)> = s
-        .points
-        .iter()
-        .filter_map(|p| Some((p.t, f64::from(p.hpa_utilization?))))
-        .collect();
+    // One HPA line per arm: the skewed and the fixed HPA measure different things, so
+    // their readings must not be joined across the boundary.
+    for arm in &s.arms {
+        let hpa: Vec<(f64, f64)> = s
+            .points
+            .iter()
+            .filter(|p| p.arm == arm.name)
+            .filter_map(|p| Some((p.t, f64::from(p.hpa_utilization?))))
+            .collect();
+        frame.line(&mut out, &hpa, HPA_COLOR);
+        frame.dots(&mut out, &hpa, HPA_COLOR);
+    }
     let app: Vec<(f64, f64)> = s
         .points
         .iter()
         .filter_map(|p| Some((p.t, p.app_utilization? as f64)))
         .collect();
-    frame.line(&mut out, &hpa, HPA_COLOR, false);
-    frame.line(&mut out, &app, APP_COLOR, false);
+    frame.line(&mut out, &app, APP_COLOR);
     let replicas: Vec<(f64, f64)> = s
         .points
         .iter()
@@ -153,11 +159,11 @@ impl Frame {
             out,
             "<text x=\"{}\" y=\"{}\" fill=\"{REPLICA_COLOR}\">replicas</text>",
             x1 + 6.0,
-            y1 - 6.0
+            y0 + 30.0
         );
     }
 
-    fn line(&self, out: &mut String, points: &[(f64, f64)], color: &str, dashed: bool) {
+    fn line(&self, out: &mut String, points: &[(f64, f64)], color: &str) {
         if points.is_empty() {
             return;
         }
@@ -165,16 +171,24 @@ impl Frame {
             .iter()
             .map(|(t, v)| format!("{:.1},{:.1}", self.x(*t), self.y(*v)))
             .collect();
-        let dash = if dashed {
-            " stroke-dasharray=\"6 4\""
-        } else {
-            ""
-        };
+
         let _ = writeln!(
             out,
-            "<polyline points=\"{}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"2\"{dash}/>",
+            "<polyline points=\"{}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"2\"/>",
             coords.join(" ")
         );
+    }
+
+    /// A dot per reading, so an arm decided after one or two samples still shows them.
+    fn dots(&self, out: &mut String, points: &[(f64, f64)], color: &str) {
+        for (t, v) in points {
+            let _ = writeln!(
+                out,
+                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"2.5\" fill=\"{color}\"/>",
+                self.x(*t),
+                self.y(*v)
+            );
+        }
     }
 
     fn steps(&self, out: &mut String, points: &[(f64, f64)]) {
@@ -279,7 +293,11 @@ fn escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// The points of one arm, for tests and callers that split the series.
-pub fn arm_points<'a>(s: &'a Series, arm: &'a str) -> impl Iterator<Item = &'a Point> {
-    s.points.iter().filter(move |p| p.arm == arm)
+/// `text` cut at `max` characters with an ellipsis, so it fits the plot's width.
+fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    format!("{}…", cut.trim_end())
 }

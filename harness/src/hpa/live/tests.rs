@@ -202,8 +202,8 @@ fn the_series_has_csv_json_and_an_svg_plot() {
     );
     assert_eq!(
         svg.matches("<polyline").count(),
-        3,
-        "HPA utilization, app utilization, replicas"
+        4,
+        "the HPA's utilization per arm, the app's, the replicas"
     );
     for part in [
         "skewed: pass",
