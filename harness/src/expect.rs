@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
+use crate::policy::ExpectedFlow;
 use crate::provider::{CaptureResult, Observation, PeerMap};
 use crate::scenario::{Canary, CanaryRule, CaptureStep, Probe, WireExpectation, peers, render};
 use crate::verdict::{CheckKind, Evidence, FlowEvidence, Judgement, Verdict};
@@ -235,27 +236,12 @@ fn describe(addr: SocketAddr, peers_map: &PeerMap) -> String {
     }
 }
 
-/// What the policy model expects of one (client, server workload, wire port) triple.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ModelFlow {
-    /// The client workload (or `host`, `ingress-gateway`).
-    pub from: String,
-    /// The server workload.
-    pub to: String,
-    /// The server port on the wire (container port).
-    pub port: u16,
-    /// The class the model predicts.
-    pub class: FlowClass,
-    /// Where the prediction comes from (`PeerAuthentication rabbitmq/default STRICT ...`).
-    pub because: String,
-}
-
 /// Checks a capture against the policy model: the scenario's own expectations must agree
 /// with the model, and every captured flow the model has a prediction for must match it.
 /// Flows the model says nothing about, and predictions no flow exercised, are not judged.
 pub fn judge_model(
     step: &CaptureStep,
-    model: &[ModelFlow],
+    model: &[ExpectedFlow],
     capture: &CaptureResult,
 ) -> Vec<Judgement> {
     let mut out = Vec::new();

@@ -10,8 +10,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod e2e;
-mod hpa;
 mod gc;
+mod hpa;
 mod images;
 mod scenarios;
 mod signals;

@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -93,7 +93,10 @@ impl LiveCapture {
     pub fn start(config: CaptureConfig) -> Result<LiveCapture, CaptureError> {
         if config.pcap_path.to_str().is_none() {
             // libpcap takes a C string; refuse rather than let the binding panic.
-            return Err(CaptureError::File { path: config.pcap_path, reason: "path is not valid UTF-8".into() });
+            return Err(CaptureError::File {
+                path: config.pcap_path,
+                reason: "path is not valid UTF-8".into(),
+            });
         }
         let stop = Arc::new(AtomicBool::new(false));
         let packets = Arc::new(AtomicU64::new(0));
@@ -105,7 +108,12 @@ impl LiveCapture {
             .spawn(move || run(config, &thread_stop, &thread_packets, ready_tx))
             .map_err(|_| CaptureError::Thread(interface.clone()))?;
         match ready_rx.recv() {
-            Ok(Ok(())) => Ok(LiveCapture { interface, stop, packets, handle }),
+            Ok(Ok(())) => Ok(LiveCapture {
+                interface,
+                stop,
+                packets,
+                handle,
+            }),
             Ok(Err(err)) => {
                 let _ = handle.join();
                 Err(err)
@@ -128,14 +136,21 @@ impl LiveCapture {
     /// Stops capturing and returns everything the capture produced, drop counts included.
     pub fn stop_with_summary(self) -> Result<CaptureSummary, CaptureError> {
         self.stop.store(true, Ordering::Relaxed);
-        self.handle.join().map_err(|_| CaptureError::Thread(self.interface))?
+        self.handle
+            .join()
+            .map_err(|_| CaptureError::Thread(self.interface))?
     }
 }
 
 fn open(config: &CaptureConfig) -> Result<Opened, CaptureError> {
     let interface = config.interface.clone();
-    let open_err = |source| CaptureError::Open { interface: interface.clone(), source };
-    let timeout_ms = i32::try_from(config.poll_interval.as_millis()).unwrap_or(i32::MAX).max(1);
+    let open_err = |source| CaptureError::Open {
+        interface: interface.clone(),
+        source,
+    };
+    let timeout_ms = i32::try_from(config.poll_interval.as_millis())
+        .unwrap_or(i32::MAX)
+        .max(1);
     let mut cap = Capture::from_device(config.interface.as_str())
         .map_err(open_err)?
         .immediate_mode(true)
@@ -147,17 +162,25 @@ fn open(config: &CaptureConfig) -> Result<Opened, CaptureError> {
         .map_err(open_err)?;
     if !config.bpf.is_empty() {
         cap.filter(&config.bpf, true)
-            .map_err(|source| CaptureError::Filter { bpf: config.bpf.clone(), source })?;
+            .map_err(|source| CaptureError::Filter {
+                bpf: config.bpf.clone(),
+                source,
+            })?;
     }
     let dlt = cap.get_datalink().0;
     let link = u32::try_from(dlt)
         .ok()
         .and_then(LinkType::from_linktype)
-        .ok_or(CaptureError::UnsupportedLinkType { interface: interface.clone(), linktype: dlt })?;
-    let save = cap.savefile(&config.pcap_path).map_err(|e| CaptureError::File {
-        path: config.pcap_path.clone(),
-        reason: e.to_string(),
-    })?;
+        .ok_or(CaptureError::UnsupportedLinkType {
+            interface: interface.clone(),
+            linktype: dlt,
+        })?;
+    let save = cap
+        .savefile(&config.pcap_path)
+        .map_err(|e| CaptureError::File {
+            path: config.pcap_path.clone(),
+            reason: e.to_string(),
+        })?;
     Ok(Opened { cap, save, link })
 }
 
@@ -167,7 +190,11 @@ fn run(
     packets: &AtomicU64,
     ready: mpsc::SyncSender<Result<(), CaptureError>>,
 ) -> Result<CaptureSummary, CaptureError> {
-    let Opened { mut cap, mut save, link } = match open(&config) {
+    let Opened {
+        mut cap,
+        mut save,
+        link,
+    } = match open(&config) {
         Ok(opened) => opened,
         Err(err) => {
             let _ = ready.send(Err(err));
@@ -183,13 +210,22 @@ fn run(
                 save.write(&packet);
                 let secs = u64::try_from(packet.header.ts.tv_sec).unwrap_or(0);
                 let micros = u64::try_from(packet.header.ts.tv_usec).unwrap_or(0);
-                analyzer.push(link, Duration::from_secs(secs) + Duration::from_micros(micros), packet.data);
+                analyzer.push(
+                    link,
+                    Duration::from_secs(secs) + Duration::from_micros(micros),
+                    packet.data,
+                );
                 packets.fetch_add(1, Ordering::Relaxed);
             }
             // Nothing arrived within the poll interval: the kernel's buffer is empty.
             Err(pcap::Error::TimeoutExpired) if drain_until.is_some() => break,
             Err(pcap::Error::TimeoutExpired) => {}
-            Err(source) => return Err(CaptureError::Read { interface: config.interface, source }),
+            Err(source) => {
+                return Err(CaptureError::Read {
+                    interface: config.interface,
+                    source,
+                });
+            }
         }
         if drain_until.is_none() && stop.load(Ordering::Relaxed) {
             drain_until = Some(Instant::now() + config.drain_limit);
@@ -198,9 +234,15 @@ fn run(
             break;
         }
     }
-    let file_err = |e: pcap::Error| CaptureError::File { path: config.pcap_path.clone(), reason: e.to_string() };
+    let file_err = |e: pcap::Error| CaptureError::File {
+        path: config.pcap_path.clone(),
+        reason: e.to_string(),
+    };
     save.flush().map_err(file_err)?;
-    let kernel = cap.stats().map_err(|source| CaptureError::Read { interface: config.interface.clone(), source })?;
+    let kernel = cap.stats().map_err(|source| CaptureError::Read {
+        interface: config.interface.clone(),
+        source,
+    })?;
     let (analysis, stats) = analyzer.finish_with_stats();
     Ok(CaptureSummary {
         analysis,

@@ -16,7 +16,7 @@ mod stream;
 
 use std::path::PathBuf;
 
-pub use bridge::{bridge_interface, docker_bridge_interface, BRIDGE_NAME_OPTION};
+pub use bridge::{BRIDGE_NAME_OPTION, bridge_interface, docker_bridge_interface};
 pub use live::{CaptureConfig, CaptureSummary, LiveCapture};
 pub use stream::{StreamCapture, StreamConfig};
 

@@ -31,8 +31,10 @@ pub struct StreamCapture {
 impl StreamCapture {
     /// Creates the file and an empty analysis.
     pub fn create(config: StreamConfig) -> Result<StreamCapture, CaptureError> {
-        let file = File::create(&config.pcap_path)
-            .map_err(|e| CaptureError::File { path: config.pcap_path.clone(), reason: e.to_string() })?;
+        let file = File::create(&config.pcap_path).map_err(|e| CaptureError::File {
+            path: config.pcap_path.clone(),
+            reason: e.to_string(),
+        })?;
         Ok(StreamCapture {
             path: config.pcap_path,
             file: BufWriter::new(file),
@@ -49,16 +51,27 @@ impl StreamCapture {
 
     /// Takes the next bytes of the stream.
     pub fn push(&mut self, chunk: &[u8]) -> Result<(), CaptureError> {
-        self.file.write_all(chunk).map_err(|e| self.file_error(&e))?;
-        let StreamCapture { parser, analyzer, pending, .. } = self;
+        self.file
+            .write_all(chunk)
+            .map_err(|e| self.file_error(&e))?;
+        let StreamCapture {
+            parser,
+            analyzer,
+            pending,
+            ..
+        } = self;
         let mut sink = |r: crate::wire::Record<'_>| analyzer.push(r.link, r.ts, r.data);
         if pending.is_empty() {
             // The common case: parse straight from the chunk and keep only its tail.
-            let used = parser.parse(chunk, &mut sink).map_err(CaptureError::Stream)?;
+            let used = parser
+                .parse(chunk, &mut sink)
+                .map_err(CaptureError::Stream)?;
             pending.extend_from_slice(&chunk[used..]);
         } else {
             pending.extend_from_slice(chunk);
-            let used = parser.parse(pending, &mut sink).map_err(CaptureError::Stream)?;
+            let used = parser
+                .parse(pending, &mut sink)
+                .map_err(CaptureError::Stream)?;
             pending.drain(..used);
         }
         Ok(())
@@ -74,7 +87,10 @@ impl StreamCapture {
     /// Like [`StreamCapture::finish`], also returning the analyzer's counters.
     pub fn finish_with_stats(mut self) -> Result<(Analysis, AnalyzerStats, PathBuf), CaptureError> {
         self.file.flush().map_err(|e| self.file_error(&e))?;
-        if let Err(WireError::Truncated { offset, available, .. }) = self.parser.finish(self.pending.len()) {
+        if let Err(WireError::Truncated {
+            offset, available, ..
+        }) = self.parser.finish(self.pending.len())
+        {
             if self.parser.offset() == 0 {
                 return Err(CaptureError::EmptyStream(available));
             }
@@ -86,6 +102,9 @@ impl StreamCapture {
     }
 
     fn file_error(&self, e: &std::io::Error) -> CaptureError {
-        CaptureError::File { path: self.path.clone(), reason: e.to_string() }
+        CaptureError::File {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        }
     }
 }

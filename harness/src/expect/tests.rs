@@ -271,8 +271,8 @@ fn probe_rules() {
     }
 }
 
-fn model(from: &str, to: &str, port: u16, class: FlowClass) -> ModelFlow {
-    ModelFlow {
+fn model(from: &str, to: &str, port: u16, class: FlowClass) -> ExpectedFlow {
+    ExpectedFlow {
         from: from.into(),
         to: to.into(),
         port,

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::expect::{judge_capture, judge_probe};
+use crate::expect::{judge_capture, judge_model, judge_probe};
 use crate::manifest::Document;
 use crate::provider::{Lab, ProviderError, RunContext, StepOutcome};
 use crate::reporter::Reporter;
@@ -92,7 +92,7 @@ impl<'a> Driver<'a> {
         self.reporter.started(&id, &name);
         let result = match step {
             Step::Probe(probes) => Ok(self.probes(probes).await),
-            Step::Capture(capture) => self.capture(capture).await,
+            Step::Capture(capture) => self.capture(phase, capture).await,
             Step::Hpa(h) => self.hpa(h).await,
             other => self
                 .change(other)
@@ -166,7 +166,11 @@ impl<'a> Driver<'a> {
         out
     }
 
-    async fn capture(&mut self, step: &CaptureStep) -> Result<Vec<Judgement>, ProviderError> {
+    async fn capture(
+        &mut self,
+        phase: &str,
+        step: &CaptureStep,
+    ) -> Result<Vec<Judgement>, ProviderError> {
         let canaries = [self.ctx.canary.as_str().to_string()];
         self.lab.start_capture(&step.name.value, &canaries).await?;
         let mut checks = Vec::new();
@@ -202,7 +206,27 @@ impl<'a> Driver<'a> {
             checks.iter().map(|j| (j.name.clone(), j.verdict)).collect();
         self.save_analysis(&step.name.value, &result.analysis);
         checks.extend(judge_capture(step, &result, &verdicts));
+        checks.extend(self.model_checks(phase, step, &result));
         Ok(checks)
+    }
+
+    /// The policy model's predictions for this phase, checked against the same capture.
+    /// A scenario the model cannot evaluate gets one `skip` saying why, never a pass.
+    fn model_checks(
+        &self,
+        phase: &str,
+        step: &CaptureStep,
+        result: &crate::provider::CaptureResult,
+    ) -> Vec<Judgement> {
+        match crate::policy::Matrix::for_scenario(self.scenario, Some(phase)) {
+            Ok(matrix) => judge_model(step, &crate::policy::expected_flows(&matrix), result),
+            Err(err) => vec![Judgement::bare(
+                "policy model",
+                CheckKind::Model,
+                Verdict::Skip,
+                format!("the policy model cannot evaluate this phase: {err}"),
+            )],
+        }
     }
 
     /// The live HPA check: built from the step (pure), run by the lab, cancellable.

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use super::canary::Canaries;
 use super::classify::classify_hello;
-use super::link::{self, flags, Decoded, Endpoint, LinkType, Segment};
+use super::link::{self, Decoded, Endpoint, LinkType, Segment, flags};
 use super::reasm::{Chunk, Reassembly, SegmentIn};
 use super::sniff::Speaker;
 use super::stream::{Ctx, Limits, Stream};
@@ -80,7 +80,8 @@ impl Hasher for FlowHasher {
         for chunk in bytes.chunks(8) {
             let mut word = [0u8; 8];
             word[..chunk.len()].copy_from_slice(chunk);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word))
+                .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
         }
     }
 
@@ -175,34 +176,65 @@ impl Analyzer {
             self.finalize(&key);
         }
         let flows = self.results.into_iter().flatten().collect();
-        (Analysis { packets: self.packets, bytes: self.bytes, flows }, self.stats)
+        (
+            Analysis {
+                packets: self.packets,
+                bytes: self.bytes,
+                flows,
+            },
+            self.stats,
+        )
     }
 
     fn limits(&self) -> Limits {
         Limits {
             starttls_window: self.config.starttls_window,
-            resync_window: self.config.resync_window.max(2 * super::tls::MAX_RECORD_BODY),
+            resync_window: self
+                .config
+                .resync_window
+                .max(2 * super::tls::MAX_RECORD_BODY),
             max_handshake: self.config.max_handshake,
         }
     }
 
     fn tcp(&mut self, ts: Duration, seg: Segment<'_>) {
-        let key = if seg.src <= seg.dst { (seg.src, seg.dst) } else { (seg.dst, seg.src) };
+        let key = if seg.src <= seg.dst {
+            (seg.src, seg.dst)
+        } else {
+            (seg.dst, seg.src)
+        };
         let syn = seg.flags & flags::SYN != 0;
         let ack = seg.flags & flags::ACK != 0;
-        if syn && !ack && self.table.get(&key).is_some_and(|f| f.is_new_connection(&seg)) {
+        if syn
+            && !ack
+            && self
+                .table
+                .get(&key)
+                .is_some_and(|f| f.is_new_connection(&seg))
+        {
             self.finalize(&key);
         }
         let limits = self.limits();
         let max_ooo = self.config.max_out_of_order;
-        let Analyzer { table, results, canaries, stats, closing, .. } = self;
+        let Analyzer {
+            table,
+            results,
+            canaries,
+            stats,
+            closing,
+            ..
+        } = self;
         let flow = table.entry(key).or_insert_with(|| {
             results.push(None);
             Box::new(FlowState::new(results.len() - 1, seg.src, seg.dst))
         });
         let d = usize::from(seg.src != flow.ep[0]);
         if syn {
-            if ack { flow.synack_from = Some(d) } else { flow.syn_from = Some(d) }
+            if ack {
+                flow.synack_from = Some(d)
+            } else {
+                flow.syn_from = Some(d)
+            }
         }
         flow.rst |= seg.flags & flags::RST != 0;
         let cx = Ctx { canaries, limits };
@@ -215,9 +247,15 @@ impl Analyzer {
             payload: seg.payload,
             wire_len: seg.wire_len,
         };
-        let Direction { reasm, stream, bytes } = dir;
+        let Direction {
+            reasm,
+            stream,
+            bytes,
+        } = dir;
         let before = reasm.retransmitted;
-        reasm.segment(input, max_ooo, &mut |c| consume(&cx, stream, bytes, stats, c, from_syn));
+        reasm.segment(input, max_ooo, &mut |c| {
+            consume(&cx, stream, bytes, stats, c, from_syn)
+        });
         stats.retransmissions += reasm.retransmitted - before;
         let closed = flow.rst || (flow.dirs[0].reasm.fin && flow.dirs[1].reasm.fin);
         if closed && !flow.closed {
@@ -241,12 +279,21 @@ impl Analyzer {
     }
 
     fn finalize(&mut self, key: &Key) {
-        let Some(mut flow) = self.table.remove(key) else { return };
-        let cx = Ctx { canaries: &self.canaries, limits: self.limits() };
+        let Some(mut flow) = self.table.remove(key) else {
+            return;
+        };
+        let cx = Ctx {
+            canaries: &self.canaries,
+            limits: self.limits(),
+        };
         let stats = &mut self.stats;
         for dir in &mut flow.dirs {
             let from_syn = dir.reasm.from_syn;
-            let Direction { reasm, stream, bytes } = dir;
+            let Direction {
+                reasm,
+                stream,
+                bytes,
+            } = dir;
             reasm.flush(&mut |c| consume(&cx, stream, bytes, stats, c, from_syn));
             stream.finish(&cx);
             stats.undecided_bytes += stream.undecided_bytes;
@@ -256,7 +303,14 @@ impl Analyzer {
     }
 }
 
-fn consume(cx: &Ctx<'_>, stream: &mut Stream, bytes: &mut u64, stats: &mut AnalyzerStats, c: Chunk<'_>, from_syn: bool) {
+fn consume(
+    cx: &Ctx<'_>,
+    stream: &mut Stream,
+    bytes: &mut u64,
+    stats: &mut AnalyzerStats,
+    c: Chunk<'_>,
+    from_syn: bool,
+) {
     match c {
         Chunk::Data(d) => *bytes += d.len() as u64,
         Chunk::Gap(n) => {
@@ -284,7 +338,9 @@ impl FlowState {
     /// the one that opened this flow.
     fn is_new_connection(&self, seg: &Segment<'_>) -> bool {
         let d = usize::from(seg.src != self.ep[0]);
-        self.closed || self.dirs[d].reasm.syn_seq.is_some_and(|s| s != seg.seq) || self.syn_from.is_some_and(|s| s != d)
+        self.closed
+            || self.dirs[d].reasm.syn_seq.is_some_and(|s| s != seg.seq)
+            || self.syn_from.is_some_and(|s| s != d)
     }
 
     /// Which of `ep` is the client, by the best evidence available.
@@ -295,7 +351,10 @@ impl FlowState {
         if let Some(d) = self.synack_from {
             return 1 - d;
         }
-        match (self.dirs[0].stream.hello.is_some(), self.dirs[1].stream.hello.is_some()) {
+        match (
+            self.dirs[0].stream.hello.is_some(),
+            self.dirs[1].stream.hello.is_some(),
+        ) {
             (true, false) => return 0,
             (false, true) => return 1,
             _ => {}
@@ -322,7 +381,10 @@ impl FlowState {
             None if client.plain_bytes + server.plain_bytes > 0 => FlowClass::Plaintext,
             None => FlowClass::Unknown,
         };
-        let protocol = client.protocol().or(server.protocol()).map(|(p, _)| p.as_str().to_string());
+        let protocol = client
+            .protocol()
+            .or(server.protocol())
+            .map(|(p, _)| p.as_str().to_string());
         Flow {
             client: self.ep[c].socket_addr(),
             server: self.ep[1 - c].socket_addr(),

@@ -13,11 +13,20 @@ pub(crate) struct Conn {
 
 impl Conn {
     pub(crate) fn new(client_port: u16, server_port: u16) -> Conn {
-        Conn { client: ([10, 244, 1, 5], client_port), server: ([10, 244, 2, 7], server_port), cseq: 1000, sseq: 9000 }
+        Conn {
+            client: ([10, 244, 1, 5], client_port),
+            server: ([10, 244, 2, 7], server_port),
+            cseq: 1000,
+            sseq: 9000,
+        }
     }
 
     pub(crate) fn frame(&self, from_client: bool, seq: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
-        let (src, dst) = if from_client { (self.client, self.server) } else { (self.server, self.client) };
+        let (src, dst) = if from_client {
+            (self.client, self.server)
+        } else {
+            (self.server, self.client)
+        };
         let mut f = vec![0u8; 12];
         f.extend_from_slice(&[0x08, 0x00]);
         let total = (20 + 20 + payload.len()) as u16;
@@ -49,7 +58,11 @@ impl Conn {
     pub(crate) fn send(&mut self, from_client: bool, data: &[u8], mss: usize) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
         for piece in data.chunks(mss) {
-            let seq = if from_client { &mut self.cseq } else { &mut self.sseq };
+            let seq = if from_client {
+                &mut self.cseq
+            } else {
+                &mut self.sseq
+            };
             let s = *seq;
             *seq += piece.len() as u32;
             out.push(self.frame(from_client, s, flags::ACK, piece));
@@ -95,7 +108,10 @@ fn istio_mtls_flow_with_large_client_hello_across_segments() {
     let f = &a.flows[0];
     assert_eq!(f.client.to_string(), "10.244.1.5:51234");
     assert_eq!(f.class, FlowClass::IstioMtls);
-    assert_eq!(f.sni.as_deref(), Some("outbound_.3306_._.mysql.ns.svc.cluster.local"));
+    assert_eq!(
+        f.sni.as_deref(),
+        Some("outbound_.3306_._.mysql.ns.svc.cluster.local")
+    );
     assert_eq!(f.alpn, vec!["istio-peer-exchange", "istio"]);
     assert_eq!(f.tls_version.as_deref(), Some("TLS1.3"));
     assert_eq!(f.protocol, None);
@@ -106,12 +122,20 @@ fn istio_mtls_flow_with_large_client_hello_across_segments() {
 fn plaintext_canaries_both_directions_with_reordering_and_retransmission() {
     let mut c = Conn::new(40000, 80);
     let mut frames = c.open();
-    let mut req = c.send(true, b"POST /users HTTP/1.1\r\nHost: x\r\n\r\nname=secret-canary-1", 16);
+    let mut req = c.send(
+        true,
+        b"POST /users HTTP/1.1\r\nHost: x\r\n\r\nname=secret-canary-1",
+        16,
+    );
     req.swap(1, 2);
     let again = req[3].clone();
     req.push(again);
     frames.extend(req);
-    frames.extend(c.send(false, b"HTTP/1.1 201 Created\r\n\r\necho secret-canary-1", 7));
+    frames.extend(c.send(
+        false,
+        b"HTTP/1.1 201 Created\r\n\r\necho secret-canary-1",
+        7,
+    ));
     let a = analyze(&frames, &["secret-canary-1"]);
     let f = &a.flows[0];
     assert_eq!(f.class, FlowClass::Plaintext);
@@ -136,7 +160,11 @@ fn without_syn_the_client_comes_from_the_evidence() {
 
     // A ClientHello sent from the lower port: the ClientHello wins over the ports.
     let mut c = Conn::new(443, 50000);
-    let frames = c.send(true, &records(&client_hello(None, &["h2"], &[], 0), 16384), 1448);
+    let frames = c.send(
+        true,
+        &records(&client_hello(None, &["h2"], &[], 0), 16384),
+        1448,
+    );
     assert_eq!(analyze(&frames, &[]).flows[0].client.port(), 443);
 
     // Unknown bytes: the higher (ephemeral) port is the client.
@@ -150,7 +178,10 @@ fn without_syn_the_client_comes_from_the_evidence() {
 #[test]
 fn syn_only_is_unknown_and_port_reuse_opens_a_new_flow() {
     let mut c = Conn::new(40001, 15008);
-    let mut frames = vec![c.frame(true, 5, flags::SYN, b""), c.frame(false, 0, flags::RST | flags::ACK, b"")];
+    let mut frames = vec![
+        c.frame(true, 5, flags::SYN, b""),
+        c.frame(false, 0, flags::RST | flags::ACK, b""),
+    ];
     let hello = records(&client_hello(None, &["h2"], &[0x0304], 0), 16384);
     frames.extend(c.open());
     frames.extend(c.send(true, &hello, 1448));
@@ -170,12 +201,21 @@ fn closed_flows_are_freed_after_the_linger_time() {
         frames.extend(c.send(true, b"GET / HTTP/1.1\r\n\r\n", 1448));
         frames.extend(c.close());
         for f in frames {
-            a.push(LinkType::Ethernet, Duration::from_secs(u64::from(i) * 60), &f);
+            a.push(
+                LinkType::Ethernet,
+                Duration::from_secs(u64::from(i) * 60),
+                &f,
+            );
         }
     }
     assert!(a.table.len() <= 1, "{} flows still held", a.table.len());
     let analysis = a.finish();
     assert_eq!(analysis.flows.len(), 50);
-    assert!(analysis.flows.iter().all(|f| f.protocol.as_deref() == Some("http")));
+    assert!(
+        analysis
+            .flows
+            .iter()
+            .all(|f| f.protocol.as_deref() == Some("http"))
+    );
     assert_eq!(analysis.flows[7].client.port(), 30007);
 }

@@ -18,8 +18,11 @@ pub struct Canaries {
 impl Canaries {
     /// Compiles the canaries; empty ones are ignored because they would match everywhere.
     pub fn new(canaries: &[Vec<u8>]) -> Canaries {
-        let finders: Vec<Finder<'static>> =
-            canaries.iter().filter(|c| !c.is_empty()).map(|c| Finder::new(c).into_owned()).collect();
+        let finders: Vec<Finder<'static>> = canaries
+            .iter()
+            .filter(|c| !c.is_empty())
+            .map(|c| Finder::new(c).into_owned())
+            .collect();
         let longest = finders.iter().map(|f| f.needle().len()).max().unwrap_or(0);
         Canaries { finders, longest }
     }
@@ -123,14 +126,24 @@ mod tests {
     use super::*;
 
     fn count_in_one_piece(canaries: &[&str], text: &[u8]) -> u64 {
-        let set = Canaries::new(&canaries.iter().map(|c| c.as_bytes().to_vec()).collect::<Vec<_>>());
+        let set = Canaries::new(
+            &canaries
+                .iter()
+                .map(|c| c.as_bytes().to_vec())
+                .collect::<Vec<_>>(),
+        );
         CanaryScan::default().scan(&set, text)
     }
 
     #[test]
     fn every_split_gives_the_same_count() {
         let canaries = ["4111-1111", "alice@example.com", "aa"];
-        let set = Canaries::new(&canaries.iter().map(|c| c.as_bytes().to_vec()).collect::<Vec<_>>());
+        let set = Canaries::new(
+            &canaries
+                .iter()
+                .map(|c| c.as_bytes().to_vec())
+                .collect::<Vec<_>>(),
+        );
         let text = b"INSERT 4111-1111 alice@example.com aaa x4111-1111alice@example.com";
         let expected = count_in_one_piece(&canaries, text);
         assert_eq!(expected, 2 + 2 + 2);
@@ -150,7 +163,10 @@ mod tests {
         let set = Canaries::new(&[b"secret-canary".to_vec()]);
         let text = b"xx secret-canary yy secret-canarysecret-canary";
         let mut scan = CanaryScan::default();
-        let hits: u64 = text.iter().map(|b| scan.scan(&set, std::slice::from_ref(b))).sum();
+        let hits: u64 = text
+            .iter()
+            .map(|b| scan.scan(&set, std::slice::from_ref(b)))
+            .sum();
         assert_eq!(hits, 3);
     }
 

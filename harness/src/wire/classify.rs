@@ -15,7 +15,13 @@ use super::FlowClass;
 /// The port ztunnel listens on for HBONE.
 pub const HBONE_PORT: u16 = 15008;
 
-const ISTIO_ALPN: [&str; 5] = ["istio-peer-exchange", "istio", "istio-http/1.0", "istio-http/1.1", "istio-h2"];
+const ISTIO_ALPN: [&str; 5] = [
+    "istio-peer-exchange",
+    "istio",
+    "istio-http/1.0",
+    "istio-http/1.1",
+    "istio-h2",
+];
 
 /// Classifies a flow that carried a ClientHello with these fields to `server_port`.
 pub fn classify_hello(sni: Option<&str>, alpn: &[String], server_port: u16) -> FlowClass {
@@ -33,12 +39,22 @@ pub fn classify_hello(sni: Option<&str>, alpn: &[String], server_port: u16) -> F
 /// `outbound_.<port>_.<subset>_.<host>` (and Istio's `inbound_.` form): the subset may be
 /// empty (`_`), the port is numeric and the host is not.
 pub fn is_istio_sni(sni: &str) -> bool {
-    let Some(rest) = sni.strip_prefix("outbound_.").or_else(|| sni.strip_prefix("inbound_.")) else {
+    let Some(rest) = sni
+        .strip_prefix("outbound_.")
+        .or_else(|| sni.strip_prefix("inbound_."))
+    else {
         return false;
     };
-    let Some((port, rest)) = rest.split_once("_.") else { return false };
-    let Some((_subset, host)) = rest.split_once("_.") else { return false };
-    !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_ok() && !host.is_empty()
+    let Some((port, rest)) = rest.split_once("_.") else {
+        return false;
+    };
+    let Some((_subset, host)) = rest.split_once("_.") else {
+        return false;
+    };
+    !port.is_empty()
+        && port.bytes().all(|b| b.is_ascii_digit())
+        && port.parse::<u16>().is_ok()
+        && !host.is_empty()
 }
 
 /// Consul Connect's SNI: labels, then a marker (`internal`, `internal-v1`, `external`
@@ -65,7 +81,10 @@ pub fn is_consul_sni(sni: &str) -> bool {
 fn is_uuid(s: &str) -> bool {
     let groups: Vec<&str> = s.split('-').collect();
     groups.len() == 5
-        && groups.iter().zip([8, 4, 4, 4, 12]).all(|(g, len)| g.len() == len && g.bytes().all(|b| b.is_ascii_hexdigit()))
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, len)| g.len() == len && g.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 #[cfg(test)]
@@ -82,8 +101,18 @@ mod tests {
     fn istio_by_alpn_or_sni() {
         let sni = "outbound_.3306_._.mysql.ns.svc.cluster.local";
         assert_eq!(classify_hello(Some(sni), &[], 3306), FlowClass::IstioMtls);
-        assert_eq!(classify_hello(None, &alpn(&["istio-http/1.1", "istio", "http/1.1"]), 80), FlowClass::IstioMtls);
-        assert_eq!(classify_hello(Some("outbound_.9080_.v2_.reviews.default.svc.cluster.local"), &[], 1), FlowClass::IstioMtls);
+        assert_eq!(
+            classify_hello(None, &alpn(&["istio-http/1.1", "istio", "http/1.1"]), 80),
+            FlowClass::IstioMtls
+        );
+        assert_eq!(
+            classify_hello(
+                Some("outbound_.9080_.v2_.reviews.default.svc.cluster.local"),
+                &[],
+                1
+            ),
+            FlowClass::IstioMtls
+        );
         assert!(!is_istio_sni("outbound_.http_._.x"));
         assert!(!is_istio_sni("outbound_.80_._."));
         assert!(!is_istio_sni("outbound.example.com"));
@@ -99,17 +128,31 @@ mod tests {
             format!("geo.default.dc1.query.{TD}"),
             format!("dc2.internal.{TD}"),
         ] {
-            assert_eq!(classify_hello(Some(&sni), &[], 20000), FlowClass::ConsulMtls, "{sni}");
+            assert_eq!(
+                classify_hello(Some(&sni), &[], 20000),
+                FlowClass::ConsulMtls,
+                "{sni}"
+            );
         }
-        assert!(!is_consul_sni("counting.default.dc1.internal.not-a-uuid.consul"));
+        assert!(!is_consul_sni(
+            "counting.default.dc1.internal.not-a-uuid.consul"
+        ));
         assert!(!is_consul_sni("web.service.consul"));
-        assert!(!is_consul_sni(&format!("counting.default.dc1.internal.{TD}.evil.com")));
+        assert!(!is_consul_sni(&format!(
+            "counting.default.dc1.internal.{TD}.evil.com"
+        )));
     }
 
     #[test]
     fn hbone_needs_port_h2_and_no_sni() {
-        assert_eq!(classify_hello(None, &alpn(&["h2"]), HBONE_PORT), FlowClass::Hbone);
-        assert_eq!(classify_hello(Some("a.example"), &alpn(&["h2"]), HBONE_PORT), FlowClass::Tls);
+        assert_eq!(
+            classify_hello(None, &alpn(&["h2"]), HBONE_PORT),
+            FlowClass::Hbone
+        );
+        assert_eq!(
+            classify_hello(Some("a.example"), &alpn(&["h2"]), HBONE_PORT),
+            FlowClass::Tls
+        );
         assert_eq!(classify_hello(None, &alpn(&["h2"]), 443), FlowClass::Tls);
         assert_eq!(classify_hello(None, &[], HBONE_PORT), FlowClass::Tls);
     }

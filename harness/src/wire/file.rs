@@ -37,8 +37,15 @@ struct Interface {
 #[derive(Debug, Clone)]
 enum Format {
     Unknown,
-    Pcap { le: bool, nanos: bool, link: LinkType },
-    Pcapng { le: bool, interfaces: Vec<Interface> },
+    Pcap {
+        le: bool,
+        nanos: bool,
+        link: LinkType,
+    },
+    Pcapng {
+        le: bool,
+        interfaces: Vec<Interface>,
+    },
 }
 
 /// One packet record, borrowing its bytes from the input.
@@ -62,18 +69,29 @@ pub struct CaptureParser {
 
 impl Default for CaptureParser {
     fn default() -> Self {
-        CaptureParser { format: Format::Unknown, offset: 0 }
+        CaptureParser {
+            format: Format::Unknown,
+            offset: 0,
+        }
     }
 }
 
 fn u32_at(b: &[u8], at: usize, le: bool) -> u32 {
     let w = [b[at], b[at + 1], b[at + 2], b[at + 3]];
-    if le { u32::from_le_bytes(w) } else { u32::from_be_bytes(w) }
+    if le {
+        u32::from_le_bytes(w)
+    } else {
+        u32::from_be_bytes(w)
+    }
 }
 
 fn u16_at(b: &[u8], at: usize, le: bool) -> u16 {
     let w = [b[at], b[at + 1]];
-    if le { u16::from_le_bytes(w) } else { u16::from_be_bytes(w) }
+    if le {
+        u16::from_le_bytes(w)
+    } else {
+        u16::from_be_bytes(w)
+    }
 }
 
 impl CaptureParser {
@@ -85,7 +103,11 @@ impl CaptureParser {
     /// Hands every complete record at the start of `buf` to `sink` and returns how many
     /// bytes were consumed; the rest (a partial record) must be offered again with more
     /// bytes appended.
-    pub fn parse(&mut self, buf: &[u8], sink: &mut impl FnMut(Record<'_>)) -> Result<usize, WireError> {
+    pub fn parse(
+        &mut self,
+        buf: &[u8],
+        sink: &mut impl FnMut(Record<'_>),
+    ) -> Result<usize, WireError> {
         let mut used = 0;
         loop {
             let step = match self.format {
@@ -113,7 +135,11 @@ impl CaptureParser {
             Format::Pcap { .. } => 16,
             Format::Pcapng { .. } => 12,
         };
-        Err(WireError::Truncated { offset: self.offset, available: leftover as u64, needed })
+        Err(WireError::Truncated {
+            offset: self.offset,
+            available: leftover as u64,
+            needed,
+        })
     }
 
     fn header(&mut self, b: &[u8]) -> Result<Option<usize>, WireError> {
@@ -127,31 +153,51 @@ impl CaptureParser {
             0xd4c3_b2a1 => (false, false),
             0x4d3c_b2a1 => (false, true),
             PCAPNG_SHB => {
-                self.format = Format::Pcapng { le: true, interfaces: Vec::new() };
+                self.format = Format::Pcapng {
+                    le: true,
+                    interfaces: Vec::new(),
+                };
                 return Ok(Some(0));
             }
-            _ => return Err(WireError::NotACapture { offset: self.offset, magic }),
+            _ => {
+                return Err(WireError::NotACapture {
+                    offset: self.offset,
+                    magic,
+                });
+            }
         };
         if b.len() < 24 {
             return Ok(None);
         }
         let snaplen = u32_at(b, 16, le);
         let linktype = u32_at(b, 20, le) & 0xffff;
-        let link = LinkType::from_linktype(linktype)
-            .ok_or(WireError::UnsupportedLinkType { offset: self.offset + 20, linktype })?;
+        let link = LinkType::from_linktype(linktype).ok_or(WireError::UnsupportedLinkType {
+            offset: self.offset + 20,
+            linktype,
+        })?;
         let _ = snaplen; // A zero or huge snapshot length is legal; records are bounded instead.
         self.format = Format::Pcap { le, nanos, link };
         Ok(Some(24))
     }
 
-    fn pcap_record(&mut self, b: &[u8], sink: &mut impl FnMut(Record<'_>)) -> Result<Option<usize>, WireError> {
-        let Format::Pcap { le, nanos, link } = self.format else { return Ok(None) };
+    fn pcap_record(
+        &mut self,
+        b: &[u8],
+        sink: &mut impl FnMut(Record<'_>),
+    ) -> Result<Option<usize>, WireError> {
+        let Format::Pcap { le, nanos, link } = self.format else {
+            return Ok(None);
+        };
         if b.len() < 16 {
             return Ok(None);
         }
         let caplen = u32_at(b, 8, le);
         if caplen > MAX_RECORD {
-            return Err(WireError::RecordTooLarge { offset: self.offset + 8, length: caplen, limit: MAX_RECORD });
+            return Err(WireError::RecordTooLarge {
+                offset: self.offset + 8,
+                length: caplen,
+                limit: MAX_RECORD,
+            });
         }
         let end = 16 + caplen as usize;
         if b.len() < end {
@@ -159,12 +205,25 @@ impl CaptureParser {
         }
         let secs = u64::from(u32_at(b, 0, le));
         let frac = u64::from(u32_at(b, 4, le));
-        let ts = Duration::from_secs(secs) + if nanos { Duration::from_nanos(frac) } else { Duration::from_micros(frac) };
-        sink(Record { link, ts, data: &b[16..end] });
+        let ts = Duration::from_secs(secs)
+            + if nanos {
+                Duration::from_nanos(frac)
+            } else {
+                Duration::from_micros(frac)
+            };
+        sink(Record {
+            link,
+            ts,
+            data: &b[16..end],
+        });
         Ok(Some(end))
     }
 
-    fn pcapng_block(&mut self, b: &[u8], sink: &mut impl FnMut(Record<'_>)) -> Result<Option<usize>, WireError> {
+    fn pcapng_block(
+        &mut self,
+        b: &[u8],
+        sink: &mut impl FnMut(Record<'_>),
+    ) -> Result<Option<usize>, WireError> {
         if b.len() < 12 {
             return Ok(None);
         }
@@ -172,18 +231,26 @@ impl CaptureParser {
         if raw_type == PCAPNG_SHB {
             return self.section_header(b);
         }
-        let Format::Pcapng { le, .. } = self.format else { return Ok(None) };
+        let Format::Pcapng { le, .. } = self.format else {
+            return Ok(None);
+        };
         let kind = u32_at(b, 0, le);
         let len = u32_at(b, 4, le);
         if len < 12 || len % 4 != 0 || len > MAX_BLOCK {
-            return Err(WireError::BadBlockLength { offset: self.offset + 4, length: len });
+            return Err(WireError::BadBlockLength {
+                offset: self.offset + 4,
+                length: len,
+            });
         }
         let len = len as usize;
         if b.len() < len {
             return Ok(None);
         }
         if u32_at(b, len - 4, le) as usize != len {
-            return Err(WireError::BadBlockLength { offset: self.offset + len as u64 - 4, length: u32_at(b, len - 4, le) });
+            return Err(WireError::BadBlockLength {
+                offset: self.offset + len as u64 - 4,
+                length: u32_at(b, len - 4, le),
+            });
         }
         let body = &b[8..len - 4];
         match kind {
@@ -198,23 +265,37 @@ impl CaptureParser {
         let le = match u32::from_le_bytes([b[8], b[9], b[10], b[11]]) {
             PCAPNG_BYTE_ORDER => true,
             0x4D3C_2B1A => false,
-            magic => return Err(WireError::NotACapture { offset: self.offset + 8, magic }),
+            magic => {
+                return Err(WireError::NotACapture {
+                    offset: self.offset + 8,
+                    magic,
+                });
+            }
         };
         let len = u32_at(b, 4, le);
         if len < 28 || len % 4 != 0 || len > MAX_BLOCK {
-            return Err(WireError::BadBlockLength { offset: self.offset + 4, length: len });
+            return Err(WireError::BadBlockLength {
+                offset: self.offset + 4,
+                length: len,
+            });
         }
         if b.len() < len as usize {
             return Ok(None);
         }
         // A new section starts over: its interfaces are numbered from zero again.
-        self.format = Format::Pcapng { le, interfaces: Vec::new() };
+        self.format = Format::Pcapng {
+            le,
+            interfaces: Vec::new(),
+        };
         Ok(Some(len as usize))
     }
 
     fn interface(&mut self, body: &[u8], le: bool) -> Result<(), WireError> {
         if body.len() < 8 {
-            return Err(WireError::BadBlockLength { offset: self.offset + 4, length: body.len() as u32 + 12 });
+            return Err(WireError::BadBlockLength {
+                offset: self.offset + 4,
+                length: body.len() as u32 + 12,
+            });
         }
         let linktype = u32::from(u16_at(body, 0, le));
         let snaplen = u32_at(body, 4, le);
@@ -231,20 +312,41 @@ impl CaptureParser {
                 // if_tsresol: a power of ten, or of two when the top bit is set.
                 let r = opts[4];
                 let exp = u32::from(r & 0x7f);
-                units = if r & 0x80 != 0 { 1u64.checked_shl(exp) } else { 10u64.checked_pow(exp) }.unwrap_or(0);
+                units = if r & 0x80 != 0 {
+                    1u64.checked_shl(exp)
+                } else {
+                    10u64.checked_pow(exp)
+                }
+                .unwrap_or(0);
             }
             opts = &opts[(4 + padded).min(opts.len())..];
         }
         let link = LinkType::from_linktype(linktype);
         if let Format::Pcapng { interfaces, .. } = &mut self.format {
-            interfaces.push(Interface { link, linktype, units, snaplen });
+            interfaces.push(Interface {
+                link,
+                linktype,
+                units,
+                snaplen,
+            });
         }
         Ok(())
     }
 
-    fn packet(&mut self, kind: u32, body: &[u8], le: bool, sink: &mut impl FnMut(Record<'_>)) -> Result<(), WireError> {
-        let Format::Pcapng { interfaces, .. } = &self.format else { return Ok(()) };
-        let short = || WireError::BadBlockLength { offset: self.offset + 4, length: body.len() as u32 + 12 };
+    fn packet(
+        &mut self,
+        kind: u32,
+        body: &[u8],
+        le: bool,
+        sink: &mut impl FnMut(Record<'_>),
+    ) -> Result<(), WireError> {
+        let Format::Pcapng { interfaces, .. } = &self.format else {
+            return Ok(());
+        };
+        let short = || WireError::BadBlockLength {
+            offset: self.offset + 4,
+            length: body.len() as u32 + 12,
+        };
         let (iface, ts, caplen, data_at) = match kind {
             6 if body.len() >= 20 => {
                 let ts = (u64::from(u32_at(body, 4, le)) << 32) | u64::from(u32_at(body, 8, le));
@@ -252,7 +354,12 @@ impl CaptureParser {
             }
             2 if body.len() >= 20 => {
                 let ts = (u64::from(u32_at(body, 4, le)) << 32) | u64::from(u32_at(body, 8, le));
-                (u32::from(u16_at(body, 0, le)), ts, u32_at(body, 12, le) as usize, 20)
+                (
+                    u32::from(u16_at(body, 0, le)),
+                    ts,
+                    u32_at(body, 12, le) as usize,
+                    20,
+                )
             }
             3 if body.len() >= 4 => {
                 let orig = u32_at(body, 0, le) as usize;
@@ -263,17 +370,37 @@ impl CaptureParser {
             _ => return Err(short()),
         };
         let Some(i) = interfaces.get(iface as usize) else {
-            return Err(WireError::UnknownInterface { offset: self.offset + 8, interface: iface, defined: interfaces.len() });
+            return Err(WireError::UnknownInterface {
+                offset: self.offset + 8,
+                interface: iface,
+                defined: interfaces.len(),
+            });
         };
-        let link = i.link.ok_or(WireError::UnsupportedLinkType { offset: self.offset + 8, linktype: i.linktype })?;
+        let link = i.link.ok_or(WireError::UnsupportedLinkType {
+            offset: self.offset + 8,
+            linktype: i.linktype,
+        })?;
         if data_at + caplen > body.len() {
-            return Err(WireError::RecordTooLarge { offset: self.offset + 20, length: caplen as u32, limit: (body.len() - data_at) as u32 });
+            return Err(WireError::RecordTooLarge {
+                offset: self.offset + 20,
+                length: caplen as u32,
+                limit: (body.len() - data_at) as u32,
+            });
         }
         let ts = match i.units {
             0 => Duration::ZERO,
-            u => Duration::from_secs(ts / u) + Duration::from_nanos(((u128::from(ts % u) * 1_000_000_000) / u128::from(u)) as u64),
+            u => {
+                Duration::from_secs(ts / u)
+                    + Duration::from_nanos(
+                        ((u128::from(ts % u) * 1_000_000_000) / u128::from(u)) as u64,
+                    )
+            }
         };
-        sink(Record { link, ts, data: &body[data_at..data_at + caplen] });
+        sink(Record {
+            link,
+            ts,
+            data: &body[data_at..data_at + caplen],
+        });
         Ok(())
     }
 }
@@ -283,7 +410,10 @@ impl CaptureParser {
 const READ_BUFFER: usize = 4 << 20;
 
 /// Reads a whole pcap or pcapng stream from `reader`, handing every record to `sink`.
-pub fn read_capture(mut reader: impl Read, sink: &mut impl FnMut(Record<'_>)) -> Result<(), WireError> {
+pub fn read_capture(
+    mut reader: impl Read,
+    sink: &mut impl FnMut(Record<'_>),
+) -> Result<(), WireError> {
     let mut parser = CaptureParser::default();
     let mut buf = vec![0u8; READ_BUFFER];
     let mut filled = 0;
@@ -292,7 +422,12 @@ pub fn read_capture(mut reader: impl Read, sink: &mut impl FnMut(Record<'_>)) ->
             match reader.read(&mut buf[filled..]) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(source) => return Err(WireError::Read { offset: parser.offset() + filled as u64, source }),
+                Err(source) => {
+                    return Err(WireError::Read {
+                        offset: parser.offset() + filled as u64,
+                        source,
+                    });
+                }
             }
         };
         if n == 0 {
@@ -311,8 +446,14 @@ pub fn analyze_file(path: &Path, config: &AnalyzerConfig) -> Result<Analysis, Wi
 }
 
 /// Like [`analyze_file`], also returning the analyzer's counters.
-pub fn analyze_file_with_stats(path: &Path, config: &AnalyzerConfig) -> Result<(Analysis, AnalyzerStats), WireError> {
-    let file = File::open(path).map_err(|source| WireError::Open { path: path.to_path_buf(), source })?;
+pub fn analyze_file_with_stats(
+    path: &Path,
+    config: &AnalyzerConfig,
+) -> Result<(Analysis, AnalyzerStats), WireError> {
+    let file = File::open(path).map_err(|source| WireError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let mut analyzer = Analyzer::new(config.clone());
     read_capture(file, &mut |r| analyzer.push(r.link, r.ts, r.data))?;
     Ok(analyzer.finish_with_stats())

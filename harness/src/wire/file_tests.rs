@@ -58,7 +58,10 @@ fn frames() -> Vec<Vec<u8>> {
     f
 }
 
-fn parse_in_chunks(bytes: &[u8], chunk: usize) -> Result<Vec<(LinkType, Duration, usize)>, WireError> {
+fn parse_in_chunks(
+    bytes: &[u8],
+    chunk: usize,
+) -> Result<Vec<(LinkType, Duration, usize)>, WireError> {
     let mut parser = CaptureParser::default();
     let mut pending = Vec::new();
     let mut seen = Vec::new();
@@ -84,7 +87,10 @@ fn pcap_and_pcapng_read_the_same_in_any_chunking() {
     }
     let ng = parse_in_chunks(&pcapng(&f), 4096).unwrap();
     assert_eq!(ng[0].1, Duration::new(1_700_000_000, 123));
-    assert_eq!(parse_in_chunks(&pcap(&f, 1), 7).unwrap()[1].1, Duration::new(1_700_000_001, 250_000));
+    assert_eq!(
+        parse_in_chunks(&pcap(&f, 1), 7).unwrap()[1].1,
+        Duration::new(1_700_000_001, 250_000)
+    );
 }
 
 #[test]
@@ -98,18 +104,36 @@ fn errors_carry_their_offsets() {
     }
     let mut bad_len = good.clone();
     bad_len[24 + 8..24 + 12].copy_from_slice(&u32::MAX.to_le_bytes());
-    assert!(matches!(parse_in_chunks(&bad_len, 64), Err(WireError::RecordTooLarge { offset: 32, .. })));
+    assert!(matches!(
+        parse_in_chunks(&bad_len, 64),
+        Err(WireError::RecordTooLarge { offset: 32, .. })
+    ));
     let garbage_link = pcap(&frames(), 0xbeef);
     assert!(matches!(
         parse_in_chunks(&garbage_link, 64),
-        Err(WireError::UnsupportedLinkType { offset: 20, linktype: 0xbeef })
+        Err(WireError::UnsupportedLinkType {
+            offset: 20,
+            linktype: 0xbeef
+        })
     ));
-    assert!(matches!(parse_in_chunks(b"hello world, not a capture", 8), Err(WireError::NotACapture { offset: 0, .. })));
-    assert!(matches!(parse_in_chunks(b"", 8), Err(WireError::Truncated { offset: 0, .. })));
+    assert!(matches!(
+        parse_in_chunks(b"hello world, not a capture", 8),
+        Err(WireError::NotACapture { offset: 0, .. })
+    ));
+    assert!(matches!(
+        parse_in_chunks(b"", 8),
+        Err(WireError::Truncated { offset: 0, .. })
+    ));
     let mut ng = pcapng(&frames());
     let idb_len = ng.len();
     ng[28 + 4..28 + 8].copy_from_slice(&13u32.to_be_bytes());
-    assert!(matches!(parse_in_chunks(&ng, 4096), Err(WireError::BadBlockLength { offset: 32, length: 13 })));
+    assert!(matches!(
+        parse_in_chunks(&ng, 4096),
+        Err(WireError::BadBlockLength {
+            offset: 32,
+            length: 13
+        })
+    ));
     assert!(idb_len > 40);
 }
 
@@ -118,7 +142,10 @@ fn analyze_file_reads_a_file_and_reports_the_path() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.pcap");
     std::fs::write(&path, pcap(&frames(), 1)).unwrap();
-    let config = AnalyzerConfig { canaries: vec![b"canary".to_vec()], ..AnalyzerConfig::default() };
+    let config = AnalyzerConfig {
+        canaries: vec![b"canary".to_vec()],
+        ..AnalyzerConfig::default()
+    };
     let a = analyze_file(&path, &config).unwrap();
     assert_eq!(a.flows.len(), 1);
     assert_eq!(a.flows[0].canary_hits, 1);

@@ -199,7 +199,10 @@ fn ethernet(frame: &[u8]) -> Decoded<'_> {
     // Stacked tags (QinQ) are unwrapped one after the other; the bound stops a frame
     // made only of tags from looping for long.
     for _ in 0..4 {
-        if !matches!(ethertype, ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_OLD) {
+        if !matches!(
+            ethertype,
+            ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_OLD
+        ) {
             break;
         }
         if frame.len() < at + 4 {
@@ -372,7 +375,9 @@ mod tests {
     fn ipv4_packet(payload: &[u8]) -> Vec<u8> {
         let mut tcp = tcp_header(40000, 443, 7, flags::ACK);
         tcp.extend_from_slice(payload);
-        let mut ip = vec![0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
+        let mut ip = vec![
+            0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ];
         let total = (ip.len() + tcp.len()) as u16;
         ip[2..4].copy_from_slice(&total.to_be_bytes());
         ip.extend_from_slice(&tcp);
@@ -439,17 +444,31 @@ mod tests {
 
     #[test]
     fn garbage_never_panics_and_is_classified() {
-        assert!(matches!(decode(LinkType::Ethernet, &[0; 5]), Decoded::Malformed));
-        assert!(matches!(decode(LinkType::Raw, &[0x45, 0, 0]), Decoded::Malformed));
+        assert!(matches!(
+            decode(LinkType::Ethernet, &[0; 5]),
+            Decoded::Malformed
+        ));
+        assert!(matches!(
+            decode(LinkType::Raw, &[0x45, 0, 0]),
+            Decoded::Malformed
+        ));
         let mut bad_ihl = ipv4_packet(b"");
         bad_ihl[0] = 0x4f;
-        assert!(matches!(decode(LinkType::Raw, &bad_ihl), Decoded::Malformed));
+        assert!(matches!(
+            decode(LinkType::Raw, &bad_ihl),
+            Decoded::Malformed
+        ));
         let mut udp = ipv4_packet(b"");
         udp[9] = 17;
         assert!(matches!(decode(LinkType::Raw, &udp), Decoded::Other));
         for len in 0..80 {
             let junk: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
-            for link in [LinkType::Ethernet, LinkType::LinuxSll2, LinkType::Null, LinkType::Ipv6] {
+            for link in [
+                LinkType::Ethernet,
+                LinkType::LinuxSll2,
+                LinkType::Null,
+                LinkType::Ipv6,
+            ] {
                 let _ = decode(link, &junk);
             }
         }

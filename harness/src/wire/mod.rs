@@ -26,8 +26,10 @@ use std::path::PathBuf;
 
 pub use analyzer::{Analyzer, AnalyzerConfig, AnalyzerStats};
 pub use class::{FlowClass, UnknownClass};
-pub use classify::{classify_hello, is_consul_sni, is_istio_sni, HBONE_PORT};
-pub use file::{analyze_file, analyze_file_with_stats, read_capture, CaptureParser, Record, MAX_RECORD};
+pub use classify::{HBONE_PORT, classify_hello, is_consul_sni, is_istio_sni};
+pub use file::{
+    CaptureParser, MAX_RECORD, Record, analyze_file, analyze_file_with_stats, read_capture,
+};
 pub use flow::{Analysis, Flow};
 pub use link::LinkType;
 pub use report::render_table;
@@ -63,7 +65,9 @@ pub enum WireError {
         magic: u32,
     },
     /// The input ends inside a header or record.
-    #[error("capture is truncated at byte {offset}: {available} bytes left where a record needs at least {needed}")]
+    #[error(
+        "capture is truncated at byte {offset}: {available} bytes left where a record needs at least {needed}"
+    )]
     Truncated {
         /// Where the incomplete header or record starts.
         offset: u64,
@@ -92,7 +96,9 @@ pub enum WireError {
         length: u32,
     },
     /// The capture's link-layer type is not one the analyzer decodes.
-    #[error("unsupported link type {linktype} at byte {offset} (supported: Ethernet, Linux SLL and SLL2, raw IP, loopback)")]
+    #[error(
+        "unsupported link type {linktype} at byte {offset} (supported: Ethernet, Linux SLL and SLL2, raw IP, loopback)"
+    )]
     UnsupportedLinkType {
         /// Where the link type (or the packet that uses it) is.
         offset: u64,
@@ -100,7 +106,9 @@ pub enum WireError {
         linktype: u32,
     },
     /// A pcapng packet names an interface that no interface block described.
-    #[error("packet at byte {offset} refers to interface {interface}, but only {defined} are described")]
+    #[error(
+        "packet at byte {offset} refers to interface {interface}, but only {defined} are described"
+    )]
     UnknownInterface {
         /// Where the packet block's interface field is.
         offset: u64,

@@ -58,12 +58,7 @@ impl Reassembly {
     }
 
     /// Handles one segment of this direction.
-    pub fn segment(
-        &mut self,
-        seg: SegmentIn<'_>,
-        limit: usize,
-        sink: &mut impl FnMut(Chunk<'_>),
-    ) {
+    pub fn segment(&mut self, seg: SegmentIn<'_>, limit: usize, sink: &mut impl FnMut(Chunk<'_>)) {
         let mut seq = seg.seq;
         if seg.syn {
             if self.base.is_none() {
@@ -101,7 +96,13 @@ impl Reassembly {
     }
 
     /// Delivers a segment that starts at or before `next`, trimming what was delivered.
-    fn deliver(&mut self, offset: i64, payload: &[u8], wire_len: u32, sink: &mut impl FnMut(Chunk<'_>)) {
+    fn deliver(
+        &mut self,
+        offset: i64,
+        payload: &[u8],
+        wire_len: u32,
+        sink: &mut impl FnMut(Chunk<'_>),
+    ) {
         let skip = (self.next as i64 - offset) as u64;
         let captured = payload.len() as u64;
         if skip < captured {
@@ -122,7 +123,14 @@ impl Reassembly {
     fn queue(&mut self, offset: u64, payload: &[u8], wire_len: u32) {
         let at = self.pending.partition_point(|p| p.offset <= offset);
         self.pending_bytes += payload.len();
-        self.pending.insert(at, Pending { offset, wire_len, data: payload.to_vec() });
+        self.pending.insert(
+            at,
+            Pending {
+                offset,
+                wire_len,
+                data: payload.to_vec(),
+            },
+        );
     }
 
     /// Delivers queued segments that have become contiguous.
@@ -176,7 +184,13 @@ mod tests {
     use super::*;
 
     fn seg(seq: u32, payload: &[u8]) -> SegmentIn<'_> {
-        SegmentIn { seq, syn: false, fin: false, payload, wire_len: payload.len() as u32 }
+        SegmentIn {
+            seq,
+            syn: false,
+            fin: false,
+            payload,
+            wire_len: payload.len() as u32,
+        }
     }
 
     fn run(r: &mut Reassembly, segs: &[SegmentIn<'_>], limit: usize) -> (Vec<u8>, u64) {
@@ -196,10 +210,23 @@ mod tests {
     #[test]
     fn out_of_order_overlap_and_retransmission() {
         let mut r = Reassembly::default();
-        let syn = SegmentIn { seq: 999, syn: true, fin: false, payload: b"", wire_len: 0 };
+        let syn = SegmentIn {
+            seq: 999,
+            syn: true,
+            fin: false,
+            payload: b"",
+            wire_len: 0,
+        };
         let (out, gaps) = run(
             &mut r,
-            &[syn, seg(1006, b"world"), seg(1000, b"hello "), seg(1000, b"hello "), seg(1003, b"lo wor"), seg(1011, b"!")],
+            &[
+                syn,
+                seg(1006, b"world"),
+                seg(1000, b"hello "),
+                seg(1000, b"hello "),
+                seg(1003, b"lo wor"),
+                seg(1011, b"!"),
+            ],
             1 << 20,
         );
         assert_eq!(out, b"hello world!");
@@ -211,7 +238,11 @@ mod tests {
     fn sequence_numbers_wrap() {
         let mut r = Reassembly::default();
         let start = u32::MAX - 2;
-        let (out, _) = run(&mut r, &[seg(start, b"abc"), seg(start.wrapping_add(3), b"def")], 1 << 20);
+        let (out, _) = run(
+            &mut r,
+            &[seg(start, b"abc"), seg(start.wrapping_add(3), b"def")],
+            1 << 20,
+        );
         assert_eq!(out, b"abcdef");
         assert_eq!(r.offset(), 6);
     }
@@ -219,7 +250,11 @@ mod tests {
     #[test]
     fn queue_overflow_becomes_a_gap() {
         let mut r = Reassembly::default();
-        let (out, gaps) = run(&mut r, &[seg(0, b"ab"), seg(10, b"0123456789"), seg(20, b"xyz")], 8);
+        let (out, gaps) = run(
+            &mut r,
+            &[seg(0, b"ab"), seg(10, b"0123456789"), seg(20, b"xyz")],
+            8,
+        );
         assert_eq!(out, b"ab0123456789xyz");
         assert_eq!(gaps, 8);
     }
@@ -227,7 +262,13 @@ mod tests {
     #[test]
     fn snaplen_cut_is_a_gap_and_the_stream_goes_on() {
         let mut r = Reassembly::default();
-        let cut = SegmentIn { seq: 0, syn: false, fin: false, payload: b"abc", wire_len: 10 };
+        let cut = SegmentIn {
+            seq: 0,
+            syn: false,
+            fin: false,
+            payload: b"abc",
+            wire_len: 10,
+        };
         let (out, gaps) = run(&mut r, &[cut, seg(10, b"next")], 1 << 20);
         assert_eq!(out, b"abcnext");
         assert_eq!(gaps, 7);

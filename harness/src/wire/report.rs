@@ -4,8 +4,18 @@ use std::fmt::Write;
 
 use super::Analysis;
 
-const HEADERS: [&str; 10] =
-    ["CLIENT", "SERVER", "CLASS", "PROTOCOL", "SNI", "ALPN", "TLS", "CANARY", "CLIENT-BYTES", "SERVER-BYTES"];
+const HEADERS: [&str; 10] = [
+    "CLIENT",
+    "SERVER",
+    "CLASS",
+    "PROTOCOL",
+    "SNI",
+    "ALPN",
+    "TLS",
+    "CANARY",
+    "CLIENT-BYTES",
+    "SERVER-BYTES",
+];
 
 /// Renders the flows as an aligned text table followed by a one-line summary.
 pub fn render_table(analysis: &Analysis) -> String {
@@ -20,7 +30,11 @@ pub fn render_table(analysis: &Analysis) -> String {
                 f.class.to_string(),
                 f.protocol.clone().unwrap_or_else(dash),
                 f.sni.clone().unwrap_or_else(dash),
-                if f.alpn.is_empty() { dash() } else { f.alpn.join(",") },
+                if f.alpn.is_empty() {
+                    dash()
+                } else {
+                    f.alpn.join(",")
+                },
                 f.tls_version.clone().unwrap_or_else(dash),
                 f.canary_hits.to_string(),
                 f.client_bytes.to_string(),
@@ -36,7 +50,11 @@ pub fn render_table(analysis: &Analysis) -> String {
     }
     let mut out = String::new();
     let mut line = |cells: &[&str]| {
-        let text: Vec<String> = cells.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let text: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
         let _ = writeln!(out, "{}", text.join("  ").trim_end());
     };
     line(&HEADERS);
@@ -74,7 +92,11 @@ mod tests {
             client_bytes: 120,
             server_bytes: 95,
         };
-        let a = Analysis { packets: 12, bytes: 1400, flows: vec![flow] };
+        let a = Analysis {
+            packets: 12,
+            bytes: 1400,
+            flows: vec![flow],
+        };
         let text = render_table(&a);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3);

@@ -15,10 +15,10 @@
 //!   held until a chain of two valid record headers (or a hello) pins the framing down.
 //!   A mid-stream direction that shows no TLS framing within the window is clear.
 
-use super::canary::{CanaryScan, Canaries};
+use super::canary::{Canaries, CanaryScan};
 use super::reasm::Chunk;
 use super::sniff::{self, Protocol, Sniff, Speaker};
-use super::tls::{self, ClientHello, Probe, HANDSHAKE_PROBE, RECORD_HEADER};
+use super::tls::{self, ClientHello, HANDSHAKE_PROBE, Probe, RECORD_HEADER};
 
 /// The bounds that keep a direction's memory small.
 #[derive(Debug, Clone, Copy)]
@@ -46,7 +46,9 @@ enum Mode {
     Fresh,
     Plain,
     Tls,
-    Resync { after_tls: bool },
+    Resync {
+        after_tls: bool,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -114,7 +116,11 @@ impl Stream {
     pub fn chunk(&mut self, cx: &Ctx<'_>, chunk: Chunk<'_>, from_syn: bool) {
         if self.mode == Mode::Fresh {
             let starts_clean = from_syn && matches!(chunk, Chunk::Data(_));
-            self.mode = if starts_clean { Mode::Plain } else { Mode::Resync { after_tls: false } };
+            self.mode = if starts_clean {
+                Mode::Plain
+            } else {
+                Mode::Resync { after_tls: false }
+            };
         }
         match chunk {
             Chunk::Data(data) => {
@@ -235,7 +241,8 @@ impl Stream {
         self.hits += self.canary.scan(cx.canaries, bytes);
         if self.sniffed.is_none() {
             let room = sniff::SNIFF_LIMIT - self.sniff_buf.len();
-            self.sniff_buf.extend_from_slice(&bytes[..bytes.len().min(room)]);
+            self.sniff_buf
+                .extend_from_slice(&bytes[..bytes.len().min(room)]);
             let verdict = sniff::sniff(&self.sniff_buf);
             if verdict != Sniff::NeedMore {
                 self.sniffed = Some(verdict);
@@ -255,7 +262,10 @@ impl Stream {
         self.mode = Mode::Tls;
         self.tls_seen = true;
         self.end_sniffing();
-        self.walker = Walker { handshake: Some(Vec::new()), ..Walker::default() };
+        self.walker = Walker {
+            handshake: Some(Vec::new()),
+            ..Walker::default()
+        };
     }
 
     fn tls(&mut self, cx: &Ctx<'_>, data: &[u8]) {
@@ -301,7 +311,9 @@ impl Stream {
 
     /// Adds handshake record bytes to the first handshake message and parses it once whole.
     fn collect(&mut self, cx: &Ctx<'_>, bytes: &[u8]) {
-        let Some(buf) = self.walker.handshake.as_mut() else { return };
+        let Some(buf) = self.walker.handshake.as_mut() else {
+            return;
+        };
         if buf.len() + bytes.len() > cx.limits.max_handshake + 4 {
             self.walker.handshake = None;
             return;
@@ -334,7 +346,9 @@ impl Stream {
                 let at = self.pos - d.len() as u64;
                 return self.data(cx, d, at);
             };
-            let take = (window - self.resync_buf.len().min(window)).min(d.len()).max(1);
+            let take = (window - self.resync_buf.len().min(window))
+                .min(d.len())
+                .max(1);
             self.resync_buf.extend_from_slice(&d[..take]);
             d = &d[take..];
             if self.try_sync(cx, after_tls) {
@@ -379,7 +393,9 @@ impl Stream {
     fn window_full(&mut self, cx: &Ctx<'_>, after_tls: bool) {
         if after_tls {
             // Still inside a TLS stream that lost framing: these bytes are never clear.
-            let keep = self.resync_buf.split_off(self.resync_scan.min(self.resync_buf.len()));
+            let keep = self
+                .resync_buf
+                .split_off(self.resync_scan.min(self.resync_buf.len()));
             self.resync_buf = keep;
             self.resync_scan = 0;
         } else {

@@ -7,7 +7,11 @@ use crate::wire::tls::tests::{client_hello, records};
 fn ctx(canaries: &Canaries) -> Ctx<'_> {
     Ctx {
         canaries,
-        limits: Limits { starttls_window: 16 * 1024, resync_window: 32 * 1024, max_handshake: 64 * 1024 },
+        limits: Limits {
+            starttls_window: 16 * 1024,
+            resync_window: 32 * 1024,
+            max_handshake: 64 * 1024,
+        },
     }
 }
 
@@ -35,7 +39,10 @@ fn client_hello_split_at_every_byte_is_parsed() {
     for cut in 1..wire.len() {
         let mut s = Stream::default();
         feed(&mut s, &cx, &[&wire[..cut], &wire[cut..]], true);
-        let h = s.hello.as_ref().unwrap_or_else(|| panic!("no hello with cut {cut}"));
+        let h = s
+            .hello
+            .as_ref()
+            .unwrap_or_else(|| panic!("no hello with cut {cut}"));
         assert_eq!(h.sni.as_deref(), Some("db.example"));
         assert_eq!(h.alpn, vec!["h2", "http/1.1"]);
         assert_eq!(s.hits, 0, "cut {cut}");
@@ -50,11 +57,18 @@ fn tls_after_a_clear_preamble_is_found_and_the_preamble_scanned() {
     // A MySQL-style SSLRequest packet (here carrying a canary), then the ClientHello.
     let mut wire = b"\x20\x00\x00\x01SSLREQ-padding-padding-padding-p".to_vec();
     let preamble = wire.len();
-    wire.extend_from_slice(&records(&client_hello(Some("mysql.internal"), &[], &[], 100), 16384));
+    wire.extend_from_slice(&records(
+        &client_hello(Some("mysql.internal"), &[], &[], 100),
+        16384,
+    ));
     for cut in 1..wire.len() {
         let mut s = Stream::default();
         feed(&mut s, &cx, &[&wire[..cut], &wire[cut..]], true);
-        assert_eq!(s.hello.as_ref().and_then(|h| h.sni.as_deref()), Some("mysql.internal"), "cut {cut}");
+        assert_eq!(
+            s.hello.as_ref().and_then(|h| h.sni.as_deref()),
+            Some("mysql.internal"),
+            "cut {cut}"
+        );
         assert_eq!(s.plain_bytes, preamble as u64, "cut {cut}");
         assert_eq!(s.hits, 1, "cut {cut}");
     }
@@ -65,7 +79,15 @@ fn plaintext_is_scanned_and_sniffed() {
     let set = Canaries::new(&[b"4111111111111111".to_vec()]);
     let cx = ctx(&set);
     let mut s = Stream::default();
-    feed(&mut s, &cx, &[b"POST /pay HTTP/1.1\r\nHost: x\r\n\r\ncard=41111111", b"11111111&again=4111111111111111"], true);
+    feed(
+        &mut s,
+        &cx,
+        &[
+            b"POST /pay HTTP/1.1\r\nHost: x\r\n\r\ncard=41111111",
+            b"11111111&again=4111111111111111",
+        ],
+        true,
+    );
     assert_eq!(s.hits, 2);
     assert_eq!(s.protocol(), Some((Protocol::Http, Speaker::Client)));
     assert!(!s.tls_seen);
@@ -93,7 +115,10 @@ fn mid_stream_short_fragment_is_undecided_unless_it_holds_a_canary() {
     let cx = ctx(&set);
     let mut s = Stream::default();
     feed(&mut s, &cx, &[&[0x9c, 0x11, 0xe0, 0x42, 0x77]], false);
-    assert_eq!((s.undecided_bytes, s.plain_bytes, s.tls_seen), (5, 0, false));
+    assert_eq!(
+        (s.undecided_bytes, s.plain_bytes, s.tls_seen),
+        (5, 0, false)
+    );
     let mut s = Stream::default();
     feed(&mut s, &cx, &[b"\x01\x02 leak-me \x03"], false);
     assert_eq!((s.hits, s.plain_bytes), (1, 12));

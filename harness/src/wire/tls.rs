@@ -163,7 +163,10 @@ pub fn parse_client_hello(body: &[u8]) -> Option<ClientHello> {
         return None;
     }
     c.vec8()?;
-    let mut hello = ClientHello { version: legacy, ..ClientHello::default() };
+    let mut hello = ClientHello {
+        version: legacy,
+        ..ClientHello::default()
+    };
     if c.b.is_empty() {
         // SSLv3 and some TLS 1.0 clients send no extensions at all.
         return Some(hello);
@@ -187,7 +190,9 @@ pub fn parse_client_hello(body: &[u8]) -> Option<ClientHello> {
 }
 
 fn server_name(data: &[u8]) -> Option<String> {
-    let mut list = Cursor { b: Cursor { b: data }.vec16()? };
+    let mut list = Cursor {
+        b: Cursor { b: data }.vec16()?,
+    };
     while !list.b.is_empty() {
         let kind = list.u8()?;
         let name = list.vec16()?;
@@ -199,7 +204,9 @@ fn server_name(data: &[u8]) -> Option<String> {
 }
 
 fn alpn(data: &[u8]) -> Option<Vec<String>> {
-    let mut list = Cursor { b: Cursor { b: data }.vec16()? };
+    let mut list = Cursor {
+        b: Cursor { b: data }.vec16()?,
+    };
     let mut out = Vec::new();
     while !list.b.is_empty() {
         out.push(String::from_utf8_lossy(list.vec8()?).into_owned());
@@ -209,7 +216,10 @@ fn alpn(data: &[u8]) -> Option<Vec<String>> {
 
 fn highest_supported(data: &[u8]) -> Option<u16> {
     let list = Cursor { b: data }.vec8()?;
-    list.chunks_exact(2).map(|v| u16::from_be_bytes([v[0], v[1]])).filter(|v| !is_grease(*v)).max()
+    list.chunks_exact(2)
+        .map(|v| u16::from_be_bytes([v[0], v[1]]))
+        .filter(|v| !is_grease(*v))
+        .max()
 }
 
 #[cfg(test)]
@@ -218,7 +228,12 @@ pub(crate) mod tests {
 
     /// Builds a ClientHello handshake message (with its 4-byte header) for unit tests.
     /// Real handshakes from rustls and openssl are covered by the integration tests.
-    pub(crate) fn client_hello(sni: Option<&str>, alpn: &[&str], versions: &[u16], pad: usize) -> Vec<u8> {
+    pub(crate) fn client_hello(
+        sni: Option<&str>,
+        alpn: &[&str],
+        versions: &[u16],
+        pad: usize,
+    ) -> Vec<u8> {
         let mut exts = Vec::new();
         if let Some(name) = sni {
             let mut entry = vec![0u8];
@@ -285,7 +300,10 @@ pub(crate) mod tests {
             1200,
         );
         let hello = parse_client_hello(&msg[4..]).unwrap();
-        assert_eq!(hello.sni.as_deref(), Some("outbound_.3306_._.mysql.ns.svc.cluster.local"));
+        assert_eq!(
+            hello.sni.as_deref(),
+            Some("outbound_.3306_._.mysql.ns.svc.cluster.local")
+        );
         assert_eq!(hello.alpn, vec!["istio-peer-exchange", "istio"]);
         assert_eq!(version_name(hello.version), "TLS1.3");
     }

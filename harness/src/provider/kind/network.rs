@@ -106,11 +106,21 @@ impl KindNetwork {
         if net.driver.as_deref() != Some("bridge") {
             return Err(bad(format!("driver is {:?}, not bridge", net.driver)));
         }
-        let configs = net.ipam.as_ref().and_then(|i| i.config.as_ref()).into_iter().flatten();
+        let configs = net
+            .ipam
+            .as_ref()
+            .and_then(|i| i.config.as_ref())
+            .into_iter()
+            .flatten();
         let (ipv4, gateway) = configs
             .filter_map(|c| {
                 let subnet = c.subnet.as_deref()?.parse::<Ipv4Net>().ok()?;
-                Some((subnet, c.gateway.as_deref().and_then(|g| g.parse::<Ipv4Addr>().ok())))
+                Some((
+                    subnet,
+                    c.gateway
+                        .as_deref()
+                        .and_then(|g| g.parse::<Ipv4Addr>().ok()),
+                ))
             })
             .next()
             .ok_or_else(|| bad("has no IPv4 subnet".into()))?;
