@@ -60,6 +60,15 @@ fn excluded(pod: &PodInfo, key: &str, port: u16) -> bool {
         .is_some_and(|v| port_list(key, v, &mut Vec::new()).contains(&port))
 }
 
+/// What every Consul row of one pair shares.
+struct Side<'a> {
+    pair: &'a Pair,
+    client: &'a Endpoint,
+    server: &'a Endpoint,
+    target: Option<u16>,
+    proto: AppProtocol,
+}
+
 /// Evaluates a pair under Consul.
 pub fn row(
     ctx: &Ctx,
@@ -105,17 +114,20 @@ pub fn row(
     let hint = target.and_then(|t| pair.protocols.get(&t).copied());
     let proto = protocol::effective(declared, hint);
     let app = protocol::app_class(declared, hint);
+    let side = Side {
+        pair,
+        client,
+        server,
+        target,
+        proto,
+    };
     let mut notes = Vec::new();
     let (via_mesh, detail) = if pair.service == "localhost" {
         match client.pod.as_ref().and_then(|p| upstream(p, pair.port)) {
             Some(name) => (true, format!("upstream {name}:{}", pair.port)),
             None => {
                 return Ok(base(
-                    pair,
-                    client,
-                    server,
-                    target,
-                    proto,
+                    &side,
                     app,
                     notes,
                     Status::conflict(
@@ -162,7 +174,7 @@ pub fn row(
             }
             Status::Ok
         };
-        let mut row = base(pair, client, server, target, proto, app, notes, status);
+        let mut row = base(&side, app, notes, status);
         row.client_tls_source = TlsSource::Consul { detail };
         row.server_mode = if redirected {
             MtlsMode::Strict
@@ -200,16 +212,7 @@ pub fn row(
             }
         }
     };
-    let mut row = base(
-        pair,
-        client,
-        server,
-        target,
-        proto,
-        FlowClass::ConsulMtls,
-        notes,
-        status,
-    );
+    let mut row = base(&side, FlowClass::ConsulMtls, notes, status);
     row.wire_port = Some(PUBLIC_LISTENER_PORT);
     row.client_tls = ClientTls::ConsulMutual;
     row.client_tls_source = TlsSource::Consul { detail };
@@ -235,17 +238,14 @@ fn server_source(server: &Endpoint, tproxy: bool) -> PeerSource {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn base(
-    pair: &Pair,
-    client: &Endpoint,
-    server: &Endpoint,
-    target: Option<u16>,
-    proto: AppProtocol,
-    class: FlowClass,
-    notes: Vec<String>,
-    status: Status,
-) -> Row {
+fn base(side: &Side, class: FlowClass, notes: Vec<String>, status: Status) -> Row {
+    let Side {
+        pair,
+        client,
+        server,
+        target,
+        proto,
+    } = *side;
     Row {
         client: pair.client.clone(),
         server: pair.server.clone(),

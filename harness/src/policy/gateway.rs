@@ -359,7 +359,7 @@ fn backend(
         protocols: target
             .map(|t| [(t, Protocol::Http)].into_iter().collect())
             .unwrap_or_default(),
-        forward: None,
+        onward: Vec::new(),
     })
 }
 

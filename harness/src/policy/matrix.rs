@@ -85,9 +85,30 @@ fn one(ctx: &Ctx, pair: &Pair) -> Result<(Row, Option<Pair>), String> {
                 None => external::row(ctx, pair, &client)?,
                 Some(server) => workload(ctx, pair, &client, &server)?,
             };
-            Ok((row, pair.forward.as_deref().cloned()))
+            let next = forwarded(ctx, pair, &row);
+            Ok((row, next))
         }
     }
+}
+
+/// The hop a reverse proxy forwards an HTTP request to: its only HTTP upstream.
+fn forwarded(ctx: &Ctx, pair: &Pair, row: &Row) -> Option<Pair> {
+    let request = pair.request.as_ref()?;
+    if !row.protocol.is_http() {
+        return None;
+    }
+    let http: Vec<&Pair> = pair
+        .onward
+        .iter()
+        .filter(|o| one(ctx, o).is_ok_and(|(r, _)| r.protocol.is_http()))
+        .collect();
+    let [upstream] = http.as_slice() else {
+        return None;
+    };
+    let mut next = (*upstream).clone();
+    next.request = Some(request.clone());
+    next.origin = format!("via {}", pair.server.name());
+    Some(next)
 }
 
 fn workload(ctx: &Ctx, pair: &Pair, client: &Endpoint, server: &Endpoint) -> Result<Row, String> {

@@ -84,16 +84,17 @@ fn client(s: &Scenario, name: &str) -> Option<Peer> {
     }
 }
 
-/// Every call, and every probe of `phase` (of the last phase when `None`), as pairs.
-pub fn from_scenario(s: &Scenario, phase: Option<&str>, mesh: &MeshOptions) -> Vec<Pair> {
-    let mut pairs = Vec::new();
-    for w in &s.file.workloads {
-        for call in &w.calls {
-            let Some((server_peer, default_service, namespace)) = server(s, &call.to.value, mesh)
-            else {
-                continue;
-            };
-            pairs.push(Pair {
+/// The pairs for a workload's calls, each knowing its server's own calls (for requests
+/// a reverse proxy forwards), `depth` levels deep.
+fn calls_of(s: &Scenario, name: &str, mesh: &MeshOptions, depth: usize) -> Vec<Pair> {
+    let Some(w) = s.workload(name) else {
+        return Vec::new();
+    };
+    w.calls
+        .iter()
+        .filter_map(|call| {
+            let (server_peer, default_service, namespace) = server(s, &call.to.value, mesh)?;
+            Some(Pair {
                 client: Peer::workload(&w.name.value, &w.namespace),
                 server: server_peer,
                 service: call.service.clone().unwrap_or(default_service),
@@ -103,10 +104,27 @@ pub fn from_scenario(s: &Scenario, phase: Option<&str>, mesh: &MeshOptions) -> V
                 request: None,
                 origin: "call".into(),
                 protocols: served(s, &call.to.value),
-                forward: None,
-            });
-        }
-    }
+                onward: if depth == 0 {
+                    Vec::new()
+                } else {
+                    calls_of(s, &call.to.value, mesh, depth - 1)
+                },
+            })
+        })
+        .collect()
+}
+
+/// How many reverse proxies in a row a request is followed through.
+const PROXY_DEPTH: usize = 3;
+
+/// Every call, and every probe of `phase` (of the last phase when `None`), as pairs.
+pub fn from_scenario(s: &Scenario, phase: Option<&str>, mesh: &MeshOptions) -> Vec<Pair> {
+    let mut pairs: Vec<Pair> = s
+        .file
+        .workloads
+        .iter()
+        .flat_map(|w| calls_of(s, &w.name.value, mesh, PROXY_DEPTH))
+        .collect();
     // Probes are traffic of their own phase: an earlier phase's probes are not repeated.
     let evaluated = match phase {
         Some(name) => s.phase(name),
@@ -130,7 +148,7 @@ fn probe_pair(s: &Scenario, probe: &Probe, mesh: &MeshOptions) -> Option<Pair> {
         path: h.path.split('?').next().unwrap_or("/").to_string(),
         host: h.host.clone(),
     });
-    let mut pair = Pair {
+    Some(Pair {
         client: client(s, &probe.from.value)?,
         server: server_peer,
         service: probe.to.service.clone().unwrap_or(default_service),
@@ -140,47 +158,6 @@ fn probe_pair(s: &Scenario, probe: &Probe, mesh: &MeshOptions) -> Option<Pair> {
         request,
         origin: format!("probe {}", probe.name.value),
         protocols: served(s, &probe.to.workload.value),
-        forward: None,
-    };
-    pair.forward = forward(s, &pair, mesh).map(Box::new);
-    Some(pair)
-}
-
-/// A workload that receives an HTTP request and has exactly one HTTP upstream is a
-/// reverse proxy: the request continues there.
-fn forward(s: &Scenario, pair: &Pair, mesh: &MeshOptions) -> Option<Pair> {
-    let request = pair.request.as_ref()?;
-    let Peer::Workload { name, namespace } = &pair.server else {
-        return None;
-    };
-    let w = s.workload(name)?;
-    let http_calls: Vec<_> = w
-        .calls
-        .iter()
-        .filter(|c| {
-            let ports = served(s, &c.to.value);
-            ports
-                .get(&c.port)
-                .or_else(|| (ports.len() == 1).then(|| ports.values().next()).flatten())
-                == Some(&Protocol::Http)
-        })
-        .collect();
-    let [call] = http_calls.as_slice() else {
-        return None;
-    };
-    let (server_peer, default_service, ns) = server(s, &call.to.value, mesh)?;
-    let mut next = Pair {
-        client: Peer::workload(name, namespace),
-        server: server_peer,
-        service: call.service.clone().unwrap_or(default_service),
-        namespace: ns,
-        port: call.port,
-        subset: String::new(),
-        request: Some(request.clone()),
-        origin: format!("via {name}"),
-        protocols: served(s, &call.to.value),
-        forward: None,
-    };
-    next.forward = forward(s, &next, mesh).map(Box::new);
-    Some(next)
+        onward: calls_of(s, &probe.to.workload.value, mesh, PROXY_DEPTH),
+    })
 }

@@ -60,6 +60,14 @@ fn cells(r: &Row, domain: &str) -> [String; 10] {
     ]
 }
 
+/// `client -> service:port`, with the request when there is one.
+fn label(r: &Row) -> String {
+    match &r.request {
+        Some(req) => format!("{} -> {}:{} ({req})", r.client, r.service, r.port),
+        None => format!("{} -> {}:{}", r.client, r.service, r.port),
+    }
+}
+
 /// Renders the matrix as the `tls-check` table, followed by conflicts, notes and problems.
 pub fn render(m: &Matrix) -> String {
     let rows: Vec<[String; 10]> = m.rows.iter().map(|r| cells(r, &m.mesh.domain)).collect();
@@ -94,22 +102,14 @@ pub fn render(m: &Matrix) -> String {
                 consequence,
             } = &r.status
             {
-                let _ = writeln!(
-                    out,
-                    "  {} -> {}:{}: {problem}; {consequence}",
-                    r.client, r.service, r.port
-                );
+                let _ = writeln!(out, "  {}: {problem}; {consequence}", label(r));
             }
         }
     }
     let notes: Vec<String> = m
         .rows
         .iter()
-        .flat_map(|r| {
-            r.notes
-                .iter()
-                .map(move |n| format!("  {} -> {}:{}: {n}", r.client, r.service, r.port))
-        })
+        .flat_map(|r| r.notes.iter().map(move |n| format!("  {}: {n}", label(r))))
         .collect();
     if !notes.is_empty() {
         let _ = writeln!(out, "\nNotes:");

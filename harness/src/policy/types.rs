@@ -109,8 +109,10 @@ pub struct Pair {
     pub origin: String,
     /// What the server's application speaks, by container port (from the scenario).
     pub protocols: BTreeMap<u16, Protocol>,
-    /// The next hop when the server is a reverse proxy that forwards this request.
-    pub forward: Option<Box<Pair>>,
+    /// The server's own calls. When the server answers this pair's HTTP request and has
+    /// exactly one HTTP upstream among them, it is a reverse proxy and the request
+    /// continues there.
+    pub onward: Vec<Pair>,
 }
 
 /// An effective PeerAuthentication mode.

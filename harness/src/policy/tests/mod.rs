@@ -168,7 +168,7 @@ pub(crate) fn pair(client: Peer, server: Peer, service: &str, ns: &str, port: u1
         request: None,
         origin: "test".into(),
         protocols: BTreeMap::new(),
-        forward: None,
+        onward: Vec::new(),
     }
 }
 

@@ -182,8 +182,8 @@ fn s_(a: &str) -> String {
 
 #[test]
 fn the_model_agrees_with_every_wire_expectation_the_scenarios_state() {
-    for name in ["pii-demo", "rabbitmq"] {
-        let s = load(name);
+    for s in crate::scenario::load_all(&root()).unwrap() {
+        let name = s.name().to_string();
         for phase in &s.file.phases {
             let m = Matrix::for_scenario(&s, Some(&phase.name.value)).unwrap();
             let flows = expected_flows(&m);
@@ -284,4 +284,47 @@ fn tls_check_tables_are_stable() {
     insta::assert_snapshot!("tls_check_rabbitmq", render_table(&rabbitmq));
     let pii = Matrix::for_scenario(&load("pii-demo"), Some("strict-mtls")).unwrap();
     insta::assert_snapshot!("tls_check_pii_demo_strict_mtls", render_table(&pii));
+}
+
+#[test]
+fn the_model_agrees_with_every_probe_outcome_the_scenarios_state() {
+    let mut checked = 0;
+    for s in crate::scenario::load_all(&root()).unwrap() {
+        for phase in &s.file.phases {
+            let m = Matrix::for_scenario(&s, Some(&phase.name.value)).unwrap();
+            let probes = phase.steps.iter().flat_map(|step| match step {
+                Step::Probe(list) => list.as_slice(),
+                Step::Capture(c) => c.probes.as_slice(),
+                _ => &[],
+            });
+            for probe in probes {
+                let origin = format!("probe {}", probe.name.value);
+                let Some(r) = m.rows.iter().find(|r| r.origins.contains(&origin)) else {
+                    panic!("{}/{}: no row for {origin}", s.name(), phase.name.value);
+                };
+                let predicted = consequence(r);
+                let expected = match (probe.expect.status, probe.expect.reset) {
+                    (_, Some(true)) => Some(Some(Consequence::Reset)),
+                    (Some(403), _) => Some(Some(Consequence::Forbidden403)),
+                    (Some(404), _) => Some(Some(Consequence::NotFound404)),
+                    (Some(502), _) => Some(Some(Consequence::BadGateway502)),
+                    (Some(503), _) => Some(Some(Consequence::Unavailable503)),
+                    (Some(200..=299), _) | (None, Some(false)) => Some(None),
+                    _ => None,
+                };
+                if let Some(expected) = expected {
+                    assert_eq!(
+                        predicted,
+                        expected,
+                        "{}/{}: {origin}: {:?}",
+                        s.name(),
+                        phase.name.value,
+                        r.status
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked >= 8, "only {checked} probe outcomes were compared");
 }

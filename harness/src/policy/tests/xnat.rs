@@ -70,7 +70,7 @@ spec:
     )
 }
 
-/// `host` -> `alb:80` with an HTTP request, forwarded by the proxy to `xnat-xnat-web:80`.
+/// `host` -> `alb:80` with an HTTP request; the proxy forwards it to `xnat-xnat-web:80`.
 fn through_alb(method: &str) -> Pair {
     let mut upstream = pair(
         Peer::workload("alb", "alb"),
@@ -79,12 +79,16 @@ fn through_alb(method: &str) -> Pair {
         "xnat",
         80,
     );
-    upstream.request = request(method, "/", Some("xnat.example.com"));
-    upstream.protocols = [(8080, Protocol::Http)].into_iter().collect();
+    upstream.protocols = [(8080, Protocol::Http), (9090, Protocol::Tcp)]
+        .into_iter()
+        .collect();
+    let mut metrics = upstream.clone();
+    metrics.port = 9090;
     let mut front = pair(Peer::Host, Peer::workload("alb", "alb"), "alb", "alb", 80);
-    front.request = upstream.request.clone();
+    front.request = request(method, "/", Some("xnat.example.com"));
     front.protocols = [(8080, Protocol::Http)].into_iter().collect();
-    front.forward = Some(Box::new(upstream));
+    // The proxy's only HTTP upstream is xnat-web:80; its TCP call is not a forwarding hop.
+    front.onward = vec![upstream, metrics];
     front
 }
 
