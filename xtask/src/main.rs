@@ -9,6 +9,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
+mod capture;
 mod ui;
 
 /// Prove, from packets on the wire, that a service mesh does what its policy says.
@@ -28,7 +30,12 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Work with packet captures (`capture analyze FILE`).
+    Capture(capture::CaptureArgs),
+    /// Measure speed and memory (`bench analyzer`).
+    Bench(bench::BenchArgs),
+}
 
 /// How a subcommand ended, mapped to the process exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +49,10 @@ pub enum Outcome {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let ui = ui::Ui::new(cli.verbose, cli.no_progress);
-    let result = match cli.command {};
+    let result = match cli.command {
+        Command::Capture(args) => capture::run(args),
+        Command::Bench(args) => bench::run(args, &ui),
+    };
     match result {
         Ok(Outcome::Passed) => ExitCode::from(0),
         Ok(Outcome::Failed) => ExitCode::from(1),
