@@ -9,6 +9,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
+mod capture;
 mod e2e;
 mod gc;
 mod hpa;
@@ -58,6 +60,10 @@ enum Command {
     Tools(tools::ToolsCmd),
     /// Predict, from the scenario's manifests, which ports are mTLS and which conflict.
     TlsCheck(tls_check::TlsCheckArgs),
+    /// Work with packet captures (`capture analyze FILE`).
+    Capture(capture::CaptureArgs),
+    /// Measure speed and memory (`bench analyzer`).
+    Bench(bench::BenchArgs),
 }
 
 /// How a subcommand ended, mapped to the process exit code.
@@ -81,6 +87,8 @@ fn main() -> ExitCode {
         Command::Gc(args) => gc::run(&root, args),
         Command::Images(cmd) => images::run(&root, cmd),
         Command::TlsCheck(args) => tls_check::run(&root, args),
+        Command::Capture(args) => capture::run(args),
+        Command::Bench(args) => bench::run(args, &ui),
     };
     match result {
         Ok(Outcome::Passed) => ExitCode::from(0),

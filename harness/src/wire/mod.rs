@@ -10,6 +10,7 @@
 //! The JSON contract of [`Analysis`] is documented in `docs/analyzer.md`.
 
 mod analyzer;
+pub mod bench;
 mod canary;
 mod class;
 mod classify;
