@@ -9,3 +9,4 @@ pub mod provider;
 pub mod reporter;
 pub mod scenario;
 pub mod wire;
+pub mod workload;
