@@ -199,3 +199,5 @@ pub trait Lab: Send {
     /// Removes everything the lab created, unless the run keeps it.
     async fn teardown(self: Box<Self>, reporter: &dyn Reporter) -> Result<(), ProviderError>;
 }
+
+pub mod lab;
