@@ -10,6 +10,9 @@ use std::sync::Arc;
 use meshproof::reporter::{Event, Level, Reporter};
 use meshproof::workload::{self, ProbeRequest, Role};
 
+const USAGE: &str = "usage: meshproof-workload serve ROLE.json [--verbose] | probe REQUEST.json|- | \
+probe-json JSON | ready TIMEOUT_MS HOST:PORT... [--envoy=HOST:PORT]";
+
 /// Prints the workload's events to standard error, where `docker logs` finds them.
 struct StderrReporter {
     verbose: bool,
@@ -59,7 +62,22 @@ fn main() -> ExitCode {
             println!("{json}");
             Ok(())
         }),
-        _ => Err("usage: meshproof-workload serve ROLE.json [--verbose] | probe REQUEST.json|-".to_string()),
+        ["probe-json", json] => {
+            let req: Result<ProbeRequest, String> = serde_json::from_str(json).map_err(|e| format!("probe-json: {e}"));
+            req.and_then(|req| {
+                let outcome = runtime.block_on(workload::probe::run(&req));
+                let json = serde_json::to_string(&outcome).map_err(|e| e.to_string())?;
+                println!("{json}");
+                Ok(())
+            })
+        }
+        ["ready", limit_ms, rest @ ..] => {
+            let limit = std::time::Duration::from_millis(limit_ms.parse().unwrap_or(30_000));
+            let envoy = rest.iter().find_map(|a| a.strip_prefix("--envoy="));
+            let addrs: Vec<String> = rest.iter().filter(|a| !a.starts_with("--")).map(|a| a.to_string()).collect();
+            runtime.block_on(workload::probe::wait_ready(&addrs, envoy, limit))
+        }
+        _ => Err(USAGE.to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

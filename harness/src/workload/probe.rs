@@ -171,6 +171,44 @@ async fn once(req: &ProbeRequest, outcome: &mut ProbeOutcome) -> Result<(Option<
     }
 }
 
+/// Waits until every address accepts a TCP connection and, when given, Envoy's admin
+/// `/ready` answers 200. Used inside a pod to tell the lab the pod is ready.
+pub async fn wait_ready(addrs: &[String], envoy_admin: Option<&str>, limit: Duration) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut pending: Vec<String> = addrs.to_vec();
+    let mut envoy = envoy_admin.map(str::to_string);
+    loop {
+        let mut still = Vec::new();
+        for addr in pending {
+            if TcpStream::connect(&addr).await.is_err() {
+                still.push(addr);
+            }
+        }
+        pending = still;
+        if let Some(admin) = envoy.clone() {
+            if envoy_ready(&admin).await {
+                envoy = None;
+            }
+        }
+        if pending.is_empty() && envoy.is_none() {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let mut waiting = pending;
+            waiting.extend(envoy.map(|a| format!("envoy admin {a}/ready")));
+            return Err(format!("not ready within {limit:?}: {}", waiting.join(", ")));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn envoy_ready(admin: &str) -> bool {
+    let Ok(mut stream) = TcpStream::connect(admin).await else { return false };
+    let mut req = http::Request { method: "GET".into(), path: "/ready".into(), ..http::Request::default() };
+    req.headers.insert("host".into(), admin.to_string());
+    matches!(http::exchange(&mut stream, &req).await, Ok(resp) if resp.status == 200)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

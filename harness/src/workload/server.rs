@@ -66,6 +66,8 @@ pub async fn serve(role: Role, reporter: Arc<dyn Reporter>) -> Result<(), Worklo
             return Err(e);
         }
     }
+    // A pod that only calls out (a client) still lives until it is stopped, like a pod.
+    std::future::pending::<()>().await;
     Ok(())
 }
 

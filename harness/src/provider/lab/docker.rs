@@ -272,6 +272,52 @@ pub async fn leftovers(docker: &Docker, run_id: &str) -> Result<usize, LabError>
     Ok(containers.len() + networks.len())
 }
 
+/// Sweeps a run's objects when dropped, unless disarmed: the lab's last line of defence
+/// on panic or early return. It runs the sweep on a thread of its own with a fresh
+/// runtime, so it works from inside or outside an async context.
+#[derive(Debug)]
+pub struct SweepGuard {
+    run_id: String,
+    armed: bool,
+}
+
+impl SweepGuard {
+    /// Guards everything labelled with `run_id`.
+    pub fn new(run_id: &str) -> SweepGuard {
+        SweepGuard { run_id: run_id.to_string(), armed: true }
+    }
+
+    /// Keeps the objects (for `--keep`, or after an orderly teardown).
+    pub fn disarm(&mut self) {
+        self.armed = false;
+    }
+
+    /// Sweeps now, blocking the calling thread; returns the number of objects removed.
+    pub fn sweep_blocking(run_id: &str) -> Result<usize, LabError> {
+        let run_id = run_id.to_string();
+        let worker = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| LabError::Setup(format!("cleanup runtime: {e}")))?;
+            runtime.block_on(async {
+                let docker = connect().await?;
+                sweep(&docker, &run_id).await
+            })
+        });
+        worker.join().unwrap_or_else(|_| Err(LabError::Setup("the cleanup thread panicked".into())))
+    }
+}
+
+impl Drop for SweepGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            // Nothing can be reported from a destructor; gc finds whatever this misses.
+            let _ = SweepGuard::sweep_blocking(&self.run_id);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

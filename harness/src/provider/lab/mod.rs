@@ -12,10 +12,12 @@
 //! plane, and every report says so ([`DISCLAIMER`]). Steps without data-plane meaning here
 //! (MetalLB, node restarts, HPA, load-balancer addresses) are skipped with a reason.
 
+pub mod config;
 pub mod docker;
 pub mod envoy;
 pub mod image;
 pub mod pki;
+pub mod pod;
 
 use crate::exec::ExecError;
 use crate::provider::ProviderError;
