@@ -64,7 +64,10 @@ pub struct Cmd {
 impl Cmd {
     /// A command running `program` with no arguments.
     pub fn new(program: impl Into<String>) -> Self {
-        Cmd { program: program.into(), ..Cmd::default() }
+        Cmd {
+            program: program.into(),
+            ..Cmd::default()
+        }
     }
 
     /// Appends one argument.
@@ -135,8 +138,14 @@ impl fmt::Display for Cmd {
 
 fn shell_quote(word: &str) -> String {
     let plain = !word.is_empty()
-        && word.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,@%+".contains(&b));
-    if plain { word.to_string() } else { format!("'{}'", word.replace('\'', r"'\''")) }
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,@%+".contains(&b));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
 }
 
 /// What one finished run produced. This is also the journal's record format.
@@ -181,7 +190,11 @@ impl Output {
 
     /// The last few lines of stderr (or stdout when stderr is empty), for error messages.
     pub fn stderr_tail(&self) -> String {
-        let text = if self.stderr.is_empty() { self.stdout_text() } else { self.stderr_text() };
+        let text = if self.stderr.is_empty() {
+            self.stdout_text()
+        } else {
+            self.stderr_text()
+        };
         let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
         lines[lines.len().saturating_sub(5)..].join(" | ")
     }
@@ -233,7 +246,11 @@ impl Exec {
     /// Runs the command and fails unless it exits with status 0.
     pub async fn run(&self, cmd: &Cmd) -> Result<Output, ExecError> {
         let out = self.output(cmd).await?;
-        if out.success() { Ok(out) } else { Err(ExecError::Failed(Box::new(out))) }
+        if out.success() {
+            Ok(out)
+        } else {
+            Err(ExecError::Failed(Box::new(out)))
+        }
     }
 
     /// Runs the command and returns its output whatever the exit status.
@@ -254,8 +271,14 @@ fn next_recording(queue: &Mutex<VecDeque<Output>>, cmd: &Cmd) -> Result<Output, 
     let next = queue.lock().ok().and_then(|mut q| q.pop_front());
     match next {
         Some(rec) if rec.command == actual => Ok(rec),
-        Some(rec) => Err(ExecError::ReplayMismatch { expected: rec.command, actual }),
-        None => Err(ExecError::ReplayMismatch { expected: "<end of recording>".into(), actual }),
+        Some(rec) => Err(ExecError::ReplayMismatch {
+            expected: rec.command,
+            actual,
+        }),
+        None => Err(ExecError::ReplayMismatch {
+            expected: "<end of recording>".into(),
+            actual,
+        }),
     }
 }
 
@@ -269,7 +292,11 @@ async fn spawn(cmd: &Cmd) -> Result<Output, ExecError> {
     child_cmd
         .args(&cmd.args)
         .envs(cmd.env.iter().map(|(k, v)| (k, v)))
-        .stdin(if cmd.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if cmd.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
@@ -277,9 +304,10 @@ async fn spawn(cmd: &Cmd) -> Result<Output, ExecError> {
         child_cmd.current_dir(dir);
     }
     let start = Instant::now();
-    let mut child = child_cmd
-        .spawn()
-        .map_err(|source| ExecError::Spawn { command: command.clone(), source })?;
+    let mut child = child_cmd.spawn().map_err(|source| ExecError::Spawn {
+        command: command.clone(),
+        source,
+    })?;
     if let (Some(input), Some(mut pipe)) = (cmd.stdin.clone(), child.stdin.take()) {
         // Writing happens concurrently with reading below, so a child that fills its
         // stdout pipe before reading all of stdin cannot deadlock us.
@@ -289,12 +317,20 @@ async fn spawn(cmd: &Cmd) -> Result<Output, ExecError> {
     }
     let waited = child.wait_with_output();
     let result = match cmd.timeout {
-        Some(limit) => tokio::time::timeout(limit, waited)
-            .await
-            .map_err(|_| ExecError::Timeout { command: command.clone(), after: limit })?,
+        Some(limit) => {
+            tokio::time::timeout(limit, waited)
+                .await
+                .map_err(|_| ExecError::Timeout {
+                    command: command.clone(),
+                    after: limit,
+                })?
+        }
         None => waited.await,
     };
-    let out = result.map_err(|source| ExecError::Spawn { command: command.clone(), source })?;
+    let out = result.map_err(|source| ExecError::Spawn {
+        command: command.clone(),
+        source,
+    })?;
     Ok(Output {
         command,
         status: out.status.code(),
@@ -313,7 +349,9 @@ mod tests {
         let exec = Exec::new();
         let cmd = Cmd::new("sh").args(["-c", "echo out; echo err >&2; exit 3"]);
         let err = exec.run(&cmd).await.unwrap_err();
-        let ExecError::Failed(out) = err else { panic!("expected Failed, got {err:?}") };
+        let ExecError::Failed(out) = err else {
+            panic!("expected Failed, got {err:?}")
+        };
         assert_eq!(out.status, Some(3));
         assert_eq!(out.stdout_text(), "out\n");
         assert_eq!(out.stderr_text(), "err\n");
@@ -322,20 +360,28 @@ mod tests {
 
     #[tokio::test]
     async fn missing_program_is_a_spawn_error() {
-        let err = Exec::new().run(&Cmd::new("meshproof-no-such-tool")).await.unwrap_err();
+        let err = Exec::new()
+            .run(&Cmd::new("meshproof-no-such-tool"))
+            .await
+            .unwrap_err();
         assert!(matches!(err, ExecError::Spawn { .. }), "{err:?}");
     }
 
     #[tokio::test]
     async fn timeout_kills() {
-        let cmd = Cmd::new("sleep").arg("5").timeout(Duration::from_millis(100));
+        let cmd = Cmd::new("sleep")
+            .arg("5")
+            .timeout(Duration::from_millis(100));
         let err = Exec::new().run(&cmd).await.unwrap_err();
         assert!(matches!(err, ExecError::Timeout { .. }), "{err:?}");
     }
 
     #[tokio::test]
     async fn stdin_is_fed() {
-        let out = Exec::new().run(&Cmd::new("cat").stdin("hello")).await.unwrap();
+        let out = Exec::new()
+            .run(&Cmd::new("cat").stdin("hello"))
+            .await
+            .unwrap();
         assert_eq!(out.stdout, b"hello");
     }
 
@@ -349,14 +395,23 @@ mod tests {
             millis: 1,
         };
         let exec = Exec::replay([rec.clone()]);
-        assert_eq!(exec.run(&Cmd::new("kind").arg("version")).await.unwrap(), rec);
-        let err = exec.run(&Cmd::new("kind").arg("version")).await.unwrap_err();
+        assert_eq!(
+            exec.run(&Cmd::new("kind").arg("version")).await.unwrap(),
+            rec
+        );
+        let err = exec
+            .run(&Cmd::new("kind").arg("version"))
+            .await
+            .unwrap_err();
         assert!(matches!(err, ExecError::ReplayMismatch { .. }));
     }
 
     #[test]
     fn display_quotes_only_when_needed() {
         let cmd = Cmd::new("kubectl").args(["get", "pods", "-l", "app in (a,b)", "it's"]);
-        assert_eq!(cmd.display(), r#"kubectl get pods -l 'app in (a,b)' 'it'\''s'"#);
+        assert_eq!(
+            cmd.display(),
+            r#"kubectl get pods -l 'app in (a,b)' 'it'\''s'"#
+        );
     }
 }

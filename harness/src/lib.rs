@@ -3,11 +3,19 @@
 //! The crate is the whole harness; the `xtask` binary is a thin command line over it.
 //! See `ARCHITECTURE.md` at the repository root for the bird's-eye view and the invariants.
 
+// The library reports through `reporter::Reporter`; only the CLI prints.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod env_vars;
 pub mod exec;
+pub mod expect;
 pub mod manifest;
+pub mod plan;
 pub mod provider;
+pub mod report;
 pub mod reporter;
+pub mod runner;
 pub mod scenario;
+pub mod verdict;
 pub mod wire;
 pub mod workload;

@@ -52,27 +52,43 @@ pub trait Reporter: Send + Sync {
 
     /// Convenience for [`Event::Started`].
     fn started(&self, id: &str, label: &str) {
-        self.report(Event::Started { id: id.to_string(), label: label.to_string() });
+        self.report(Event::Started {
+            id: id.to_string(),
+            label: label.to_string(),
+        });
     }
 
     /// Convenience for [`Event::Finished`].
     fn finished(&self, id: &str, ok: bool, summary: &str) {
-        self.report(Event::Finished { id: id.to_string(), ok, summary: summary.to_string() });
+        self.report(Event::Finished {
+            id: id.to_string(),
+            ok,
+            summary: summary.to_string(),
+        });
     }
 
     /// Convenience for an informational [`Event::Note`].
     fn info(&self, message: &str) {
-        self.report(Event::Note { level: Level::Info, message: message.to_string() });
+        self.report(Event::Note {
+            level: Level::Info,
+            message: message.to_string(),
+        });
     }
 
     /// Convenience for a warning [`Event::Note`].
     fn warn(&self, message: &str) {
-        self.report(Event::Note { level: Level::Warn, message: message.to_string() });
+        self.report(Event::Note {
+            level: Level::Warn,
+            message: message.to_string(),
+        });
     }
 
     /// Convenience for a debug [`Event::Note`].
     fn debug(&self, message: &str) {
-        self.report(Event::Note { level: Level::Debug, message: message.to_string() });
+        self.report(Event::Note {
+            level: Level::Debug,
+            message: message.to_string(),
+        });
     }
 }
 

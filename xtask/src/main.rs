@@ -9,7 +9,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod e2e;
+mod scenarios;
+mod signals;
+mod tidy;
 mod ui;
+
+use std::path::{Path, PathBuf};
 
 /// Prove, from packets on the wire, that a service mesh does what its policy says.
 #[derive(Debug, Parser)]
@@ -28,7 +34,13 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// The scenario catalogue.
+    #[command(subcommand)]
+    Scenarios(scenarios::ScenariosCmd),
+    /// Run scenarios end to end (or print their plan with --dry-run).
+    E2e(e2e::E2eArgs),
+}
 
 /// How a subcommand ended, mapped to the process exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +54,11 @@ pub enum Outcome {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let ui = ui::Ui::new(cli.verbose, cli.no_progress);
-    let result = match cli.command {};
+    let root = project_root();
+    let result = match cli.command {
+        Command::Scenarios(cmd) => scenarios::run(&root, cmd),
+        Command::E2e(args) => e2e::run(&root, args, &ui),
+    };
     match result {
         Ok(Outcome::Passed) => ExitCode::from(0),
         Ok(Outcome::Failed) => ExitCode::from(1),
@@ -51,4 +67,12 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// The repository root: xtask always lives one level below it.
+fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }

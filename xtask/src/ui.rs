@@ -1,8 +1,8 @@
 //! Terminal rendering: progress from library events, errors with their causes and hints.
 
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
-use std::collections::HashMap;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -21,7 +21,11 @@ impl Ui {
     pub fn new(verbose: bool, no_progress: bool) -> Self {
         let quiet_env = std::env::var_os("NO_COLOR").is_some() || std::env::var_os("CI").is_some();
         let fancy = !no_progress && !verbose && !quiet_env && std::io::stderr().is_terminal();
-        Ui { verbose, fancy, bars: Mutex::new(HashMap::new()) }
+        Ui {
+            verbose,
+            fancy,
+            bars: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Prints an error and its chain of causes, then any hint the error carries.
@@ -44,7 +48,10 @@ impl Reporter for Ui {
             Event::Started { id, label } => {
                 if self.fancy {
                     let bar = ProgressBar::new_spinner();
-                    bar.set_style(ProgressStyle::with_template("{spinner} {msg} {elapsed}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+                    bar.set_style(
+                        ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+                            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                    );
                     bar.set_message(label.clone());
                     bar.enable_steady_tick(Duration::from_millis(120));
                     if let Ok(mut bars) = self.bars.lock() {

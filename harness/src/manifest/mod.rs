@@ -90,12 +90,20 @@ pub struct Document {
 impl Document {
     /// The API group: `security.istio.io` for `security.istio.io/v1`, empty for core.
     pub fn group(&self) -> &str {
-        self.api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("")
+        self.api_version
+            .rsplit_once('/')
+            .map(|(g, _)| g)
+            .unwrap_or("")
     }
 
     /// `kind/namespace/name`, the key reports and ledgers use.
     pub fn key(&self) -> String {
-        format!("{}/{}/{}", self.kind, self.namespace.as_deref().unwrap_or("-"), self.name)
+        format!(
+            "{}/{}/{}",
+            self.kind,
+            self.namespace.as_deref().unwrap_or("-"),
+            self.name
+        )
     }
 
     /// The document parsed into `T`, with a located error when it does not fit.
@@ -116,8 +124,10 @@ impl Document {
 
 /// Reads every document of a multi-document YAML file. Empty documents are skipped.
 pub fn load_file(path: &Path) -> Result<Vec<Document>, ManifestError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| ManifestError::Read { path: path.to_path_buf(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     parse_str(path, &text)
 }
 
@@ -142,8 +152,16 @@ pub fn parse_str(path: &Path, text: &str) -> Result<Vec<Document>, ManifestError
 }
 
 fn document(at: SourceRef, value: Value) -> Result<Document, ManifestError> {
-    let text = |pointer: &str| value.pointer(pointer).and_then(Value::as_str).map(str::to_string);
-    let missing = |field| ManifestError::MissingField { at: at.clone(), field };
+    let text = |pointer: &str| {
+        value
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let missing = |field| ManifestError::MissingField {
+        at: at.clone(),
+        field,
+    };
     Ok(Document {
         api_version: text("/apiVersion").ok_or_else(|| missing("apiVersion"))?,
         kind: text("/kind").ok_or_else(|| missing("kind"))?,
@@ -155,8 +173,14 @@ fn document(at: SourceRef, value: Value) -> Result<Document, ManifestError> {
 }
 
 fn locate(path: &Path, loc: Option<serde_saphyr::Location>) -> SourceRef {
-    let (line, column) = loc.map(|l| (l.line() as u32, l.column() as u32)).unwrap_or((0, 0));
-    SourceRef { path: path.to_path_buf(), line, column }
+    let (line, column) = loc
+        .map(|l| (l.line() as u32, l.column() as u32))
+        .unwrap_or((0, 0));
+    SourceRef {
+        path: path.to_path_buf(),
+        line,
+        column,
+    }
 }
 
 fn first_line(message: &str) -> String {
@@ -197,8 +221,8 @@ spec:
 
     #[test]
     fn missing_kind_is_located() {
-        let err = parse_str(Path::new("m.yaml"), "apiVersion: v1\nmetadata: {name: a}\n")
-            .unwrap_err();
+        let err =
+            parse_str(Path::new("m.yaml"), "apiVersion: v1\nmetadata: {name: a}\n").unwrap_err();
         assert!(err.to_string().starts_with("m.yaml:1:"), "{err}");
         assert!(err.to_string().contains("no kind"), "{err}");
     }
@@ -216,7 +240,11 @@ spec:
         let docs = parse_str(Path::new("x.yaml"), TWO).unwrap();
         let ns: Namespace = docs[0].typed().unwrap();
         assert_eq!(ns.metadata.name.as_deref(), Some("pii-demo"));
-        let bad = parse_str(Path::new("x.yaml"), "apiVersion: v1\nkind: Namespace\nmetadata: {name: a, labels: 3}\n").unwrap();
+        let bad = parse_str(
+            Path::new("x.yaml"),
+            "apiVersion: v1\nkind: Namespace\nmetadata: {name: a, labels: 3}\n",
+        )
+        .unwrap();
         assert!(bad[0].typed::<Namespace>().is_err());
     }
 }

@@ -6,6 +6,8 @@
 //! A lab that cannot give an operation meaning (the Docker lab has no MetalLB and no HPA)
 //! answers [`StepOutcome::Skipped`] with a reason; it never pretends to pass.
 
+pub mod lab;
+
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -53,7 +55,7 @@ pub struct RunContext {
     /// Where captures, logs and reports go.
     pub artifacts: PathBuf,
     /// The run's canary.
-    pub canary: String,
+    pub canary: crate::scenario::Canary,
     /// Keep the lab after the run.
     pub keep: bool,
     /// Reuse this existing cluster (kind) instead of creating one.
@@ -161,10 +163,18 @@ pub trait Lab: Send {
     fn notes(&self) -> Vec<String>;
 
     /// Applies manifests (the Docker lab applies their data-plane meaning).
-    async fn apply(&mut self, docs: &[Document], reporter: &dyn Reporter) -> Result<StepOutcome, ProviderError>;
+    async fn apply(
+        &mut self,
+        docs: &[Document],
+        reporter: &dyn Reporter,
+    ) -> Result<StepOutcome, ProviderError>;
 
     /// Deletes the objects in these manifests.
-    async fn delete(&mut self, docs: &[Document], reporter: &dyn Reporter) -> Result<StepOutcome, ProviderError>;
+    async fn delete(
+        &mut self,
+        docs: &[Document],
+        reporter: &dyn Reporter,
+    ) -> Result<StepOutcome, ProviderError>;
 
     /// Sets or removes namespace labels.
     async fn label_namespace(
@@ -185,10 +195,12 @@ pub trait Lab: Send {
     ) -> Result<StepOutcome, ProviderError>;
 
     /// Runs one probe; `canary` has already been substituted.
-    async fn probe(&mut self, probe: &crate::scenario::Probe) -> Result<Observation, ProviderError>;
+    async fn probe(&mut self, probe: &crate::scenario::Probe)
+    -> Result<Observation, ProviderError>;
 
     /// Starts capturing between nodes; returns once the capture is live.
-    async fn start_capture(&mut self, name: &str, canaries: &[String]) -> Result<(), ProviderError>;
+    async fn start_capture(&mut self, name: &str, canaries: &[String])
+    -> Result<(), ProviderError>;
 
     /// Stops the capture and analyses it.
     async fn stop_capture(&mut self) -> Result<CaptureResult, ProviderError>;
@@ -200,4 +212,57 @@ pub trait Lab: Send {
     async fn teardown(self: Box<Self>, reporter: &dyn Reporter) -> Result<(), ProviderError>;
 }
 
-pub mod lab;
+/// The providers meshproof has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProviderKind {
+    /// A kind cluster created for the run (the default).
+    Kind,
+    /// A cluster the user already has, picked by kubeconfig context.
+    Existing,
+    /// The offline Docker lab with real Envoy sidecars.
+    Lab,
+}
+
+impl ProviderKind {
+    /// The name used by `--provider` and in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Kind => "kind",
+            ProviderKind::Existing => "existing",
+            ProviderKind::Lab => "lab",
+        }
+    }
+}
+
+/// The provider of that kind, for a repository rooted at `root`.
+pub fn for_kind(kind: ProviderKind, _root: &Path) -> Box<dyn Provider> {
+    Box::new(NotBuilt(kind.as_str()))
+}
+
+/// A provider the CLI offers before its implementation lands: every call is a clear
+/// error (exit code 2), never a pass.
+struct NotBuilt(&'static str);
+
+#[async_trait]
+impl Provider for NotBuilt {
+    fn name(&self) -> &'static str {
+        self.0
+    }
+
+    fn plan(&self, _: &Scenario, _: &RunContext) -> Result<Vec<PlanEntry>, ProviderError> {
+        Err(ProviderError::NotBuilt(self.0))
+    }
+
+    async fn preflight(&self, _: &Scenario, _: &RunContext) -> Result<(), ProviderError> {
+        Err(ProviderError::NotBuilt(self.0))
+    }
+
+    async fn provision(
+        &self,
+        _: &Scenario,
+        _: &RunContext,
+        _: &dyn Reporter,
+    ) -> Result<Box<dyn Lab>, ProviderError> {
+        Err(ProviderError::NotBuilt(self.0))
+    }
+}

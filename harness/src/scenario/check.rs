@@ -56,7 +56,11 @@ struct Checker<'a> {
 
 impl<'a> Checker<'a> {
     fn report(&mut self, spanned_at: SourceRef, message: String, hint: Option<String>) {
-        self.problems.push(Problem { at: spanned_at, message, hint });
+        self.problems.push(Problem {
+            at: spanned_at,
+            message,
+            hint,
+        });
     }
 
     fn problem<T>(&mut self, value: &Spanned<T>, message: String, hint: Option<String>) {
@@ -74,7 +78,11 @@ impl<'a> Checker<'a> {
         let hint = closest(&name.value, &known)
             .map(|c| format!("did you mean `{c}`?"))
             .or_else(|| Some(format!("declared workloads: {}", known.join(", "))));
-        self.problem(name, format!("{what} `{}` is not a declared workload", name.value), hint);
+        self.problem(
+            name,
+            format!("{what} `{}` is not a declared workload", name.value),
+            hint,
+        );
     }
 
     fn duration(&mut self, value: &Spanned<String>) {
@@ -90,7 +98,11 @@ pub(super) fn problems(path: &Path, file: &ScenarioFile, fixtures: &Path) -> Vec
         path,
         file,
         problems: Vec::new(),
-        workloads: file.workloads.iter().map(|w| w.name.value.as_str()).collect(),
+        workloads: file
+            .workloads
+            .iter()
+            .map(|w| w.name.value.as_str())
+            .collect(),
         probes: BTreeMap::new(),
     };
     header(&mut c);
@@ -99,14 +111,22 @@ pub(super) fn problems(path: &Path, file: &ScenarioFile, fixtures: &Path) -> Vec
     let mut captures = BTreeSet::new();
     for phase in &file.phases {
         if !phases.insert(phase.name.value.as_str()) {
-            c.problem(&phase.name, format!("phase `{}` is declared twice", phase.name.value), None);
+            c.problem(
+                &phase.name,
+                format!("phase `{}` is declared twice", phase.name.value),
+                None,
+            );
         }
         for step in &phase.steps {
             step_problems(&mut c, step, fixtures, &mut captures);
         }
     }
     if file.phases.is_empty() {
-        c.problem(&file.name, "scenario has no phases".into(), Some("add at least one phase with steps".into()));
+        c.problem(
+            &file.name,
+            "scenario has no phases".into(),
+            Some("add at least one phase with steps".into()),
+        );
     }
     c.problems.sort_by_key(|p| (p.at.line, p.at.column));
     c.problems
@@ -115,17 +135,40 @@ pub(super) fn problems(path: &Path, file: &ScenarioFile, fixtures: &Path) -> Vec
 fn header(c: &mut Checker) {
     let f = c.file;
     if f.api_version.value != API_VERSION {
-        c.problem(&f.api_version, format!("unsupported apiVersion `{}`", f.api_version.value), Some(format!("use `{API_VERSION}`")));
+        c.problem(
+            &f.api_version,
+            format!("unsupported apiVersion `{}`", f.api_version.value),
+            Some(format!("use `{API_VERSION}`")),
+        );
     }
     if f.kind.value != "Scenario" {
-        c.problem(&f.kind, format!("kind must be `Scenario`, not `{}`", f.kind.value), None);
+        c.problem(
+            &f.kind,
+            format!("kind must be `Scenario`, not `{}`", f.kind.value),
+            None,
+        );
     }
-    let stem = c.path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    let stem = c
+        .path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default();
     if f.name.value != stem {
-        c.problem(&f.name, format!("name `{}` differs from the file name `{stem}`", f.name.value), Some(format!("rename the file or set `name: {stem}`")));
+        c.problem(
+            &f.name,
+            format!(
+                "name `{}` differs from the file name `{stem}`",
+                f.name.value
+            ),
+            Some(format!("rename the file or set `name: {stem}`")),
+        );
     }
     if f.requires.workers < 1 {
-        c.report(at(c.path, &f.name), "requires.workers must be at least 1".into(), None);
+        c.report(
+            at(c.path, &f.name),
+            "requires.workers must be at least 1".into(),
+            None,
+        );
     }
 }
 
@@ -133,10 +176,18 @@ fn workloads(c: &mut Checker) {
     let mut seen = BTreeSet::new();
     for w in &c.file.workloads {
         if !seen.insert(w.name.value.as_str()) {
-            c.problem(&w.name, format!("workload `{}` is declared twice", w.name.value), None);
+            c.problem(
+                &w.name,
+                format!("workload `{}` is declared twice", w.name.value),
+                None,
+            );
         }
         if !is_kebab(&w.name.value) {
-            c.problem(&w.name, format!("workload name `{}` is not a Kubernetes name", w.name.value), Some("use lower-case letters, digits and '-'".into()));
+            c.problem(
+                &w.name,
+                format!("workload name `{}` is not a Kubernetes name", w.name.value),
+                Some("use lower-case letters, digits and '-'".into()),
+            );
         }
         for call in &w.calls {
             c.workload_ref(&call.to, "call target", &[peers::EGRESS_GATEWAY]);
@@ -144,38 +195,71 @@ fn workloads(c: &mut Checker) {
     }
 }
 
-fn step_problems<'a>(c: &mut Checker<'a>, step: &'a Step, fixtures: &Path, captures: &mut BTreeSet<&'a str>) {
+fn step_problems<'a>(
+    c: &mut Checker<'a>,
+    step: &'a Step,
+    fixtures: &Path,
+    captures: &mut BTreeSet<&'a str>,
+) {
     match step {
         Step::Apply(files) | Step::Delete(files) => {
             for file in files {
                 if !fixtures.join(&file.value).is_file() {
                     let hint = Some(format!("manifests are read from {}", fixtures.display()));
-                    c.problem(file, format!("manifest `{}` does not exist", file.value), hint);
+                    c.problem(
+                        file,
+                        format!("manifest `{}` does not exist", file.value),
+                        hint,
+                    );
                 }
             }
         }
         Step::Label(_) => {}
-        Step::Restart(names) => names.iter().for_each(|n| c.workload_ref(n, "restart of", &[])),
+        Step::Restart(names) => names
+            .iter()
+            .for_each(|n| c.workload_ref(n, "restart of", &[])),
         Step::Wait(wait) => {
-            wait.workloads.iter().for_each(|n| c.workload_ref(n, "wait on", &[]));
+            wait.workloads
+                .iter()
+                .for_each(|n| c.workload_ref(n, "wait on", &[]));
             c.duration(&wait.timeout);
             if wait.condition == WaitFor::SidecarInjected && c.file.requires.mesh.is_none() {
-                c.problem(&wait.timeout, "waiting for sidecars, but the scenario requires no mesh".into(), Some("add requires.mesh".into()));
+                c.problem(
+                    &wait.timeout,
+                    "waiting for sidecars, but the scenario requires no mesh".into(),
+                    Some("add requires.mesh".into()),
+                );
             }
         }
         Step::Probe(probes) => probes.iter().for_each(|p| probe(c, p)),
         Step::Capture(capture) => {
             if !captures.insert(capture.name.value.as_str()) {
-                c.problem(&capture.name, format!("capture `{}` is declared twice", capture.name.value), None);
+                c.problem(
+                    &capture.name,
+                    format!("capture `{}` is declared twice", capture.name.value),
+                    None,
+                );
             }
+            capture
+                .restart
+                .iter()
+                .for_each(|n| c.workload_ref(n, "restart of", &[]));
             capture.probes.iter().for_each(|p| probe(c, p));
-            let local: BTreeSet<&str> = capture.probes.iter().map(|p| p.name.value.as_str()).collect();
+            let local: BTreeSet<&str> = capture
+                .probes
+                .iter()
+                .map(|p| p.name.value.as_str())
+                .collect();
             let mut names = BTreeSet::new();
             for e in capture.expect.iter().chain(&capture.controls) {
                 expectation(c, e, &local, &mut names);
             }
             if capture.expect.is_empty() {
-                c.problem(&capture.name, "capture has no expectations".into(), Some("a capture without `expect` proves nothing".into()));
+                c.problem(
+                    &capture.name,
+                    "capture has no expectations".into(),
+                    Some("a capture without `expect` proves nothing".into()),
+                );
             }
         }
     }
@@ -183,28 +267,62 @@ fn step_problems<'a>(c: &mut Checker<'a>, step: &'a Step, fixtures: &Path, captu
 
 fn probe<'a>(c: &mut Checker<'a>, p: &'a Probe) {
     if c.probes.insert(p.name.value.as_str(), p).is_some() {
-        c.problem(&p.name, format!("probe `{}` is declared twice", p.name.value), Some("probe names are unique in a scenario".into()));
+        c.problem(
+            &p.name,
+            format!("probe `{}` is declared twice", p.name.value),
+            Some("probe names are unique in a scenario".into()),
+        );
     }
     c.workload_ref(&p.from, "probe source", &[peers::HOST]);
     c.workload_ref(&p.to.workload, "probe target", &[peers::INGRESS_GATEWAY]);
-    let kinds = [p.http.is_some(), p.tcp.is_some(), p.mysql.is_some(), p.amqp.is_some()];
+    let kinds = [
+        p.http.is_some(),
+        p.tcp.is_some(),
+        p.mysql.is_some(),
+        p.amqp.is_some(),
+    ];
     if kinds.iter().filter(|k| **k).count() != 1 {
-        c.problem(&p.name, format!("probe `{}` must have exactly one of http, tcp, mysql, amqp", p.name.value), None);
+        c.problem(
+            &p.name,
+            format!(
+                "probe `{}` must have exactly one of http, tcp, mysql, amqp",
+                p.name.value
+            ),
+            None,
+        );
     }
-    if let Some(http) = &p.http {
-        if http.body.is_some() && !http.form.is_empty() {
-            c.problem(&p.name, "an http probe has either `form` or `body`, not both".into(), None);
-        }
+    if let Some(http) = &p.http
+        && http.body.is_some()
+        && !http.form.is_empty()
+    {
+        c.problem(
+            &p.name,
+            "an http probe has either `form` or `body`, not both".into(),
+            None,
+        );
     }
     if p.to.workload.value == peers::INGRESS_GATEWAY {
-        let has_gateway = c.file.requires.mesh.as_ref().is_some_and(|m| m.ingress_gateway);
+        let has_gateway = c
+            .file
+            .requires
+            .mesh
+            .as_ref()
+            .is_some_and(|m| m.ingress_gateway);
         if !has_gateway {
-            c.problem(&p.to.workload, "probe goes through the ingress gateway, but the mesh has none".into(), Some("set requires.mesh.ingressGateway: true".into()));
+            c.problem(
+                &p.to.workload,
+                "probe goes through the ingress gateway, but the mesh has none".into(),
+                Some("set requires.mesh.ingressGateway: true".into()),
+            );
         }
     }
     for text in payload_texts(p) {
         for unknown in unknown_placeholders(text) {
-            c.problem(&p.name, format!("unknown placeholder `{unknown}`"), Some("the only placeholder is `{{canary}}`".into()));
+            c.problem(
+                &p.name,
+                format!("unknown placeholder `{unknown}`"),
+                Some("the only placeholder is `{{canary}}`".into()),
+            );
         }
     }
     c.duration(&p.timeout);
@@ -221,21 +339,47 @@ fn payload_texts(p: &Probe) -> Vec<&str> {
     texts.extend(p.tcp.as_ref().map(|t| t.send.as_str()));
     texts.extend(p.mysql.as_ref().map(|m| m.query.as_str()));
     texts.extend(p.amqp.as_ref().map(|a| a.publish.as_str()));
+    texts.extend(p.expect.body_contains.as_deref());
     texts
 }
 
-fn expectation<'a>(c: &mut Checker<'a>, e: &'a WireExpectation, local: &BTreeSet<&str>, names: &mut BTreeSet<&'a str>) {
+fn expectation<'a>(
+    c: &mut Checker<'a>,
+    e: &'a WireExpectation,
+    local: &BTreeSet<&str>,
+    names: &mut BTreeSet<&'a str>,
+) {
     if !names.insert(e.name.value.as_str()) {
-        c.problem(&e.name, format!("expectation `{}` is declared twice in this capture", e.name.value), None);
+        c.problem(
+            &e.name,
+            format!(
+                "expectation `{}` is declared twice in this capture",
+                e.name.value
+            ),
+            None,
+        );
     }
-    let builtins = [peers::ANY, peers::HOST, peers::INGRESS_GATEWAY, peers::EGRESS_GATEWAY];
+    let builtins = [
+        peers::ANY,
+        peers::HOST,
+        peers::INGRESS_GATEWAY,
+        peers::EGRESS_GATEWAY,
+    ];
     c.workload_ref(&e.flow.from, "flow source", &builtins);
     c.workload_ref(&e.flow.to, "flow destination", &builtins[1..]);
     if e.class.is_none() && e.canary.is_none() {
-        c.problem(&e.name, format!("expectation `{}` checks nothing", e.name.value), Some("set `class`, `canary`, or both".into()));
+        c.problem(
+            &e.name,
+            format!("expectation `{}` checks nothing", e.name.value),
+            Some("set `class`, `canary`, or both".into()),
+        );
     }
     if e.probes.is_empty() {
-        c.problem(&e.name, format!("expectation `{}` names no probe", e.name.value), Some("list the probes whose traffic it judges under `probes`".into()));
+        c.problem(
+            &e.name,
+            format!("expectation `{}` names no probe", e.name.value),
+            Some("list the probes whose traffic it judges under `probes`".into()),
+        );
     }
     for name in &e.probes {
         if !local.contains(name.value.as_str()) {
@@ -243,7 +387,14 @@ fn expectation<'a>(c: &mut Checker<'a>, e: &'a WireExpectation, local: &BTreeSet
             let hint = closest(&name.value, &known)
                 .map(|k| format!("did you mean `{k}`?"))
                 .unwrap_or_else(|| format!("probes in this capture: {}", known.join(", ")));
-            c.problem(name, format!("expectation names probe `{}`, which this capture does not run", name.value), Some(hint));
+            c.problem(
+                name,
+                format!(
+                    "expectation names probe `{}`, which this capture does not run",
+                    name.value
+                ),
+                Some(hint),
+            );
         }
     }
 }
@@ -251,7 +402,9 @@ fn expectation<'a>(c: &mut Checker<'a>, e: &'a WireExpectation, local: &BTreeSet
 fn is_kebab(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 63
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !name.starts_with('-')
         && !name.ends_with('-')
 }
@@ -310,7 +463,9 @@ pub(super) fn state_after(s: &Scenario, phase: Option<&str>) -> Vec<Document> {
 
 fn apply_labels(objects: &mut BTreeMap<String, Document>, step: &LabelStep) {
     let key = format!("Namespace/-/{}", step.namespace);
-    let Some(ns) = objects.get_mut(&key) else { return };
+    let Some(ns) = objects.get_mut(&key) else {
+        return;
+    };
     let labels = ns
         .value
         .as_object_mut()

@@ -12,20 +12,32 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let mut total = Duration::ZERO;
     let mut rest = text;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
-            return Err(format!("`{text}` is not a duration; write it like `90s` or `5m`"));
+            return Err(format!(
+                "`{text}` is not a duration; write it like `90s` or `5m`"
+            ));
         }
-        let value: u64 = rest[..digits].parse().map_err(|_| format!("`{text}` is too large"))?;
+        let value: u64 = rest[..digits]
+            .parse()
+            .map_err(|_| format!("`{text}` is too large"))?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let unit = match &rest[..unit_len] {
             "ms" => Duration::from_millis(value),
             "s" => Duration::from_secs(value),
             "m" => Duration::from_secs(value * 60),
             "h" => Duration::from_secs(value * 3600),
             "" => return Err(format!("`{text}` has no unit; write it like `90s` or `5m`")),
-            other => return Err(format!("unknown unit `{other}` in `{text}`; use ms, s, m or h")),
+            other => {
+                return Err(format!(
+                    "unknown unit `{other}` in `{text}`; use ms, s, m or h"
+                ));
+            }
         };
         total += unit;
         rest = &rest[unit_len..];

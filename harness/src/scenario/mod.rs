@@ -72,12 +72,33 @@ pub enum ScenarioError {
     },
 }
 
+/// serde-saphyr prefixes its messages with `error: line N column M:`; the location is
+/// already in the `file:line:column` prefix, so say it once.
+fn clean_serde_message(text: &str) -> String {
+    let first = text.lines().next().unwrap_or_default();
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    match first.split_once(": ") {
+        Some((head, rest)) if head.starts_with("line ") && head.contains(" column ") => {
+            rest.to_string()
+        }
+        _ => first.to_string(),
+    }
+}
+
 fn suggestion(known: &[String]) -> String {
-    if known.is_empty() { String::new() } else { format!("; known: {}", known.join(", ")) }
+    if known.is_empty() {
+        String::new()
+    } else {
+        format!("; known: {}", known.join(", "))
+    }
 }
 
 fn list(problems: &[Problem]) -> String {
-    problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n")
+    problems
+        .iter()
+        .map(|p| format!("  {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// A loaded, checked scenario with its manifests.
@@ -105,26 +126,46 @@ impl Scenario {
         let path = dir.join(format!("{name}.yaml"));
         if !path.is_file() {
             let known = list_names(&dir);
-            return Err(ScenarioError::Unknown { name: name.to_string(), dir, known });
+            return Err(ScenarioError::Unknown {
+                name: name.to_string(),
+                dir,
+                known,
+            });
         }
         Scenario::load_path(&path, &root.join("fixtures").join(name))
     }
 
     /// Loads a scenario file, reading manifests from `fixtures`.
     pub fn load_path(path: &Path, fixtures: &Path) -> Result<Scenario, ScenarioError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ScenarioError::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Scenario::parse(path, &text, fixtures)
     }
 
     /// Parses scenario text; `path` is used for locations and the name check.
     pub fn parse(path: &Path, text: &str, fixtures: &Path) -> Result<Scenario, ScenarioError> {
-        let invalid = |problems| ScenarioError::Invalid { path: path.to_path_buf(), problems };
+        let invalid = |problems| ScenarioError::Invalid {
+            path: path.to_path_buf(),
+            problems,
+        };
         let file: ScenarioFile = serde_saphyr::from_str(text).map_err(|e| {
-            let (line, column) = e.location().map(|l| (l.line() as u32, l.column() as u32)).unwrap_or((0, 0));
-            let message = e.to_string().lines().next().unwrap_or_default().to_string();
+            let (line, column) = e
+                .location()
+                .map(|l| (l.line() as u32, l.column() as u32))
+                .unwrap_or((0, 0));
+            let message = clean_serde_message(&e.to_string());
             let hint = check::serde_hint(&message);
-            invalid(vec![Problem { at: SourceRef { path: path.to_path_buf(), line, column }, message, hint }])
+            invalid(vec![Problem {
+                at: SourceRef {
+                    path: path.to_path_buf(),
+                    line,
+                    column,
+                },
+                message,
+                hint,
+            }])
         })?;
         let mut manifests = BTreeMap::new();
         let mut problems = Vec::new();
@@ -138,7 +179,7 @@ impl Scenario {
                     manifests.insert(reference.value.clone(), docs);
                 }
                 Err(err) => problems.push(Problem {
-                    at: check::at(path, &reference),
+                    at: check::at(path, reference),
                     message: format!("manifest does not load: {err}"),
                     hint: None,
                 }),
@@ -148,7 +189,12 @@ impl Scenario {
         if !problems.is_empty() {
             return Err(invalid(problems));
         }
-        Ok(Scenario { file, path: path.to_path_buf(), fixtures: fixtures.to_path_buf(), manifests })
+        Ok(Scenario {
+            file,
+            path: path.to_path_buf(),
+            fixtures: fixtures.to_path_buf(),
+            manifests,
+        })
     }
 
     /// Looks up a declared workload by name.
@@ -163,7 +209,10 @@ impl Scenario {
 
     /// The documents a manifest reference names (empty if unknown).
     pub fn documents(&self, reference: &str) -> &[Document] {
-        self.manifests.get(reference).map(Vec::as_slice).unwrap_or(&[])
+        self.manifests
+            .get(reference)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
     }
 
     /// The objects that exist after every step of `phase` (or of all phases when `None`)
@@ -191,5 +240,11 @@ pub fn list_names(dir: &Path) -> Vec<String> {
 
 /// Loads every scenario in `<root>/scenarios`, in name order.
 pub fn load_all(root: &Path) -> Result<Vec<Scenario>, ScenarioError> {
-    list_names(&root.join("scenarios")).iter().map(|n| Scenario::load(root, n)).collect()
+    list_names(&root.join("scenarios"))
+        .iter()
+        .map(|n| Scenario::load(root, n))
+        .collect()
 }
+
+#[cfg(test)]
+mod tests;

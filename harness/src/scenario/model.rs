@@ -454,9 +454,12 @@ pub struct AmqpProbe {
     pub queue: String,
     /// The message body (may contain `{{canary}}`).
     pub publish: String,
-    /// Also consume the message and check its body came back.
+    /// Also consume the message and report its body.
     #[serde(default)]
     pub consume: bool,
+    /// Declare a quorum queue, replicated to every cluster node, instead of a classic one.
+    #[serde(default)]
+    pub quorum: bool,
 }
 
 /// What a probe should observe. Unset fields are not checked.
@@ -466,7 +469,7 @@ pub struct ProbeExpect {
     /// The HTTP status.
     #[serde(default)]
     pub status: Option<u16>,
-    /// A substring of the response body.
+    /// A substring of the response body (may contain `{{canary}}`).
     #[serde(default)]
     pub body_contains: Option<String>,
     /// The connection is reset or closed without an answer.
@@ -480,6 +483,11 @@ pub struct ProbeExpect {
 pub struct CaptureStep {
     /// Unique within the scenario; names the pcap artifact.
     pub name: Spanned<String>,
+    /// Workloads restarted once the capture is live and before the probes run, so that
+    /// long-lived connections (cluster links) are re-established inside the window and
+    /// their handshakes are seen. The restart waits until the pods are ready again.
+    #[serde(default)]
+    pub restart: Vec<Spanned<String>>,
     /// The probes run inside the capture window.
     pub probes: Vec<Probe>,
     /// Wire expectations.
@@ -534,7 +542,11 @@ pub enum CanaryRule {
 
 /// A value with no source location, for defaults.
 pub fn unlocated<T>(value: T) -> Spanned<T> {
-    Spanned::new(value, serde_saphyr::Location::UNKNOWN, serde_saphyr::Location::UNKNOWN)
+    Spanned::new(
+        value,
+        serde_saphyr::Location::UNKNOWN,
+        serde_saphyr::Location::UNKNOWN,
+    )
 }
 
 /// Peer names that are not workloads.

@@ -20,8 +20,9 @@ impl Canary {
     pub fn generate() -> Canary {
         const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
         let mut rng = rand::rng();
-        let tail: String =
-            (0..16).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect();
+        let tail: String = (0..16)
+            .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+            .collect();
         Canary(format!("MESHPROOF-CANARY-{tail}"))
     }
 
@@ -79,12 +80,18 @@ mod tests {
     #[test]
     fn render_replaces_every_placeholder() {
         let c = Canary::fixed("MESHPROOF-CANARY-x");
-        assert_eq!(render("a={{canary}}&b={{canary}}", &c), "a=MESHPROOF-CANARY-x&b=MESHPROOF-CANARY-x");
+        assert_eq!(
+            render("a={{canary}}&b={{canary}}", &c),
+            "a=MESHPROOF-CANARY-x&b=MESHPROOF-CANARY-x"
+        );
     }
 
     #[test]
     fn unknown_placeholders_are_found() {
-        assert_eq!(unknown_placeholders("{{canary}} {{ canary }} {{run}}"), vec!["{{ canary }}", "{{run}}"]);
+        assert_eq!(
+            unknown_placeholders("{{canary}} {{ canary }} {{run}}"),
+            vec!["{{ canary }}", "{{run}}"]
+        );
         assert!(unknown_placeholders("no braces").is_empty());
     }
 }

@@ -50,7 +50,10 @@ impl FlowClass {
 
     /// True for the classes that mean a mesh encrypted and authenticated the flow.
     pub fn is_mesh_mtls(self) -> bool {
-        matches!(self, FlowClass::IstioMtls | FlowClass::Hbone | FlowClass::ConsulMtls)
+        matches!(
+            self,
+            FlowClass::IstioMtls | FlowClass::Hbone | FlowClass::ConsulMtls
+        )
     }
 }
 
@@ -62,7 +65,9 @@ impl fmt::Display for FlowClass {
 
 /// The error for a string that names no [`FlowClass`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown flow class `{0}`; expected one of plaintext, tls, istio-mtls, hbone, consul-mtls, unknown")]
+#[error(
+    "unknown flow class `{0}`; expected one of plaintext, tls, istio-mtls, hbone, consul-mtls, unknown"
+)]
 pub struct UnknownClass(pub String);
 
 impl FromStr for FlowClass {

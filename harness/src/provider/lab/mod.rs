@@ -16,6 +16,7 @@ pub mod config;
 pub mod docker;
 pub mod envoy;
 pub mod image;
+pub mod mesh;
 pub mod pki;
 pub mod pod;
 

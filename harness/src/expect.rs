@@ -1,0 +1,254 @@
+//! Expectations: judging what probes and captures saw against what the scenario says.
+//!
+//! Everything here is a pure function of the scenario, the observations and the capture,
+//! so every rule is unit-tested without a lab. Three rules keep a pass honest:
+//! - an expectation about a flow only passes if the capture saw that flow at all;
+//! - a capture that saw no packets, or whose negative controls failed, turns every other
+//!   verdict of that capture into an error, never a pass;
+//! - an expectation whose probes were not answered is judged anyway, but says so.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use crate::provider::{CaptureResult, Observation, PeerMap};
+use crate::scenario::{Canary, CanaryRule, CaptureStep, Probe, WireExpectation, peers, render};
+use crate::verdict::{CheckKind, Evidence, FlowEvidence, Judgement, Verdict};
+use crate::wire::Flow;
+
+/// Judges a probe's observation against its `expect`.
+pub fn judge_probe(probe: &Probe, obs: &Observation, canary: &Canary) -> Judgement {
+    let name = &probe.name.value;
+    let expect = &probe.expect;
+    let mut wrong = Vec::new();
+    if expect.reset == Some(true) {
+        if obs.answered && !obs.reset {
+            wrong.push(format!(
+                "expected the connection to be refused or reset, but it was answered{}",
+                status_text(obs)
+            ));
+        }
+    } else if !obs.answered {
+        let why = obs.error.clone().unwrap_or_else(|| "no answer".into());
+        wrong.push(format!(
+            "no answer after {} attempt(s): {why}",
+            obs.attempts
+        ));
+    }
+    if let Some(status) = expect.status
+        && obs.answered
+        && obs.status != Some(status)
+    {
+        wrong.push(format!(
+            "expected HTTP {status}, got {}",
+            obs.status.map_or("no status".into(), |s| s.to_string())
+        ));
+    }
+    if let Some(needle) = &expect.body_contains {
+        let needle = render(needle, canary);
+        if obs.answered && !obs.body.contains(&needle) {
+            wrong.push(format!("the answer does not contain `{needle}`"));
+        }
+    }
+    let (verdict, reason) = if wrong.is_empty() {
+        (
+            Verdict::Pass,
+            format!("answered as expected{}", status_text(obs)),
+        )
+    } else {
+        (Verdict::Fail, wrong.join("; "))
+    };
+    Judgement {
+        name: name.clone(),
+        kind: CheckKind::Probe,
+        verdict,
+        reason,
+        evidence: Evidence {
+            observation: Some(obs.clone()),
+            ..Evidence::default()
+        },
+    }
+}
+
+fn status_text(obs: &Observation) -> String {
+    obs.status
+        .map(|s| format!(" (HTTP {s})"))
+        .unwrap_or_default()
+}
+
+/// Judges every expectation and control of one capture.
+///
+/// `probe_verdicts` maps probe names to their own verdicts, so an expectation can say
+/// that the traffic it judges may be missing because its probe failed.
+pub fn judge_capture(
+    step: &CaptureStep,
+    capture: &CaptureResult,
+    probe_verdicts: &BTreeMap<String, Verdict>,
+) -> Vec<Judgement> {
+    let controls: Vec<Judgement> = step
+        .controls
+        .iter()
+        .map(|e| judge_wire(e, CheckKind::Control, capture, probe_verdicts))
+        .collect();
+    let mut expectations: Vec<Judgement> = step
+        .expect
+        .iter()
+        .map(|e| judge_wire(e, CheckKind::Wire, capture, probe_verdicts))
+        .collect();
+    let gate = if capture.analysis.packets == 0 {
+        Some(format!(
+            "the capture at {} saw no packets at all, so it proves nothing",
+            capture.point
+        ))
+    } else {
+        controls
+            .iter()
+            .find(|c| c.verdict != Verdict::Pass)
+            .map(|c| format!("negative control `{}` failed, so this capture cannot be trusted to see what it says is absent", c.name))
+    };
+    if let Some(why) = gate {
+        for j in expectations
+            .iter_mut()
+            .filter(|j| j.verdict == Verdict::Pass)
+        {
+            j.verdict = Verdict::Error;
+            j.reason = format!("{why} (on its own it would pass: {})", j.reason);
+        }
+    }
+    controls.into_iter().chain(expectations).collect()
+}
+
+/// Judges one wire expectation against a capture.
+pub fn judge_wire(
+    e: &WireExpectation,
+    kind: CheckKind,
+    capture: &CaptureResult,
+    probe_verdicts: &BTreeMap<String, Verdict>,
+) -> Judgement {
+    let flows: Vec<&Flow> = capture
+        .analysis
+        .flows
+        .iter()
+        .filter(|f| selects(e, f, &capture.peers))
+        .collect();
+    let selector = format!(
+        "{} → {}:{}",
+        e.flow.from.value, e.flow.to.value, e.flow.port
+    );
+    let evidence = Evidence {
+        flows: flows
+            .iter()
+            .map(|f| flow_evidence(f, &capture.peers))
+            .collect(),
+        pcap: Some(capture.pcap.clone()),
+        observation: None,
+    };
+    let (verdict, reason) = if flows.is_empty() {
+        let failed: Vec<&str> = e
+            .probes
+            .iter()
+            .map(|p| p.value.as_str())
+            .filter(|p| probe_verdicts.get(*p).is_some_and(|v| *v != Verdict::Pass))
+            .collect();
+        let mut reason = format!(
+            "no flow {selector} was captured; an expectation only counts when its flow is seen"
+        );
+        if !failed.is_empty() {
+            reason.push_str(&format!(
+                " (probe {} did not pass, so the traffic may never have been sent)",
+                failed.join(", ")
+            ));
+        }
+        (Verdict::Fail, reason)
+    } else {
+        check_flows(e, &flows, &selector)
+    };
+    Judgement {
+        name: e.name.value.clone(),
+        kind,
+        verdict,
+        reason,
+        evidence,
+    }
+}
+
+fn check_flows(e: &WireExpectation, flows: &[&Flow], selector: &str) -> (Verdict, String) {
+    let mut wrong = Vec::new();
+    if let Some(class) = e.class {
+        let off: Vec<String> = flows
+            .iter()
+            .filter(|f| f.class != class)
+            .map(|f| format!("{} → {} was {}", f.client, f.server, f.class))
+            .collect();
+        if !off.is_empty() {
+            wrong.push(format!(
+                "expected every flow {selector} to be {class}, but {}",
+                off.join(", ")
+            ));
+        }
+    }
+    let hits: u64 = flows.iter().map(|f| f.canary_hits).sum();
+    match e.canary {
+        Some(CanaryRule::Present) if hits == 0 => wrong.push(format!(
+            "the canary was not seen in clear in any of {} flow(s) {selector}",
+            flows.len()
+        )),
+        Some(CanaryRule::Absent) if hits > 0 => wrong.push(format!(
+            "the canary was seen in clear {hits} time(s) in flows {selector}"
+        )),
+        _ => {}
+    }
+    if wrong.is_empty() {
+        let class = e.class.map(|c| format!(", all {c}")).unwrap_or_default();
+        let canary = match e.canary {
+            Some(CanaryRule::Present) => format!(", canary seen {hits} time(s)"),
+            Some(CanaryRule::Absent) => ", canary nowhere in clear".to_string(),
+            None => String::new(),
+        };
+        (
+            Verdict::Pass,
+            format!("{} flow(s) {selector}{class}{canary}", flows.len()),
+        )
+    } else {
+        (Verdict::Fail, wrong.join("; "))
+    }
+}
+
+/// True when the flow matches the selector's endpoints.
+fn selects(e: &WireExpectation, f: &Flow, peers_map: &PeerMap) -> bool {
+    f.server.port() == e.flow.port
+        && peer_is(&e.flow.to.value, f.server, peers_map)
+        && (e.flow.from.value == peers::ANY || peer_is(&e.flow.from.value, f.client, peers_map))
+}
+
+fn peer_is(name: &str, addr: SocketAddr, peers_map: &PeerMap) -> bool {
+    peers_map
+        .peers
+        .get(&addr.ip())
+        .is_some_and(|p| p.workload == name)
+}
+
+fn describe(addr: SocketAddr, peers_map: &PeerMap) -> String {
+    match peers_map.peers.get(&addr.ip()) {
+        Some(p) if p.node.is_empty() => format!("{} {addr}", p.instance),
+        Some(p) => format!("{} ({}) {addr}", p.instance, p.node),
+        None => addr.to_string(),
+    }
+}
+
+/// A flow with names instead of bare addresses.
+pub fn flow_evidence(f: &Flow, peers_map: &PeerMap) -> FlowEvidence {
+    FlowEvidence {
+        client: describe(f.client, peers_map),
+        server: describe(f.server, peers_map),
+        class: f.class.to_string(),
+        protocol: f.protocol.clone(),
+        sni: f.sni.clone(),
+        alpn: f.alpn.clone(),
+        canary_hits: f.canary_hits,
+        client_bytes: f.client_bytes,
+        server_bytes: f.server_bytes,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,272 @@
+//! Table tests for the judging rules.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use super::*;
+use crate::provider::Peer;
+use crate::wire::{Analysis, FlowClass};
+
+const STEP: &str = r#"
+name: wire
+probes:
+  - name: submit
+    from: host
+    to: { workload: web, port: 80 }
+    http: { method: POST }
+expect:
+  - name: db-is-mtls
+    flow: { from: web, to: db, port: 3306 }
+    class: istio-mtls
+    canary: absent
+    probes: [submit]
+controls:
+  - name: front-in-clear
+    flow: { from: host, to: web, port: 80 }
+    class: plaintext
+    canary: present
+    probes: [submit]
+"#;
+
+fn step() -> CaptureStep {
+    serde_saphyr::from_str(STEP).unwrap()
+}
+
+fn peers() -> PeerMap {
+    let mut map = PeerMap::default();
+    for (ip, workload, node) in [
+        ("10.0.0.1", "host", ""),
+        ("10.244.1.5", "web", "worker"),
+        ("10.244.2.7", "db", "worker2"),
+    ] {
+        let ip: IpAddr = ip.parse().unwrap();
+        map.peers.insert(
+            ip,
+            Peer {
+                workload: workload.into(),
+                instance: format!("{workload}-0"),
+                node: node.into(),
+            },
+        );
+    }
+    map
+}
+
+fn flow(client: &str, server: &str, class: FlowClass, hits: u64) -> Flow {
+    Flow {
+        client: client.parse().unwrap(),
+        server: server.parse().unwrap(),
+        class,
+        protocol: None,
+        sni: None,
+        alpn: vec![],
+        tls_version: None,
+        canary_hits: hits,
+        client_bytes: 100,
+        server_bytes: 100,
+    }
+}
+
+fn capture(flows: Vec<Flow>) -> CaptureResult {
+    let packets = flows.len() as u64 * 10;
+    CaptureResult {
+        pcap: PathBuf::from("wire.pcap"),
+        analysis: Analysis {
+            packets,
+            bytes: packets * 100,
+            flows,
+        },
+        peers: peers(),
+        point: "br-test".into(),
+    }
+}
+
+fn front(hits: u64) -> Flow {
+    flow(
+        "10.0.0.1:40000",
+        "10.244.1.5:80",
+        FlowClass::Plaintext,
+        hits,
+    )
+}
+
+fn verdicts(flows: Vec<Flow>) -> Vec<(String, Verdict)> {
+    let passed = BTreeMap::from([("submit".to_string(), Verdict::Pass)]);
+    judge_capture(&step(), &capture(flows), &passed)
+        .into_iter()
+        .map(|j| (j.name, j.verdict))
+        .collect()
+}
+
+#[test]
+fn mtls_without_canary_passes_with_a_working_control() {
+    let v = verdicts(vec![
+        front(1),
+        flow(
+            "10.244.1.5:5000",
+            "10.244.2.7:3306",
+            FlowClass::IstioMtls,
+            0,
+        ),
+    ]);
+    assert_eq!(
+        v,
+        [
+            ("front-in-clear".into(), Verdict::Pass),
+            ("db-is-mtls".into(), Verdict::Pass)
+        ]
+    );
+}
+
+#[test]
+fn plaintext_where_mtls_is_expected_fails() {
+    let v = verdicts(vec![
+        front(1),
+        flow(
+            "10.244.1.5:5000",
+            "10.244.2.7:3306",
+            FlowClass::Plaintext,
+            2,
+        ),
+    ]);
+    assert_eq!(v[1].1, Verdict::Fail);
+}
+
+#[test]
+fn one_bad_flow_among_good_ones_fails() {
+    let v = verdicts(vec![
+        front(1),
+        flow(
+            "10.244.1.5:5000",
+            "10.244.2.7:3306",
+            FlowClass::IstioMtls,
+            0,
+        ),
+        flow("10.244.1.5:5001", "10.244.2.7:3306", FlowClass::Tls, 0),
+    ]);
+    assert_eq!(v[1].1, Verdict::Fail);
+}
+
+#[test]
+fn an_unseen_flow_is_not_a_pass() {
+    let v = verdicts(vec![front(1)]);
+    assert_eq!(v[1].1, Verdict::Fail);
+}
+
+#[test]
+fn flows_to_other_ports_or_peers_are_not_selected() {
+    let v = verdicts(vec![
+        front(1),
+        flow(
+            "10.244.1.5:5000",
+            "10.244.2.7:3307",
+            FlowClass::IstioMtls,
+            0,
+        ),
+        flow("10.0.0.1:5000", "10.244.2.7:3306", FlowClass::IstioMtls, 0),
+    ]);
+    assert_eq!(v[1].1, Verdict::Fail, "neither flow is web -> db:3306");
+}
+
+#[test]
+fn a_failed_control_turns_passes_into_errors() {
+    let v = verdicts(vec![
+        front(0),
+        flow(
+            "10.244.1.5:5000",
+            "10.244.2.7:3306",
+            FlowClass::IstioMtls,
+            0,
+        ),
+    ]);
+    assert_eq!(
+        v,
+        [
+            ("front-in-clear".into(), Verdict::Fail),
+            ("db-is-mtls".into(), Verdict::Error)
+        ]
+    );
+}
+
+#[test]
+fn an_empty_capture_proves_nothing() {
+    let passed = BTreeMap::new();
+    let mut empty = capture(vec![]);
+    empty.analysis.packets = 0;
+    let js = judge_capture(&step(), &empty, &passed);
+    assert!(js.iter().all(|j| j.verdict != Verdict::Pass), "{js:#?}");
+}
+
+#[test]
+fn evidence_names_peers() {
+    let js = judge_capture(&step(), &capture(vec![front(1)]), &BTreeMap::new());
+    let e = &js[0].evidence.flows[0];
+    assert_eq!(e.client, "host-0 10.0.0.1:40000");
+    assert_eq!(e.server, "web-0 (worker) 10.244.1.5:80");
+    assert_eq!(
+        js[0].evidence.pcap.as_deref(),
+        Some(std::path::Path::new("wire.pcap"))
+    );
+}
+
+fn probe(expect: &str) -> Probe {
+    let text = format!(
+        "name: p\nfrom: host\nto: {{ workload: web, port: 80 }}\nhttp: {{}}\nexpect: {expect}\n"
+    );
+    serde_saphyr::from_str(&text).unwrap()
+}
+
+fn obs(answered: bool, status: Option<u16>, body: &str, reset: bool) -> Observation {
+    Observation {
+        answered,
+        status,
+        body: body.into(),
+        reset,
+        attempts: 1,
+        ..Observation::default()
+    }
+}
+
+#[test]
+fn probe_rules() {
+    let c = Canary::fixed("MESHPROOF-CANARY-t");
+    let cases = [
+        (
+            "{ status: 200 }",
+            obs(true, Some(200), "", false),
+            Verdict::Pass,
+        ),
+        (
+            "{ status: 200 }",
+            obs(true, Some(502), "", false),
+            Verdict::Fail,
+        ),
+        ("{ status: 200 }", obs(false, None, "", true), Verdict::Fail),
+        ("{ reset: true }", obs(false, None, "", true), Verdict::Pass),
+        (
+            "{ reset: true }",
+            obs(true, Some(200), "", false),
+            Verdict::Fail,
+        ),
+        (
+            "{ bodyContains: \"{{canary}}\" }",
+            obs(true, None, "got MESHPROOF-CANARY-t", false),
+            Verdict::Pass,
+        ),
+        (
+            "{ bodyContains: \"{{canary}}\" }",
+            obs(true, None, "got nothing", false),
+            Verdict::Fail,
+        ),
+        (
+            "{ status: 403, bodyContains: \"RBAC: access denied\" }",
+            obs(true, Some(403), "RBAC: access denied", false),
+            Verdict::Pass,
+        ),
+    ];
+    for (expect, o, want) in cases {
+        let j = judge_probe(&probe(expect), &o, &c);
+        assert_eq!(j.verdict, want, "{expect} with {o:?}: {}", j.reason);
+    }
+}
