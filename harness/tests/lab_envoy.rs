@@ -8,7 +8,7 @@ use std::time::Duration;
 use meshproof::exec::Exec;
 use meshproof::provider::lab::docker::{self, SweepGuard};
 use meshproof::provider::lab::envoy::{
-    ALPN_HTTP11, ALPN_TCP, Authz, AuthzRule, InboundMode, InboundPort, OutboundRoute, SidecarConfig, UpstreamTls, istio_sni,
+    ALPN_HTTP11, ALPN_TCP, Authz, AuthzRule, InboundMode, InboundPort, OutboundRoute, SidecarConfig, UpstreamCluster, UpstreamTls, istio_sni,
 };
 use meshproof::provider::lab::image::{self, ImageInputs};
 use meshproof::provider::lab::pki::{LabCa, SpiffeId};
@@ -94,6 +94,7 @@ async fn strict_mtls_between_sidecars_and_rbac_on_http() {
             InboundPort { port: 8080, http: true, mode: InboundMode::Strict, authz: Some(allow_get) },
         ],
         outbound: vec![],
+        ingress: vec![],
     };
     pod::start_sidecar(&docker, &ctx, &mut db, &db_sidecar, &ca.issue(&db_id).unwrap(), &ca.root_pem()).await.unwrap();
     pod::wait_ready(&docker, &db, &db_role, Duration::from_secs(30)).await.unwrap();
@@ -101,16 +102,18 @@ async fn strict_mtls_between_sidecars_and_rbac_on_http() {
     // The client: a pod whose sidecar originates Istio mTLS to both ports.
     let route = |listen: &str, port: u16, http: bool| OutboundRoute {
         listen: listen.parse().unwrap(),
-        http,
-        host: db_fqdn.into(),
-        service_port: port,
-        target_port: port,
-        service_fqdn: db_fqdn.into(),
-        tls: Some(UpstreamTls {
-            sni: istio_sni(port, db_fqdn),
-            alpn: if http { ALPN_HTTP11.map(String::from).to_vec() } else { ALPN_TCP.map(String::from).to_vec() },
-            peer_identities: vec![db_id.to_string()],
-        }),
+        cluster: UpstreamCluster {
+            http,
+            host: db_fqdn.into(),
+            service_port: port,
+            target_port: port,
+            service_fqdn: db_fqdn.into(),
+            tls: Some(UpstreamTls {
+                sni: istio_sni(port, db_fqdn),
+                alpn: if http { ALPN_HTTP11.map(String::from).to_vec() } else { ALPN_TCP.map(String::from).to_vec() },
+                peer_identities: vec![db_id.to_string()],
+            }),
+        },
     };
     let web_role = role("web", vec![], vec![]);
     let mut web = pod::start_app(&docker, &ctx, &web_role, vec![]).await.unwrap();
@@ -121,6 +124,7 @@ async fn strict_mtls_between_sidecars_and_rbac_on_http() {
         pod_ip: web.ip,
         inbound: vec![],
         outbound: vec![route("127.1.0.1:3306", 3306, false), route("127.1.0.2:8080", 8080, true)],
+        ingress: vec![],
     };
     pod::start_sidecar(&docker, &ctx, &mut web, &web_sidecar, &ca.issue(&web_id).unwrap(), &ca.root_pem()).await.unwrap();
     pod::wait_ready(&docker, &web, &web_role, Duration::from_secs(30)).await.unwrap();

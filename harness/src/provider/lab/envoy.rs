@@ -90,12 +90,10 @@ pub struct UpstreamTls {
     pub peer_identities: Vec<String>,
 }
 
-/// One upstream the app dials through the sidecar.
+/// A destination the sidecar originates connections to, as an Envoy cluster.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct OutboundRoute {
-    /// Where the sidecar listens for the app.
-    pub listen: SocketAddr,
-    /// HTTP rather than TCP.
+pub struct UpstreamCluster {
+    /// HTTP rather than TCP (ALPN and, outbound, the filter chosen).
     pub http: bool,
     /// The DNS name of the destination (service or pod).
     pub host: String,
@@ -107,6 +105,26 @@ pub struct OutboundRoute {
     pub service_fqdn: String,
     /// Mesh mTLS, or plaintext when `None`.
     pub tls: Option<UpstreamTls>,
+}
+
+/// One upstream the app dials through the sidecar.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct OutboundRoute {
+    /// Where the sidecar listens for the app.
+    pub listen: SocketAddr,
+    /// Where it sends the traffic.
+    pub cluster: UpstreamCluster,
+}
+
+/// One ingress-gateway route: HTTP for `hosts` on `port` goes to `cluster`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct IngressRoute {
+    /// The gateway port (a Gateway server's port).
+    pub port: u16,
+    /// Host names (the `Host` header) routed here.
+    pub hosts: Vec<String>,
+    /// The destination.
+    pub cluster: UpstreamCluster,
 }
 
 /// Everything one sidecar needs.
@@ -124,6 +142,8 @@ pub struct SidecarConfig {
     pub inbound: Vec<InboundPort>,
     /// Upstreams.
     pub outbound: Vec<OutboundRoute>,
+    /// Ingress-gateway routes (the gateway's Envoy only).
+    pub ingress: Vec<IngressRoute>,
 }
 
 /// The Envoy bootstrap for a sidecar, as JSON.
@@ -131,7 +151,14 @@ pub fn bootstrap(cfg: &SidecarConfig) -> Value {
     let mut listeners: Vec<Value> = cfg.inbound.iter().map(|p| inbound_listener(cfg, p)).collect();
     let mut clusters: Vec<Value> = cfg.inbound.iter().map(inbound_cluster).collect();
     listeners.extend(cfg.outbound.iter().map(outbound_listener));
-    clusters.extend(cfg.outbound.iter().map(outbound_cluster));
+    clusters.extend(cfg.outbound.iter().map(|r| upstream_cluster(&r.cluster)));
+    listeners.extend(ingress_listeners(cfg));
+    let mut seen = std::collections::BTreeSet::new();
+    for route in &cfg.ingress {
+        if seen.insert(cluster_name(&route.cluster)) {
+            clusters.push(upstream_cluster(&route.cluster));
+        }
+    }
     json!({
         "node": {
             "id": format!("sidecar~{}~{}.{}~{}.svc.cluster.local", cfg.pod_ip, cfg.pod, cfg.namespace, cfg.namespace),
@@ -150,7 +177,7 @@ fn inbound_cluster_name(port: u16) -> String {
     format!("inbound|{port}||")
 }
 
-fn outbound_cluster_name(r: &OutboundRoute) -> String {
+fn cluster_name(r: &UpstreamCluster) -> String {
     // Istio names per-service clusters `outbound|port||fqdn`; a pod-addressed route (a
     // headless service's endpoint) also carries the pod host so names stay unique.
     if r.host == r.service_fqdn {
@@ -363,8 +390,8 @@ fn inbound_cluster(p: &InboundPort) -> Value {
 }
 
 fn outbound_listener(r: &OutboundRoute) -> Value {
-    let cluster = outbound_cluster_name(r);
-    let filter = if r.http {
+    let cluster = cluster_name(&r.cluster);
+    let filter = if r.cluster.http {
         http_connection_manager(&format!("outbound_{}", r.listen), &cluster, Vec::new(), false)
     } else {
         tcp_proxy(&cluster, &cluster)
@@ -376,8 +403,47 @@ fn outbound_listener(r: &OutboundRoute) -> Value {
     })
 }
 
-fn outbound_cluster(r: &OutboundRoute) -> Value {
-    let name = outbound_cluster_name(r);
+/// The gateway's listeners: plain HTTP on the pod IP, routed by `Host` to mesh clusters.
+fn ingress_listeners(cfg: &SidecarConfig) -> Vec<Value> {
+    let ports: std::collections::BTreeSet<u16> = cfg.ingress.iter().map(|r| r.port).collect();
+    ports
+        .into_iter()
+        .map(|port| {
+            let hosts: Vec<Value> = cfg
+                .ingress
+                .iter()
+                .filter(|r| r.port == port)
+                .map(|r| {
+                    let mut domains: Vec<String> = r.hosts.clone();
+                    domains.extend(r.hosts.iter().map(|h| format!("{h}:{port}")));
+                    json!({
+                        "name": format!("{}:{port}", r.hosts.join(",")),
+                        "domains": domains,
+                        "routes": [{"match": {"prefix": "/"}, "route": {"cluster": cluster_name(&r.cluster), "timeout": "0s"}}],
+                    })
+                })
+                .collect();
+            let router = json!({
+                "name": "envoy.filters.http.router",
+                "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
+            });
+            let hcm = json!({
+                "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                "stat_prefix": format!("http.{port}"),
+                "route_config": {"name": format!("http.{port}"), "virtual_hosts": hosts},
+                "http_filters": [router],
+            });
+            json!({
+                "name": format!("0.0.0.0_{port}"),
+                "address": socket(cfg.pod_ip, port),
+                "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]}],
+            })
+        })
+        .collect()
+}
+
+fn upstream_cluster(r: &UpstreamCluster) -> Value {
+    let name = cluster_name(r);
     let mut cluster = json!({
         "name": name,
         "type": "STRICT_DNS",

@@ -11,17 +11,20 @@ fn web_sidecar() -> SidecarConfig {
         inbound: vec![InboundPort { port: 80, http: true, mode: InboundMode::Permissive, authz: None }],
         outbound: vec![OutboundRoute {
             listen: "127.1.0.1:3306".parse().unwrap(),
-            http: false,
-            host: "mysql-server.pii-demo.svc.cluster.local".into(),
-            service_port: 3306,
-            target_port: 3306,
-            service_fqdn: "mysql-server.pii-demo.svc.cluster.local".into(),
-            tls: Some(UpstreamTls {
-                sni: istio_sni(3306, "mysql-server.pii-demo.svc.cluster.local"),
-                alpn: ALPN_TCP.iter().map(|s| s.to_string()).collect(),
-                peer_identities: vec!["spiffe://cluster.local/ns/pii-demo/sa/mysql".into()],
-            }),
+            cluster: UpstreamCluster {
+                http: false,
+                host: "mysql-server.pii-demo.svc.cluster.local".into(),
+                service_port: 3306,
+                target_port: 3306,
+                service_fqdn: "mysql-server.pii-demo.svc.cluster.local".into(),
+                tls: Some(UpstreamTls {
+                    sni: istio_sni(3306, "mysql-server.pii-demo.svc.cluster.local"),
+                    alpn: ALPN_TCP.iter().map(|s| s.to_string()).collect(),
+                    peer_identities: vec!["spiffe://cluster.local/ns/pii-demo/sa/mysql".into()],
+                }),
+            },
         }],
+        ingress: vec![],
     }
 }
 
@@ -50,6 +53,7 @@ fn xnat_sidecar() -> SidecarConfig {
             InboundPort { port: 9000, http: false, mode: InboundMode::Disable, authz: None },
         ],
         outbound: vec![],
+        ingress: vec![],
     }
 }
 
@@ -123,4 +127,34 @@ fn allow_nothing_is_an_allow_filter_without_policies() {
     let rbac = &out["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"][0];
     assert_eq!(rbac["typed_config"]["rules"]["action"], "ALLOW");
     assert_eq!(rbac["typed_config"]["rules"]["policies"], serde_json::json!({}));
+}
+
+#[test]
+fn the_gateway_routes_by_host_to_mesh_clusters() {
+    let cluster = web_sidecar().outbound[0].cluster.clone();
+    let web = UpstreamCluster {
+        http: true,
+        host: "httpd-server.pii-demo.svc.cluster.local".into(),
+        service_port: 80,
+        target_port: 80,
+        service_fqdn: "httpd-server.pii-demo.svc.cluster.local".into(),
+        tls: cluster.tls.map(|t| UpstreamTls { sni: istio_sni(80, "httpd-server.pii-demo.svc.cluster.local"), ..t }),
+    };
+    let cfg = SidecarConfig {
+        pod: "istio-ingressgateway-0".into(),
+        namespace: "istio-system".into(),
+        workload: "ingress-gateway".into(),
+        pod_ip: "172.30.0.9".parse().unwrap(),
+        inbound: vec![],
+        outbound: vec![],
+        ingress: vec![IngressRoute { port: 80, hosts: vec!["pii-demo.apps.hl.test".into()], cluster: web }],
+    };
+    let out = bootstrap(&cfg);
+    let listener = &out["static_resources"]["listeners"][0];
+    assert_eq!(listener["address"]["socket_address"]["port_value"], 80);
+    let vhost = &listener["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]["virtual_hosts"][0];
+    assert_eq!(vhost["domains"], serde_json::json!(["pii-demo.apps.hl.test", "pii-demo.apps.hl.test:80"]));
+    assert_eq!(vhost["routes"][0]["route"]["cluster"], "outbound|80||httpd-server.pii-demo.svc.cluster.local");
+    let tls = &out["static_resources"]["clusters"][0]["transport_socket"]["typed_config"];
+    assert_eq!(tls["sni"], "outbound_.80_._.httpd-server.pii-demo.svc.cluster.local");
 }

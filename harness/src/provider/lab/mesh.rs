@@ -192,6 +192,19 @@ impl<'a> Mesh<'a> {
         })
     }
 
+    /// The Services in the workload's namespace whose selector matches its pods.
+    pub fn services_for(&self, namespace: &str, workload: &str) -> Vec<Service> {
+        let labels = self.pod_labels(namespace, workload);
+        self.of_kind("Service")
+            .filter(|d| d.namespace_or_default() == namespace)
+            .filter(|d| {
+                let selector = string_map(d.value.pointer("/spec/selector"));
+                !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+            })
+            .filter_map(|d| self.service(namespace, &d.name))
+            .collect()
+    }
+
     fn selects(selector: Option<&Value>, labels: &BTreeMap<String, String>) -> bool {
         let wanted = string_map(selector.and_then(|s| s.get("matchLabels")));
         wanted.iter().all(|(k, v)| labels.get(k) == Some(v))

@@ -19,6 +19,7 @@ pub mod image;
 pub mod mesh;
 pub mod pki;
 pub mod pod;
+pub mod topology;
 
 use crate::exec::ExecError;
 use crate::provider::ProviderError;
