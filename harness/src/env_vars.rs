@@ -12,6 +12,10 @@ pub const CACHE: &str = "MESHPROOF_CACHE";
 /// image. Defaults to the one built beside the running executable.
 pub const WORKLOAD_BIN: &str = "MESHPROOF_WORKLOAD_BIN";
 
+/// `CARGO`: set by cargo for the programs it runs; the lab uses it to build its workload
+/// binary before a run, so the image never carries a stale one.
+pub const CARGO: &str = "CARGO";
+
 fn path(name: &str) -> Option<PathBuf> {
     std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from)
 }
@@ -24,4 +28,9 @@ pub fn cache_dir() -> Option<PathBuf> {
 /// The workload binary from `MESHPROOF_WORKLOAD_BIN`, if set.
 pub fn workload_bin() -> Option<PathBuf> {
     path(WORKLOAD_BIN)
+}
+
+/// The cargo that runs this program, if any.
+pub fn cargo() -> Option<PathBuf> {
+    path(CARGO)
 }

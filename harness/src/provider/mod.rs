@@ -235,8 +235,11 @@ impl ProviderKind {
 }
 
 /// The provider of that kind, for a repository rooted at `root`.
-pub fn for_kind(kind: ProviderKind, _root: &Path) -> Box<dyn Provider> {
-    Box::new(NotBuilt(kind.as_str()))
+pub fn for_kind(kind: ProviderKind, root: &Path) -> Box<dyn Provider> {
+    match kind {
+        ProviderKind::Lab => Box::new(lab::LabProvider::new(root)),
+        other => Box::new(NotBuilt(other.as_str())),
+    }
 }
 
 /// A provider the CLI offers before its implementation lands: every call is a clear

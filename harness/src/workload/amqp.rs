@@ -222,14 +222,31 @@ async fn read_content<R: AsyncRead + Unpin>(r: &mut R) -> Result<Vec<u8>, Worklo
 #[derive(Debug, Default, Clone)]
 pub struct Queues {
     inner: Arc<Mutex<BTreeMap<String, VecDeque<Vec<u8>>>>>,
+    quorum: Arc<Mutex<std::collections::BTreeSet<String>>>,
+    replicate: Option<tokio::sync::mpsc::UnboundedSender<Vec<u8>>>,
 }
 
 impl Queues {
-    fn declare(&self, name: &str) -> u32 {
+    /// Queues whose quorum-queue messages are handed to `replicate`, which sends them to
+    /// the cluster peers (as a quorum queue's leader does over Erlang distribution).
+    pub fn replicated(replicate: tokio::sync::mpsc::UnboundedSender<Vec<u8>>) -> Queues {
+        Queues { replicate: Some(replicate), ..Queues::default() }
+    }
+    fn declare(&self, name: &str, quorum: bool) -> u32 {
+        if quorum {
+            if let Ok(mut q) = self.quorum.lock() {
+                q.insert(name.to_string());
+            }
+        }
         let Ok(mut q) = self.inner.lock() else { return 0 };
         q.entry(name.to_string()).or_default().len() as u32
     }
     fn push(&self, name: &str, body: Vec<u8>) {
+        let quorum = self.quorum.lock().map(|q| q.contains(name)).unwrap_or(false);
+        if let (true, Some(tx)) = (quorum, &self.replicate) {
+            // A closed channel only means no peers are configured.
+            let _ = tx.send(body.clone());
+        }
         if let Ok(mut q) = self.inner.lock() {
             let queue = q.entry(name.to_string()).or_default();
             // Bounded, so a long soak cannot grow the generator without limit.
@@ -279,7 +296,9 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, queues: &Q
                 let mut a = frame.args();
                 a.skip(2)?;
                 let name = a.shortstr()?;
-                let count = queues.declare(&name);
+                a.skip(1)?;
+                let quorum = table_text(a.longstr()?, "x-queue-type").as_deref() == Some("quorum");
+                let count = queues.declare(&name, quorum);
                 Method::new(QUEUE_DECLARE_OK).shortstr(&name).long(count).long(0).frame(ch).encode()
             }
             Some(BASIC_PUBLISH) => {
@@ -353,14 +372,25 @@ pub struct Exchange {
     pub consumed: Option<Vec<u8>>,
 }
 
-/// Connects as a client, declares `queue`, publishes `body` to it through the default
+/// What a client publish does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublishOptions<'a> {
+    /// The queue, declared first.
+    pub queue: &'a str,
+    /// Declare it as a (durable) quorum queue.
+    pub quorum: bool,
+    /// Get the message back with Basic.Get.
+    pub consume: bool,
+}
+
+/// Connects as a client, declares the queue, publishes `body` to it through the default
 /// exchange, optionally gets it back, and closes cleanly.
 pub async fn publish<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
-    queue: &str,
+    opts: &PublishOptions<'_>,
     body: &[u8],
-    consume: bool,
 ) -> Result<Exchange, WorkloadError> {
+    let PublishOptions { queue, quorum, consume } = *opts;
     stream.write_all(PROTOCOL_HEADER).await?;
     let start = expect(stream, START).await?;
     let product = product_of(&start);
@@ -377,7 +407,12 @@ pub async fn publish<S: AsyncRead + AsyncWrite + Unpin>(
     expect(stream, OPEN_OK).await?;
     stream.write_all(&Method::new(CHANNEL_OPEN).shortstr("").frame(1).encode()).await?;
     expect(stream, CHANNEL_OPEN_OK).await?;
-    let declare = Method::new(QUEUE_DECLARE).short(0).shortstr(queue).octet(0).table(&[]);
+    let declare = if quorum {
+        // Quorum queues must be durable (bit 1).
+        Method::new(QUEUE_DECLARE).short(0).shortstr(queue).octet(0b10).table(&[("x-queue-type", "quorum")])
+    } else {
+        Method::new(QUEUE_DECLARE).short(0).shortstr(queue).octet(0).table(&[])
+    };
     stream.write_all(&declare.frame(1).encode()).await?;
     expect(stream, QUEUE_DECLARE_OK).await?;
     let mut out = Method::new(BASIC_PUBLISH).short(0).shortstr("").shortstr(queue).octet(0).frame(1).encode();
@@ -407,18 +442,23 @@ fn product_of(start: &Frame) -> String {
     let mut a = start.args();
     let Ok(()) = a.skip(2) else { return String::new() };
     let Ok(table) = a.longstr() else { return String::new() };
+    table_text(table, "product").unwrap_or_default()
+}
+
+/// A string value (`S`) from a field table; other value types end the search.
+fn table_text(table: &[u8], wanted: &str) -> Option<String> {
     let mut t = Args { buf: table, pos: 0 };
     while let Ok(key) = t.shortstr() {
-        let Ok(kind) = t.take(1) else { break };
+        let kind = t.take(1).ok()?;
         if kind[0] != b'S' {
-            break;
+            return None;
         }
-        let Ok(value) = t.longstr() else { break };
-        if key == "product" {
-            return String::from_utf8_lossy(value).into_owned();
+        let value = t.longstr().ok()?;
+        if key == wanted {
+            return Some(String::from_utf8_lossy(value).into_owned());
         }
     }
-    String::new()
+    None
 }
 
 #[cfg(test)]
@@ -437,10 +477,22 @@ mod tests {
         let (mut client, mut server) = tokio::io::duplex(1 << 16);
         let q = queues.clone();
         let srv = tokio::spawn(async move { serve(&mut server, &q).await });
-        let got = publish(&mut client, "canary", b"MESHPROOF-CANARY-x", true).await.unwrap();
+        let opts = PublishOptions { queue: "canary", quorum: false, consume: true };
+        let got = publish(&mut client, &opts, b"MESHPROOF-CANARY-x").await.unwrap();
         assert_eq!(got.product, "meshproof-workload");
         assert_eq!(got.consumed.as_deref(), Some(&b"MESHPROOF-CANARY-x"[..]));
         srv.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn quorum_messages_are_handed_to_the_replicator() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let queues = Queues::replicated(tx);
+        let (mut client, mut server) = tokio::io::duplex(1 << 16);
+        tokio::spawn(async move { serve(&mut server, &queues).await });
+        let opts = PublishOptions { queue: "q", quorum: true, consume: false };
+        publish(&mut client, &opts, b"replicate me").await.unwrap();
+        assert_eq!(rx.recv().await.unwrap(), b"replicate me");
     }
 
     #[tokio::test]

@@ -179,6 +179,26 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
+/// Connects, then sends one pass-through message carrying `payload` as an Erlang binary
+/// term (`131, 109, length, bytes`), waits for the peer's tick, and closes.
+pub async fn send<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    me: &str,
+    cookie: &str,
+    payload: &[u8],
+) -> Result<(), WorkloadError> {
+    connect(stream, me, cookie, 0).await?;
+    let mut msg = vec![112, 131, 109];
+    msg.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    msg.extend_from_slice(payload);
+    let mut framed = (msg.len() as u32).to_be_bytes().to_vec();
+    framed.extend(msg);
+    stream.write_all(&framed).await?;
+    let mut back = [0u8; 4];
+    stream.read_exact(&mut back).await?;
+    Ok(())
+}
+
 /// The connecting side: handshake, `ticks` ticks (each answered), then close. Returns the
 /// peer's node name.
 pub async fn connect<S: AsyncRead + AsyncWrite + Unpin>(

@@ -59,6 +59,9 @@ pub enum ProbeKind {
         publish: String,
         /// Read it back.
         consume: bool,
+        /// Declare a quorum queue (replicated to the broker's cluster peers).
+        #[serde(default)]
+        quorum: bool,
     },
 }
 
@@ -160,8 +163,9 @@ async fn once(req: &ProbeRequest, outcome: &mut ProbeOutcome) -> Result<(Option<
             Ok((None, String::from_utf8_lossy(&back).into_owned()))
         }
         ProbeKind::Mysql { query } => Ok((None, mysql::query(&mut stream, query).await?)),
-        ProbeKind::Amqp { queue, publish, consume } => {
-            let got = amqp::publish(&mut stream, queue, publish.as_bytes(), *consume).await?;
+        ProbeKind::Amqp { queue, publish, consume, quorum } => {
+            let opts = amqp::PublishOptions { queue, quorum: *quorum, consume: *consume };
+            let got = amqp::publish(&mut stream, &opts, publish.as_bytes()).await?;
             let mut text = format!("published {} bytes to {queue} on {}", publish.len(), got.product);
             if let Some(body) = got.consumed {
                 text.push_str(&format!("; consumed: {}", String::from_utf8_lossy(&body)));

@@ -42,10 +42,11 @@ pub async fn serve(role: Role, reporter: Arc<dyn Reporter>) -> Result<(), Worklo
             .map_err(|source| WorkloadError::Bind { addr: l.bind, protocol: l.protocol, source })?;
         bound.push((socket, l.clone()));
     }
+    let (replicate, replicas) = tokio::sync::mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
         role,
         table: mysql::Table::default(),
-        queues: amqp::Queues::default(),
+        queues: amqp::Queues::replicated(replicate),
         connections: AtomicU32::new(0),
         reporter,
     });
@@ -60,6 +61,7 @@ pub async fn serve(role: Role, reporter: Arc<dyn Reporter>) -> Result<(), Worklo
     }
     if shared.role.upstreams.iter().any(|u| matches!(u.protocol, Protocol::Epmd | Protocol::ErlangDist)) {
         tasks.spawn(cluster_loop(shared.clone()));
+        tasks.spawn(replicate_loop(shared.clone(), replicas));
     }
     while let Some(done) = tasks.join_next().await {
         if let Ok(Err(e)) = done {
@@ -148,7 +150,8 @@ async fn forward(up: &Upstream, req: &http::Request) -> Result<String, WorkloadE
     match up.protocol {
         Protocol::Mysql => mysql::query(&mut stream, &insert_statement(req)).await,
         Protocol::Amqp => {
-            let sent = amqp::publish(&mut stream, "meshproof", &req.body, false).await?;
+            let opts = amqp::PublishOptions { queue: "meshproof", quorum: false, consume: false };
+            let sent = amqp::publish(&mut stream, &opts, &req.body).await?;
             Ok(format!("published to {}", sent.product))
         }
         Protocol::Http => {
@@ -202,6 +205,28 @@ async fn cluster_loop(shared: Arc<Shared>) -> Result<(), WorkloadError> {
             }
         }
     }
+}
+
+/// Sends every quorum-queue message to each distribution peer, as a quorum queue's
+/// leader replicates to its followers.
+async fn replicate_loop(
+    shared: Arc<Shared>,
+    mut messages: tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>,
+) -> Result<(), WorkloadError> {
+    while let Some(body) = messages.recv().await {
+        for up in shared.role.upstreams.iter().filter(|u| u.protocol == Protocol::ErlangDist) {
+            let send = async {
+                let mut stream = TcpStream::connect(&up.dial).await?;
+                erlang::send(&mut stream, &shared.role.node, &shared.role.cookie, &body).await
+            };
+            match tokio::time::timeout(UPSTREAM_TIMEOUT, send).await {
+                Ok(Ok(())) => shared.reporter.debug(&format!("replicated {} bytes to {}", body.len(), up.dial)),
+                Ok(Err(e)) => shared.reporter.info(&format!("replication to {} failed: {e}", up.dial)),
+                Err(_) => shared.reporter.info(&format!("replication to {} timed out", up.dial)),
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn contact_peer(up: &Upstream, role: &Role) -> Result<(), WorkloadError> {

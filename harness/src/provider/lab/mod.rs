@@ -12,14 +12,22 @@
 //! plane, and every report says so ([`DISCLAIMER`]). Steps without data-plane meaning here
 //! (MetalLB, node restarts, HPA, load-balancer addresses) are skipped with a reason.
 
+pub mod capture;
 pub mod config;
+mod diagnostics;
 pub mod docker;
 pub mod envoy;
 pub mod image;
+mod lab;
 pub mod mesh;
 pub mod pki;
 pub mod pod;
+mod probes;
+mod provider;
 pub mod topology;
+
+pub use lab::DockerLab;
+pub use provider::LabProvider;
 
 use crate::exec::ExecError;
 use crate::provider::ProviderError;
