@@ -6,6 +6,7 @@
 // The library reports through `reporter::Reporter`; only the CLI prints.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod crd;
 pub mod env_vars;
 pub mod exec;
 pub mod expect;
@@ -16,6 +17,7 @@ pub mod report;
 pub mod reporter;
 pub mod runner;
 pub mod scenario;
+pub mod tools;
 pub mod verdict;
 pub mod wire;
 pub mod workload;

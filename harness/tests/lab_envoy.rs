@@ -24,7 +24,7 @@ fn root() -> &'static Path {
 
 async fn lab_image() -> String {
     let exec = Exec::new();
-    let cache = meshproof::env_vars::cache_dir().unwrap_or_else(|| root().join("target").join("meshproof-cache"));
+    let cache = meshproof::env_vars::cache_dir(root());
     let version = config::envoy_version(root()).unwrap();
     let envoy = image::envoy_binary(&exec, &cache, &version).await.unwrap();
     let docker = docker::connect().await.unwrap();

@@ -13,6 +13,7 @@ mod e2e;
 mod scenarios;
 mod signals;
 mod tidy;
+mod tools;
 mod ui;
 
 use std::path::{Path, PathBuf};
@@ -40,6 +41,9 @@ enum Command {
     Scenarios(scenarios::ScenariosCmd),
     /// Run scenarios end to end (or print their plan with --dry-run).
     E2e(e2e::E2eArgs),
+    /// Install and show the pinned kind, kubectl, istioctl and helm.
+    #[command(subcommand)]
+    Tools(tools::ToolsCmd),
 }
 
 /// How a subcommand ended, mapped to the process exit code.
@@ -58,6 +62,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Scenarios(cmd) => scenarios::run(&root, cmd),
         Command::E2e(args) => e2e::run(&root, args, &ui),
+        Command::Tools(cmd) => tools::run(&root, cmd, &ui),
     };
     match result {
         Ok(Outcome::Passed) => ExitCode::from(0),

@@ -36,7 +36,7 @@ impl LabConfig {
     pub fn discover(root: &Path) -> Result<LabConfig, LabError> {
         Ok(LabConfig {
             root: root.to_path_buf(),
-            cache_dir: env_vars::cache_dir().unwrap_or_else(|| root.join("target").join("meshproof-cache")),
+            cache_dir: env_vars::cache_dir(root),
             workload_bin: find_workload_bin()?,
             envoy_version: envoy_version(root)?,
         })
@@ -64,7 +64,7 @@ pub fn find_workload_bin() -> Result<PathBuf, LabError> {
         return if path.is_file() {
             Ok(path)
         } else {
-            Err(LabError::Setup(format!("{} names {}, which does not exist", env_vars::WORKLOAD_BIN, path.display())))
+            Err(LabError::Setup(format!("{} names {}, which does not exist", env_vars::MESHPROOF_WORKLOAD_BIN.name, path.display())))
         };
     }
     let exe = std::env::current_exe().map_err(|e| LabError::Setup(format!("cannot locate the running program: {e}")))?;
