@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use crate::provider::{CaptureResult, Observation, PeerMap};
 use crate::scenario::{Canary, CanaryRule, CaptureStep, Probe, WireExpectation, peers, render};
 use crate::verdict::{CheckKind, Evidence, FlowEvidence, Judgement, Verdict};
-use crate::wire::Flow;
+use crate::wire::{Flow, FlowClass};
 
 /// Judges a probe's observation against its `expect`.
 pub fn judge_probe(probe: &Probe, obs: &Observation, canary: &Canary) -> Judgement {
@@ -233,6 +233,112 @@ fn describe(addr: SocketAddr, peers_map: &PeerMap) -> String {
         Some(p) => format!("{} ({}) {addr}", p.instance, p.node),
         None => addr.to_string(),
     }
+}
+
+/// What the policy model expects of one (client, server workload, wire port) triple.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelFlow {
+    /// The client workload (or `host`, `ingress-gateway`).
+    pub from: String,
+    /// The server workload.
+    pub to: String,
+    /// The server port on the wire (container port).
+    pub port: u16,
+    /// The class the model predicts.
+    pub class: FlowClass,
+    /// Where the prediction comes from (`PeerAuthentication rabbitmq/default STRICT ...`).
+    pub because: String,
+}
+
+/// Checks a capture against the policy model: the scenario's own expectations must agree
+/// with the model, and every captured flow the model has a prediction for must match it.
+/// Flows the model says nothing about, and predictions no flow exercised, are not judged.
+pub fn judge_model(
+    step: &CaptureStep,
+    model: &[ModelFlow],
+    capture: &CaptureResult,
+) -> Vec<Judgement> {
+    let mut out = Vec::new();
+    for e in step.expect.iter().chain(&step.controls) {
+        let Some(class) = e.class else { continue };
+        let disagree = model.iter().find(|m| {
+            m.to == e.flow.to.value
+                && m.port == e.flow.port
+                && (e.flow.from.value == peers::ANY || m.from == e.flow.from.value)
+                && m.class != class
+        });
+        if let Some(m) = disagree {
+            let reason = format!(
+                "the scenario expects {} → {}:{} to be {class}, but the policy model predicts {} ({})",
+                e.flow.from.value, e.flow.to.value, e.flow.port, m.class, m.because
+            );
+            out.push(Judgement::bare(
+                &format!("model agrees with {}", e.name.value),
+                CheckKind::Model,
+                Verdict::Fail,
+                reason,
+            ));
+        }
+    }
+    for m in model {
+        let flows: Vec<&Flow> = capture
+            .analysis
+            .flows
+            .iter()
+            .filter(|f| {
+                f.server.port() == m.port
+                    && peer_is(&m.to, f.server, &capture.peers)
+                    && peer_is(&m.from, f.client, &capture.peers)
+            })
+            .collect();
+        if flows.is_empty() {
+            continue;
+        }
+        let off: Vec<&&Flow> = flows
+            .iter()
+            .filter(|f| f.class != m.class && f.class != FlowClass::Unknown)
+            .collect();
+        let (verdict, reason) = if off.is_empty() {
+            (
+                Verdict::Pass,
+                format!(
+                    "{} flow(s) are {} as the policy predicts ({})",
+                    flows.len(),
+                    m.class,
+                    m.because
+                ),
+            )
+        } else {
+            let seen: Vec<String> = off
+                .iter()
+                .map(|f| format!("{} → {} was {}", f.client, f.server, f.class))
+                .collect();
+            (
+                Verdict::Fail,
+                format!(
+                    "the policy predicts {} ({}), but {}",
+                    m.class,
+                    m.because,
+                    seen.join(", ")
+                ),
+            )
+        };
+        out.push(Judgement {
+            name: format!("policy {} → {}:{}", m.from, m.to, m.port),
+            kind: CheckKind::Model,
+            verdict,
+            reason,
+            evidence: Evidence {
+                flows: flows
+                    .iter()
+                    .map(|f| flow_evidence(f, &capture.peers))
+                    .collect(),
+                pcap: Some(capture.pcap.clone()),
+                observation: None,
+            },
+        });
+    }
+    out
 }
 
 /// A flow with names instead of bare addresses.

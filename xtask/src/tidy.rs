@@ -36,9 +36,17 @@ mod tests {
     fn every_file_opens_with_a_module_doc() {
         let missing: Vec<_> = sources()
             .into_iter()
-            .filter(|f| !std::fs::read_to_string(f).unwrap().trim_start().starts_with("//!"))
+            .filter(|f| {
+                !std::fs::read_to_string(f)
+                    .unwrap()
+                    .trim_start()
+                    .starts_with("//!")
+            })
             .collect();
-        assert!(missing.is_empty(), "files without a `//!` doc: {missing:#?}");
+        assert!(
+            missing.is_empty(),
+            "files without a `//!` doc: {missing:#?}"
+        );
     }
 
     #[test]
@@ -53,7 +61,11 @@ mod tests {
 
     #[test]
     fn no_stubs_or_should_panic() {
-        let banned = [concat!("todo", "!("), concat!("unimplemented", "!("), concat!("#[should", "_panic")];
+        let banned = [
+            concat!("todo", "!("),
+            concat!("unimplemented", "!("),
+            concat!("#[should", "_panic"),
+        ];
         let mut found = Vec::new();
         for f in sources() {
             let text = std::fs::read_to_string(&f).unwrap();

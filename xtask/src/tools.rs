@@ -34,7 +34,8 @@ pub fn run(root: &Path, cmd: ToolsCmd, ui: &Ui) -> Result<Outcome> {
     let args = match &cmd {
         ToolsCmd::Install(a) | ToolsCmd::List(a) => a,
     };
-    let platform = Platform::current().context("meshproof installs tools for linux and macOS on amd64/arm64 only")?;
+    let platform = Platform::current()
+        .context("meshproof installs tools for linux and macOS on amd64/arm64 only")?;
     let opts = ToolOptions {
         cache: env_vars::cache_dir(root),
         use_path_tools: args.use_path_tools,
@@ -62,12 +63,20 @@ pub fn run(root: &Path, cmd: ToolsCmd, ui: &Ui) -> Result<Outcome> {
                 let pin = versions.tool(name)?;
                 let state = match set.tools.get(name) {
                     Some(t) => t.path.display().to_string(),
-                    None => missing.iter().find(|m| m.tool == name).map(|m| m.to_string()).unwrap_or_default(),
+                    None => missing
+                        .iter()
+                        .find(|m| m.tool == name)
+                        .map(|m| m.to_string())
+                        .unwrap_or_default(),
                 };
                 println!("{name:<9} {:<9} {state}", pin.version);
             }
             println!("cache     {}", opts.cache.display());
-            Ok(if missing.is_empty() { Outcome::Passed } else { Outcome::Failed })
+            Ok(if missing.is_empty() {
+                Outcome::Passed
+            } else {
+                Outcome::Failed
+            })
         }
     }
 }

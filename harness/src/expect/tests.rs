@@ -270,3 +270,73 @@ fn probe_rules() {
         assert_eq!(j.verdict, want, "{expect} with {o:?}: {}", j.reason);
     }
 }
+
+fn model(from: &str, to: &str, port: u16, class: FlowClass) -> ModelFlow {
+    ModelFlow {
+        from: from.into(),
+        to: to.into(),
+        port,
+        class,
+        because: "test policy".into(),
+    }
+}
+
+#[test]
+fn model_disagreement_with_the_scenario_is_a_failure() {
+    let m = [model("web", "db", 3306, FlowClass::Plaintext)];
+    let js = judge_model(&step(), &m, &capture(vec![]));
+    assert_eq!(js.len(), 1, "{js:#?}");
+    assert_eq!(js[0].kind, CheckKind::Model);
+    assert_eq!(js[0].verdict, Verdict::Fail);
+    assert!(
+        js[0].reason.contains("predicts plaintext"),
+        "{}",
+        js[0].reason
+    );
+}
+
+#[test]
+fn model_predictions_are_checked_against_every_seen_flow() {
+    let m = [
+        model("web", "db", 3306, FlowClass::IstioMtls),
+        model("host", "web", 80, FlowClass::Plaintext),
+        model("db", "web", 80, FlowClass::IstioMtls),
+    ];
+    let good = judge_model(
+        &step(),
+        &m,
+        &capture(vec![
+            front(1),
+            flow(
+                "10.244.1.5:5000",
+                "10.244.2.7:3306",
+                FlowClass::IstioMtls,
+                0,
+            ),
+        ]),
+    );
+    assert_eq!(
+        good.len(),
+        2,
+        "the unexercised db -> web prediction is not judged: {good:#?}"
+    );
+    assert!(good.iter().all(|j| j.verdict == Verdict::Pass), "{good:#?}");
+    let bad = judge_model(
+        &step(),
+        &m,
+        &capture(vec![
+            front(1),
+            flow(
+                "10.244.1.5:5000",
+                "10.244.2.7:3306",
+                FlowClass::Plaintext,
+                0,
+            ),
+        ]),
+    );
+    assert!(
+        bad.iter()
+            .any(|j| j.verdict == Verdict::Fail && j.evidence.flows.len() == 1),
+        "{bad:#?}"
+    );
+}
