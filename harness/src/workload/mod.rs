@@ -16,6 +16,8 @@ pub mod http;
 pub mod mysql;
 pub mod probe;
 mod server;
+#[cfg(test)]
+mod sniff_tests;
 
 use std::net::SocketAddr;
 
