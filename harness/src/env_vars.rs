@@ -103,7 +103,10 @@ pub fn cache_dir(root: &std::path::Path) -> PathBuf {
 
 /// The workload binary named by `$MESHPROOF_WORKLOAD_BIN`, if set.
 pub fn workload_bin() -> Option<PathBuf> {
-    MESHPROOF_WORKLOAD_BIN.get_os().filter(|v| !v.is_empty()).map(PathBuf::from)
+    MESHPROOF_WORKLOAD_BIN
+        .get_os()
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
 }
 
 /// The cargo running this program (`$CARGO`), if any.

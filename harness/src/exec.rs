@@ -289,10 +289,16 @@ impl Running {
     /// its output whatever the exit status.
     pub async fn wait(mut self, limit: Duration) -> Result<Output, ExecError> {
         let status = match tokio::time::timeout(limit, self.child.wait()).await {
-            Ok(status) => status.map_err(|source| ExecError::Spawn { command: self.command.clone(), source })?,
+            Ok(status) => status.map_err(|source| ExecError::Spawn {
+                command: self.command.clone(),
+                source,
+            })?,
             Err(_) => {
                 let _ = self.child.kill().await;
-                return Err(ExecError::Timeout { command: self.command, after: limit });
+                return Err(ExecError::Timeout {
+                    command: self.command,
+                    after: limit,
+                });
             }
         };
         let out = Output {
@@ -319,7 +325,10 @@ impl Exec {
 
         let command = cmd.display();
         if self.replay.is_some() {
-            return Err(ExecError::ReplayMismatch { expected: "<no spawn in replay>".into(), actual: command });
+            return Err(ExecError::ReplayMismatch {
+                expected: "<no spawn in replay>".into(),
+                actual: command,
+            });
         }
         let mut child_cmd = tokio::process::Command::new(&cmd.program);
         child_cmd
@@ -333,7 +342,10 @@ impl Exec {
             child_cmd.current_dir(dir);
         }
         let start = Instant::now();
-        let mut child = child_cmd.spawn().map_err(|source| ExecError::Spawn { command: command.clone(), source })?;
+        let mut child = child_cmd.spawn().map_err(|source| ExecError::Spawn {
+            command: command.clone(),
+            source,
+        })?;
         let drain = |pipe: Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>| {
             tokio::spawn(async move {
                 let mut buf = Vec::new();
@@ -343,9 +355,26 @@ impl Exec {
                 buf
             })
         };
-        let stdout = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>));
-        let stderr = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>));
-        Ok(Running { child, command, start, stdout, stderr, journal: self.journal.clone() })
+        let stdout = drain(
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+        );
+        let stderr = drain(
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+        );
+        Ok(Running {
+            child,
+            command,
+            start,
+            stdout,
+            stderr,
+            journal: self.journal.clone(),
+        })
     }
 }
 
@@ -494,15 +523,25 @@ mod tests {
         let exec = Exec::new();
         let child = exec.spawn(&Cmd::new("sleep").arg("30")).unwrap();
         let pid = child.id().unwrap();
-        exec.run(&Cmd::new("kill").args(["-INT", &pid.to_string()])).await.unwrap();
+        exec.run(&Cmd::new("kill").args(["-INT", &pid.to_string()]))
+            .await
+            .unwrap();
         let out = child.wait(Duration::from_secs(10)).await.unwrap();
         assert_eq!(out.status, None, "killed by SIGINT: {out:?}");
-        let talker = exec.spawn(&Cmd::new("sh").args(["-c", "echo out; echo err >&2; exit 4"])).unwrap();
+        let talker = exec
+            .spawn(&Cmd::new("sh").args(["-c", "echo out; echo err >&2; exit 4"]))
+            .unwrap();
         let out = talker.wait(Duration::from_secs(10)).await.unwrap();
-        assert_eq!((out.status, out.stdout_text(), out.stderr_text()), (Some(4), "out\n".into(), "err\n".into()));
+        assert_eq!(
+            (out.status, out.stdout_text(), out.stderr_text()),
+            (Some(4), "out\n".into(), "err\n".into())
+        );
         assert_eq!(exec.journal().len(), 3);
         let slow = exec.spawn(&Cmd::new("sleep").arg("5")).unwrap();
-        assert!(matches!(slow.wait(Duration::from_millis(100)).await, Err(ExecError::Timeout { .. })));
+        assert!(matches!(
+            slow.wait(Duration::from_millis(100)).await,
+            Err(ExecError::Timeout { .. })
+        ));
     }
 
     #[test]

@@ -38,28 +38,54 @@ async fn run(name: &str, mutation: Option<Mutation>) -> (ScenarioReport, String)
         reuse: None,
         context: None,
     };
-    let opts = RunOptions { phase: None, context };
+    let opts = RunOptions {
+        phase: None,
+        context,
+    };
     let (_handle, cancel) = Cancel::new();
     let report = runner::run(&scenario, &provider, &opts, &NullReporter, cancel).await;
     let engine = docker::connect().await.unwrap();
-    assert_eq!(docker::leftovers(&engine, &run_id).await.unwrap(), 0, "teardown left objects of {run_id}");
+    assert_eq!(
+        docker::leftovers(&engine, &run_id).await.unwrap(),
+        0,
+        "teardown left objects of {run_id}"
+    );
     (report, run_id)
 }
 
 fn check<'a>(report: &'a ScenarioReport, name: &str) -> &'a Judgement {
-    report.checks().find(|j| j.name == name).unwrap_or_else(|| panic!("no check {name} in {report:#?}"))
+    report
+        .checks()
+        .find(|j| j.name == name)
+        .unwrap_or_else(|| panic!("no check {name} in {report:#?}"))
 }
 
 fn summary(report: &ScenarioReport) -> String {
-    report.checks().map(|j| format!("{} {:?}: {}", j.name, j.verdict, j.reason)).collect::<Vec<_>>().join("\n")
+    report
+        .checks()
+        .map(|j| format!("{} {:?}: {}", j.name, j.verdict, j.reason))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Every check passes except the steps the lab cannot give meaning, which are skipped.
 fn assert_passes(report: &ScenarioReport) {
-    assert!(report.notes.iter().any(|n| n == DISCLAIMER), "the disclaimer is missing: {:?}", report.notes);
+    assert!(
+        report.notes.iter().any(|n| n == DISCLAIMER),
+        "the disclaimer is missing: {:?}",
+        report.notes
+    );
     for j in report.checks() {
-        let allowed = j.verdict == Verdict::Pass || (j.verdict == Verdict::Skip && j.reason.contains("no LoadBalancer in the lab"));
-        assert!(allowed, "{} is {:?}: {}\n\nall checks:\n{}", j.name, j.verdict, j.reason, summary(report));
+        let allowed = j.verdict == Verdict::Pass
+            || (j.verdict == Verdict::Skip && j.reason.contains("no LoadBalancer in the lab"));
+        assert!(
+            allowed,
+            "{} is {:?}: {}\n\nall checks:\n{}",
+            j.name,
+            j.verdict,
+            j.reason,
+            summary(report)
+        );
     }
 }
 
@@ -68,11 +94,28 @@ async fn pii_demo_passes_in_the_lab() {
     let (report, _) = run("pii-demo", None).await;
     assert_passes(&report);
     let baseline = check(&report, "pii-in-clear-between-nodes");
-    assert!(baseline.evidence.flows.iter().any(|f| f.class == "plaintext" && f.canary_hits > 0), "{baseline:#?}");
+    assert!(
+        baseline
+            .evidence
+            .flows
+            .iter()
+            .any(|f| f.class == "plaintext" && f.canary_hits > 0),
+        "{baseline:#?}"
+    );
     let strict = check(&report, "db-traffic-is-istio-mtls");
     assert!(!strict.evidence.flows.is_empty());
-    assert!(strict.evidence.flows.iter().all(|f| f.class == "istio-mtls" && f.canary_hits == 0), "{strict:#?}");
-    assert!(strict.evidence.flows.iter().all(|f| f.sni.as_deref() == Some("outbound_.3306_._.mysql-server.pii-demo.svc.cluster.local")));
+    assert!(
+        strict
+            .evidence
+            .flows
+            .iter()
+            .all(|f| f.class == "istio-mtls" && f.canary_hits == 0),
+        "{strict:#?}"
+    );
+    assert!(
+        strict.evidence.flows.iter().all(|f| f.sni.as_deref()
+            == Some("outbound_.3306_._.mysql-server.pii-demo.svc.cluster.local"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -81,23 +124,46 @@ async fn rabbitmq_passes_in_the_lab() {
     assert_passes(&report);
     for name in ["amqp-is-istio-mtls", "cluster-links-are-istio-mtls"] {
         let j = check(&report, name);
-        assert!(j.evidence.flows.iter().all(|f| f.class == "istio-mtls" && f.canary_hits == 0), "{j:#?}");
+        assert!(
+            j.evidence
+                .flows
+                .iter()
+                .all(|f| f.class == "istio-mtls" && f.canary_hits == 0),
+            "{j:#?}"
+        );
     }
     let epmd = check(&report, "epmd-stays-plaintext");
-    assert!(epmd.evidence.flows.iter().all(|f| f.class == "plaintext" && f.protocol.as_deref() == Some("epmd")), "{epmd:#?}");
+    assert!(
+        epmd.evidence
+            .flows
+            .iter()
+            .all(|f| f.class == "plaintext" && f.protocol.as_deref() == Some("epmd")),
+        "{epmd:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_tls_on_one_port_fails_the_scenario_with_evidence() {
     let (report, _) = run("pii-demo", Some(Mutation::DropTls { port: 3306 })).await;
-    assert!(report.notes.iter().any(|n| n.contains("FAULT INJECTED")), "{:?}", report.notes);
+    assert!(
+        report.notes.iter().any(|n| n.contains("FAULT INJECTED")),
+        "{:?}",
+        report.notes
+    );
     assert_eq!(report.verdict(), Verdict::Fail, "{}", summary(&report));
     let broken = check(&report, "db-traffic-is-istio-mtls");
     assert_eq!(broken.verdict, Verdict::Fail, "{broken:#?}");
     assert!(
-        broken.evidence.flows.iter().any(|f| f.class == "plaintext" && f.canary_hits > 0 && f.protocol.as_deref() == Some("mysql")),
+        broken.evidence.flows.iter().any(|f| f.class == "plaintext"
+            && f.canary_hits > 0
+            && f.protocol.as_deref() == Some("mysql")),
         "the evidence must show the INSERT in clear: {broken:#?}"
     );
     // The rest of the mesh is intact: only the mutated port fails.
-    assert_eq!(check(&report, "gateway-to-web-is-istio-mtls").verdict, Verdict::Pass, "{}", summary(&report));
+    assert_eq!(
+        check(&report, "gateway-to-web-is-istio-mtls").verdict,
+        Verdict::Pass,
+        "{}",
+        summary(&report)
+    );
 }

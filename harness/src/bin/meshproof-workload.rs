@@ -22,8 +22,14 @@ impl Reporter for StderrReporter {
     #[allow(clippy::print_stderr)] // This binary's log is its standard error.
     fn report(&self, event: Event) {
         match event {
-            Event::Note { level: Level::Debug, message } if self.verbose => eprintln!("debug: {message}"),
-            Event::Note { level: Level::Debug, .. } => {}
+            Event::Note {
+                level: Level::Debug,
+                message,
+            } if self.verbose => eprintln!("debug: {message}"),
+            Event::Note {
+                level: Level::Debug,
+                ..
+            } => {}
             Event::Note { message, .. } => eprintln!("{message}"),
             Event::Started { label, .. } => eprintln!("{label}"),
             Event::Finished { id, summary, .. } => eprintln!("{id}: {summary}"),
@@ -42,28 +48,43 @@ fn read_arg(path: &str) -> Result<String, String> {
 #[allow(clippy::print_stdout, clippy::print_stderr)] // The command line's own output.
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("meshproof-workload: cannot start the runtime: {e}");
             return ExitCode::from(2);
         }
     };
-    let result = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    let result = match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["serve", path] | ["serve", path, "--verbose"] => read_arg(path).and_then(|text| {
             let role = Role::from_json(path, &text).map_err(|e| e.to_string())?;
-            let reporter = Arc::new(StderrReporter { verbose: args.len() == 3 });
-            runtime.block_on(workload::serve(role, reporter)).map_err(|e| e.to_string())
+            let reporter = Arc::new(StderrReporter {
+                verbose: args.len() == 3,
+            });
+            runtime
+                .block_on(workload::serve(role, reporter))
+                .map_err(|e| e.to_string())
         }),
         ["probe", path] => read_arg(path).and_then(|text| {
-            let req: ProbeRequest = serde_json::from_str(&text).map_err(|e| format!("{path}: {e}"))?;
+            let req: ProbeRequest =
+                serde_json::from_str(&text).map_err(|e| format!("{path}: {e}"))?;
             let outcome = runtime.block_on(workload::probe::run(&req));
             let json = serde_json::to_string(&outcome).map_err(|e| e.to_string())?;
             println!("{json}");
             Ok(())
         }),
         ["probe-json", json] => {
-            let req: Result<ProbeRequest, String> = serde_json::from_str(json).map_err(|e| format!("probe-json: {e}"));
+            let req: Result<ProbeRequest, String> =
+                serde_json::from_str(json).map_err(|e| format!("probe-json: {e}"));
             req.and_then(|req| {
                 let outcome = runtime.block_on(workload::probe::run(&req));
                 let json = serde_json::to_string(&outcome).map_err(|e| e.to_string())?;
@@ -74,7 +95,11 @@ fn main() -> ExitCode {
         ["ready", limit_ms, rest @ ..] => {
             let limit = std::time::Duration::from_millis(limit_ms.parse().unwrap_or(30_000));
             let envoy = rest.iter().find_map(|a| a.strip_prefix("--envoy="));
-            let addrs: Vec<String> = rest.iter().filter(|a| !a.starts_with("--")).map(|a| a.to_string()).collect();
+            let addrs: Vec<String> = rest
+                .iter()
+                .filter(|a| !a.starts_with("--"))
+                .map(|a| a.to_string())
+                .collect();
             runtime.block_on(workload::probe::wait_ready(&addrs, envoy, limit))
         }
         _ => Err(USAGE.to_string()),

@@ -72,12 +72,18 @@ impl Frame {
     pub fn method(&self) -> Option<MethodId> {
         (self.kind == FRAME_METHOD && self.payload.len() >= 4).then(|| {
             let p = &self.payload;
-            (u16::from_be_bytes([p[0], p[1]]), u16::from_be_bytes([p[2], p[3]]))
+            (
+                u16::from_be_bytes([p[0], p[1]]),
+                u16::from_be_bytes([p[2], p[3]]),
+            )
         })
     }
 
     fn args(&self) -> Args<'_> {
-        Args { buf: self.payload.get(4..).unwrap_or_default(), pos: 0 }
+        Args {
+            buf: self.payload.get(4..).unwrap_or_default(),
+            pos: 0,
+        }
     }
 }
 
@@ -87,14 +93,22 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<Frame, Worklo
     r.read_exact(&mut head).await?;
     let size = u32::from_be_bytes([head[3], head[4], head[5], head[6]]);
     if size > FRAME_MAX {
-        return Err(WorkloadError::Protocol(format!("AMQP frame of {size} bytes exceeds frame-max")));
+        return Err(WorkloadError::Protocol(format!(
+            "AMQP frame of {size} bytes exceeds frame-max"
+        )));
     }
     let mut payload = vec![0u8; size as usize + 1];
     r.read_exact(&mut payload).await?;
     if payload.pop() != Some(FRAME_END) {
-        return Err(WorkloadError::Protocol("AMQP frame does not end with 0xCE".into()));
+        return Err(WorkloadError::Protocol(
+            "AMQP frame does not end with 0xCE".into(),
+        ));
     }
-    Ok(Frame { kind: head[0], channel: u16::from_be_bytes([head[1], head[2]]), payload })
+    Ok(Frame {
+        kind: head[0],
+        channel: u16::from_be_bytes([head[1], head[2]]),
+        payload,
+    })
 }
 
 /// Builds method frames argument by argument.
@@ -150,7 +164,11 @@ impl Method {
     }
     /// The method as a frame on `channel`.
     pub fn frame(self, channel: u16) -> Frame {
-        Frame { kind: FRAME_METHOD, channel, payload: self.0 }
+        Frame {
+            kind: FRAME_METHOD,
+            channel,
+            payload: self.0,
+        }
     }
 }
 
@@ -187,13 +205,24 @@ fn content_header(channel: u16, size: u64) -> Frame {
     p.extend_from_slice(&0u16.to_be_bytes());
     p.extend_from_slice(&size.to_be_bytes());
     p.extend_from_slice(&0u16.to_be_bytes()); // No properties.
-    Frame { kind: FRAME_HEADER, channel, payload: p }
+    Frame {
+        kind: FRAME_HEADER,
+        channel,
+        payload: p,
+    }
 }
 
 fn content_frames(channel: u16, body: &[u8]) -> Vec<u8> {
     let mut out = content_header(channel, body.len() as u64).encode();
     for chunk in body.chunks((FRAME_MAX - 8) as usize) {
-        out.extend(Frame { kind: FRAME_BODY, channel, payload: chunk.to_vec() }.encode());
+        out.extend(
+            Frame {
+                kind: FRAME_BODY,
+                channel,
+                payload: chunk.to_vec(),
+            }
+            .encode(),
+        );
     }
     out
 }
@@ -201,17 +230,23 @@ fn content_frames(channel: u16, body: &[u8]) -> Vec<u8> {
 async fn read_content<R: AsyncRead + Unpin>(r: &mut R) -> Result<Vec<u8>, WorkloadError> {
     let header = read_frame(r).await?;
     if header.kind != FRAME_HEADER || header.payload.len() < 14 {
-        return Err(WorkloadError::Protocol("expected an AMQP content header".into()));
+        return Err(WorkloadError::Protocol(
+            "expected an AMQP content header".into(),
+        ));
     }
     let size = u64::from_be_bytes(header.payload[4..12].try_into().unwrap_or_default());
     if size > u64::from(FRAME_MAX) * 64 {
-        return Err(WorkloadError::Protocol(format!("AMQP message of {size} bytes is too large")));
+        return Err(WorkloadError::Protocol(format!(
+            "AMQP message of {size} bytes is too large"
+        )));
     }
     let mut body = Vec::with_capacity(size as usize);
     while (body.len() as u64) < size {
         let frame = read_frame(r).await?;
         if frame.kind != FRAME_BODY {
-            return Err(WorkloadError::Protocol("expected an AMQP body frame".into()));
+            return Err(WorkloadError::Protocol(
+                "expected an AMQP body frame".into(),
+            ));
         }
         body.extend_from_slice(&frame.payload);
     }
@@ -230,19 +265,26 @@ impl Queues {
     /// Queues whose quorum-queue messages are handed to `replicate`, which sends them to
     /// the cluster peers (as a quorum queue's leader does over Erlang distribution).
     pub fn replicated(replicate: tokio::sync::mpsc::UnboundedSender<Vec<u8>>) -> Queues {
-        Queues { replicate: Some(replicate), ..Queues::default() }
+        Queues {
+            replicate: Some(replicate),
+            ..Queues::default()
+        }
     }
     fn declare(&self, name: &str, quorum: bool) -> u32 {
-        if quorum {
-            if let Ok(mut q) = self.quorum.lock() {
-                q.insert(name.to_string());
-            }
+        if quorum && let Ok(mut q) = self.quorum.lock() {
+            q.insert(name.to_string());
         }
-        let Ok(mut q) = self.inner.lock() else { return 0 };
+        let Ok(mut q) = self.inner.lock() else {
+            return 0;
+        };
         q.entry(name.to_string()).or_default().len() as u32
     }
     fn push(&self, name: &str, body: Vec<u8>) {
-        let quorum = self.quorum.lock().map(|q| q.contains(name)).unwrap_or(false);
+        let quorum = self
+            .quorum
+            .lock()
+            .map(|q| q.contains(name))
+            .unwrap_or(false);
         if let (true, Some(tx)) = (quorum, &self.replicate) {
             // A closed channel only means no peers are configured.
             let _ = tx.send(body.clone());
@@ -265,13 +307,18 @@ impl Queues {
 }
 
 /// Serves one AMQP connection until the client closes it.
-pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, queues: &Queues) -> Result<(), WorkloadError> {
+pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    queues: &Queues,
+) -> Result<(), WorkloadError> {
     let mut header = [0u8; 8];
     stream.read_exact(&mut header).await?;
     if &header != PROTOCOL_HEADER {
         // The specification's answer to a bad header: send ours and close.
         stream.write_all(PROTOCOL_HEADER).await?;
-        return Err(WorkloadError::Protocol("client did not send the AMQP 0-9-1 header".into()));
+        return Err(WorkloadError::Protocol(
+            "client did not send the AMQP 0-9-1 header".into(),
+        ));
     }
     let start = Method::new(START)
         .octet(0)
@@ -288,7 +335,12 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, queues: &Q
         }
         let ch = frame.channel;
         let reply: Vec<u8> = match frame.method() {
-            Some(START_OK) => Method::new(TUNE).short(2047).long(FRAME_MAX).short(60).frame(0).encode(),
+            Some(START_OK) => Method::new(TUNE)
+                .short(2047)
+                .long(FRAME_MAX)
+                .short(60)
+                .frame(0)
+                .encode(),
             Some(TUNE_OK) | Some(BASIC_ACK) => continue,
             Some(OPEN) => Method::new(OPEN_OK).shortstr("").frame(0).encode(),
             Some(CHANNEL_OPEN) => Method::new(CHANNEL_OPEN_OK).longstr(b"").frame(ch).encode(),
@@ -299,7 +351,12 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, queues: &Q
                 a.skip(1)?;
                 let quorum = table_text(a.longstr()?, "x-queue-type").as_deref() == Some("quorum");
                 let count = queues.declare(&name, quorum);
-                Method::new(QUEUE_DECLARE_OK).shortstr(&name).long(count).long(0).frame(ch).encode()
+                Method::new(QUEUE_DECLARE_OK)
+                    .shortstr(&name)
+                    .long(count)
+                    .long(0)
+                    .frame(ch)
+                    .encode()
             }
             Some(BASIC_PUBLISH) => {
                 let mut a = frame.args();
@@ -333,19 +390,31 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, queues: &Q
             }
             Some(CHANNEL_CLOSE) => Method::new(CHANNEL_CLOSE_OK).frame(ch).encode(),
             Some(CLOSE) => {
-                stream.write_all(&Method::new(CLOSE_OK).frame(0).encode()).await?;
+                stream
+                    .write_all(&Method::new(CLOSE_OK).frame(0).encode())
+                    .await?;
                 return Ok(());
             }
             Some((class, method)) => {
-                return Err(WorkloadError::Protocol(format!("unsupported AMQP method {class}.{method}")));
+                return Err(WorkloadError::Protocol(format!(
+                    "unsupported AMQP method {class}.{method}"
+                )));
             }
-            None => return Err(WorkloadError::Protocol(format!("unexpected AMQP frame type {}", frame.kind))),
+            None => {
+                return Err(WorkloadError::Protocol(format!(
+                    "unexpected AMQP frame type {}",
+                    frame.kind
+                )));
+            }
         };
         stream.write_all(&reply).await?;
     }
 }
 
-async fn expect<S: AsyncRead + Unpin>(stream: &mut S, want: MethodId) -> Result<Frame, WorkloadError> {
+async fn expect<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    want: MethodId,
+) -> Result<Frame, WorkloadError> {
     loop {
         let frame = read_frame(stream).await?;
         if frame.kind == FRAME_HEARTBEAT {
@@ -356,9 +425,14 @@ async fn expect<S: AsyncRead + Unpin>(stream: &mut S, want: MethodId) -> Result<
             Some(CLOSE) | Some(CHANNEL_CLOSE) => {
                 let mut a = frame.args();
                 a.skip(2)?;
-                Err(WorkloadError::Protocol(format!("broker closed: {}", a.shortstr()?)))
+                Err(WorkloadError::Protocol(format!(
+                    "broker closed: {}",
+                    a.shortstr()?
+                )))
             }
-            other => Err(WorkloadError::Protocol(format!("expected AMQP method {want:?}, got {other:?}"))),
+            other => Err(WorkloadError::Protocol(format!(
+                "expected AMQP method {want:?}, got {other:?}"
+            ))),
         };
     }
 }
@@ -390,7 +464,11 @@ pub async fn publish<S: AsyncRead + AsyncWrite + Unpin>(
     opts: &PublishOptions<'_>,
     body: &[u8],
 ) -> Result<Exchange, WorkloadError> {
-    let PublishOptions { queue, quorum, consume } = *opts;
+    let PublishOptions {
+        queue,
+        quorum,
+        consume,
+    } = *opts;
     stream.write_all(PROTOCOL_HEADER).await?;
     let start = expect(stream, START).await?;
     let product = product_of(&start);
@@ -401,38 +479,87 @@ pub async fn publish<S: AsyncRead + AsyncWrite + Unpin>(
         .shortstr("en_US");
     stream.write_all(&start_ok.frame(0).encode()).await?;
     expect(stream, TUNE).await?;
-    let mut out = Method::new(TUNE_OK).short(2047).long(FRAME_MAX).short(0).frame(0).encode();
-    out.extend(Method::new(OPEN).shortstr("/").shortstr("").octet(0).frame(0).encode());
+    let mut out = Method::new(TUNE_OK)
+        .short(2047)
+        .long(FRAME_MAX)
+        .short(0)
+        .frame(0)
+        .encode();
+    out.extend(
+        Method::new(OPEN)
+            .shortstr("/")
+            .shortstr("")
+            .octet(0)
+            .frame(0)
+            .encode(),
+    );
     stream.write_all(&out).await?;
     expect(stream, OPEN_OK).await?;
-    stream.write_all(&Method::new(CHANNEL_OPEN).shortstr("").frame(1).encode()).await?;
+    stream
+        .write_all(&Method::new(CHANNEL_OPEN).shortstr("").frame(1).encode())
+        .await?;
     expect(stream, CHANNEL_OPEN_OK).await?;
     let declare = if quorum {
         // Quorum queues must be durable (bit 1).
-        Method::new(QUEUE_DECLARE).short(0).shortstr(queue).octet(0b10).table(&[("x-queue-type", "quorum")])
+        Method::new(QUEUE_DECLARE)
+            .short(0)
+            .shortstr(queue)
+            .octet(0b10)
+            .table(&[("x-queue-type", "quorum")])
     } else {
-        Method::new(QUEUE_DECLARE).short(0).shortstr(queue).octet(0).table(&[])
+        Method::new(QUEUE_DECLARE)
+            .short(0)
+            .shortstr(queue)
+            .octet(0)
+            .table(&[])
     };
     stream.write_all(&declare.frame(1).encode()).await?;
     expect(stream, QUEUE_DECLARE_OK).await?;
-    let mut out = Method::new(BASIC_PUBLISH).short(0).shortstr("").shortstr(queue).octet(0).frame(1).encode();
+    let mut out = Method::new(BASIC_PUBLISH)
+        .short(0)
+        .shortstr("")
+        .shortstr(queue)
+        .octet(0)
+        .frame(1)
+        .encode();
     out.extend(content_frames(1, body));
     stream.write_all(&out).await?;
     let consumed = if consume {
-        stream.write_all(&Method::new(BASIC_GET).short(0).shortstr(queue).octet(1).frame(1).encode()).await?;
+        stream
+            .write_all(
+                &Method::new(BASIC_GET)
+                    .short(0)
+                    .shortstr(queue)
+                    .octet(1)
+                    .frame(1)
+                    .encode(),
+            )
+            .await?;
         let frame = read_frame(stream).await?;
         match frame.method() {
             Some(BASIC_GET_OK) => Some(read_content(stream).await?),
             Some(BASIC_GET_EMPTY) => None,
-            other => return Err(WorkloadError::Protocol(format!("expected Basic.GetOk, got {other:?}"))),
+            other => {
+                return Err(WorkloadError::Protocol(format!(
+                    "expected Basic.GetOk, got {other:?}"
+                )));
+            }
         }
     } else {
         None
     };
-    let close_channel = Method::new(CHANNEL_CLOSE).short(200).shortstr("bye").short(0).short(0);
+    let close_channel = Method::new(CHANNEL_CLOSE)
+        .short(200)
+        .shortstr("bye")
+        .short(0)
+        .short(0);
     stream.write_all(&close_channel.frame(1).encode()).await?;
     expect(stream, CHANNEL_CLOSE_OK).await?;
-    let close = Method::new(CLOSE).short(200).shortstr("bye").short(0).short(0);
+    let close = Method::new(CLOSE)
+        .short(200)
+        .shortstr("bye")
+        .short(0)
+        .short(0);
     stream.write_all(&close.frame(0).encode()).await?;
     expect(stream, CLOSE_OK).await?;
     Ok(Exchange { product, consumed })
@@ -440,8 +567,12 @@ pub async fn publish<S: AsyncRead + AsyncWrite + Unpin>(
 
 fn product_of(start: &Frame) -> String {
     let mut a = start.args();
-    let Ok(()) = a.skip(2) else { return String::new() };
-    let Ok(table) = a.longstr() else { return String::new() };
+    let Ok(()) = a.skip(2) else {
+        return String::new();
+    };
+    let Ok(table) = a.longstr() else {
+        return String::new();
+    };
     table_text(table, "product").unwrap_or_default()
 }
 
@@ -477,8 +608,14 @@ mod tests {
         let (mut client, mut server) = tokio::io::duplex(1 << 16);
         let q = queues.clone();
         let srv = tokio::spawn(async move { serve(&mut server, &q).await });
-        let opts = PublishOptions { queue: "canary", quorum: false, consume: true };
-        let got = publish(&mut client, &opts, b"MESHPROOF-CANARY-x").await.unwrap();
+        let opts = PublishOptions {
+            queue: "canary",
+            quorum: false,
+            consume: true,
+        };
+        let got = publish(&mut client, &opts, b"MESHPROOF-CANARY-x")
+            .await
+            .unwrap();
         assert_eq!(got.product, "meshproof-workload");
         assert_eq!(got.consumed.as_deref(), Some(&b"MESHPROOF-CANARY-x"[..]));
         srv.await.unwrap().unwrap();
@@ -490,7 +627,11 @@ mod tests {
         let queues = Queues::replicated(tx);
         let (mut client, mut server) = tokio::io::duplex(1 << 16);
         tokio::spawn(async move { serve(&mut server, &queues).await });
-        let opts = PublishOptions { queue: "q", quorum: true, consume: false };
+        let opts = PublishOptions {
+            queue: "q",
+            quorum: true,
+            consume: false,
+        };
         publish(&mut client, &opts, b"replicate me").await.unwrap();
         assert_eq!(rx.recv().await.unwrap(), b"replicate me");
     }

@@ -21,8 +21,20 @@ const NAMES_REQ: u8 = 110;
 const NODE_TYPE_NORMAL: u8 = 77;
 /// Distribution flags a modern node sends: extended references and pids, UTF-8 atoms,
 /// maps, big creation, the OTP 23 handshake and the mandatory OTP 25 digest flag.
-pub const DIST_FLAGS: u64 = 0x4 | 0x8 | 0x10 | 0x80 | 0x100 | 0x200 | 0x400 | 0x800 | 0x10000 | 0x20000
-    | 0x40000 | 0x1000000 | 0x2000000 | 0x4000000;
+pub const DIST_FLAGS: u64 = 0x4
+    | 0x8
+    | 0x10
+    | 0x80
+    | 0x100
+    | 0x200
+    | 0x400
+    | 0x800
+    | 0x10000
+    | 0x20000
+    | 0x40000
+    | 0x1000000
+    | 0x2000000
+    | 0x4000000;
 
 /// What this node's epmd knows: its own node and distribution port.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,7 +86,11 @@ pub async fn serve_epmd<S: AsyncRead + AsyncWrite + Unpin>(
             let mut sink = [0u8; 64];
             while stream.read(&mut sink).await? > 0 {}
         }
-        other => return Err(WorkloadError::Protocol(format!("unknown epmd request {other:?}"))),
+        other => {
+            return Err(WorkloadError::Protocol(format!(
+                "unknown epmd request {other:?}"
+            )));
+        }
     }
     Ok(())
 }
@@ -92,14 +108,19 @@ fn port2_resp(me: &Registration) -> Vec<u8> {
 }
 
 /// Asks an epmd for a node's distribution port.
-pub async fn port_please<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, name: &str) -> Result<u16, WorkloadError> {
+pub async fn port_please<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    name: &str,
+) -> Result<u16, WorkloadError> {
     let mut req = vec![PORT_PLEASE2_REQ];
     req.extend_from_slice(name.as_bytes());
     stream.write_all(&u16_frame(&req)).await?;
     let mut head = [0u8; 2];
     stream.read_exact(&mut head).await?;
     if head != [PORT2_RESP, 0] {
-        return Err(WorkloadError::Protocol(format!("epmd does not know node `{name}` ({head:?})")));
+        return Err(WorkloadError::Protocol(format!(
+            "epmd does not know node `{name}` ({head:?})"
+        )));
     }
     Ok(stream.read_u16().await?)
 }
@@ -148,16 +169,23 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
         return Err(WorkloadError::Protocol("expected send_name 'N'".into()));
     }
     let nlen = u16::from_be_bytes(field(&name_msg, 13)?) as usize;
-    let peer = String::from_utf8_lossy(name_msg.get(15..15 + nlen).unwrap_or_default()).into_owned();
+    let peer =
+        String::from_utf8_lossy(name_msg.get(15..15 + nlen).unwrap_or_default()).into_owned();
     stream.write_all(&u16_frame(b"sok")).await?;
     let challenge: u32 = rand::random();
-    stream.write_all(&u16_frame(&send_challenge(me, challenge))).await?;
+    stream
+        .write_all(&u16_frame(&send_challenge(me, challenge)))
+        .await?;
     let reply = read_u16_frame(stream).await?;
     if reply.first() != Some(&b'r') || reply.len() != 21 {
-        return Err(WorkloadError::Protocol("expected send_challenge_reply 'r'".into()));
+        return Err(WorkloadError::Protocol(
+            "expected send_challenge_reply 'r'".into(),
+        ));
     }
     if reply[5..21] != digest(cookie, challenge) {
-        return Err(WorkloadError::Protocol(format!("node {peer} sent a wrong cookie digest")));
+        return Err(WorkloadError::Protocol(format!(
+            "node {peer} sent a wrong cookie digest"
+        )));
     }
     let theirs = u32::from_be_bytes(field(&reply, 1)?);
     let mut ack = vec![b'a'];
@@ -171,7 +199,9 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
         }
         let n = u32::from_be_bytes(len) as usize;
         if n > 1 << 20 {
-            return Err(WorkloadError::Protocol("distribution message too large".into()));
+            return Err(WorkloadError::Protocol(
+                "distribution message too large".into(),
+            ));
         }
         let mut skip = vec![0u8; n];
         stream.read_exact(&mut skip).await?;
@@ -210,15 +240,21 @@ pub async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
     stream.write_all(&u16_frame(&send_name(me))).await?;
     let status = read_u16_frame(stream).await?;
     if status != b"sok" {
-        return Err(WorkloadError::Protocol(format!("peer refused: {}", String::from_utf8_lossy(&status))));
+        return Err(WorkloadError::Protocol(format!(
+            "peer refused: {}",
+            String::from_utf8_lossy(&status)
+        )));
     }
     let challenge_msg = read_u16_frame(stream).await?;
     if challenge_msg.first() != Some(&b'N') {
-        return Err(WorkloadError::Protocol("expected send_challenge 'N'".into()));
+        return Err(WorkloadError::Protocol(
+            "expected send_challenge 'N'".into(),
+        ));
     }
     let theirs = u32::from_be_bytes(field(&challenge_msg, 9)?);
     let nlen = u16::from_be_bytes(field(&challenge_msg, 17)?) as usize;
-    let peer = String::from_utf8_lossy(challenge_msg.get(19..19 + nlen).unwrap_or_default()).into_owned();
+    let peer =
+        String::from_utf8_lossy(challenge_msg.get(19..19 + nlen).unwrap_or_default()).into_owned();
     let mine: u32 = rand::random();
     let mut reply = vec![b'r'];
     reply.extend_from_slice(&mine.to_be_bytes());
@@ -226,7 +262,9 @@ pub async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
     stream.write_all(&u16_frame(&reply)).await?;
     let ack = read_u16_frame(stream).await?;
     if ack.first() != Some(&b'a') || ack.get(1..17) != Some(&digest(cookie, mine)[..]) {
-        return Err(WorkloadError::Protocol(format!("node {peer} sent a wrong challenge ack")));
+        return Err(WorkloadError::Protocol(format!(
+            "node {peer} sent a wrong challenge ack"
+        )));
     }
     for _ in 0..ticks {
         stream.write_all(&[0, 0, 0, 0]).await?;
@@ -242,7 +280,10 @@ mod tests {
 
     #[tokio::test]
     async fn port_please_finds_the_registered_node() {
-        let me = Registration { name: "rabbit".into(), port: 25672 };
+        let me = Registration {
+            name: "rabbit".into(),
+            port: 25672,
+        };
         let (mut c, mut s) = tokio::io::duplex(1024);
         let m = me.clone();
         tokio::spawn(async move { serve_epmd(&mut s, &m).await });
@@ -256,7 +297,10 @@ mod tests {
     async fn handshake_with_the_same_cookie_connects() {
         let (mut c, mut s) = tokio::io::duplex(1024);
         let srv = tokio::spawn(async move { accept(&mut s, "rabbit@b", "cookie").await });
-        assert_eq!(connect(&mut c, "rabbit@a", "cookie", 3).await.unwrap(), "rabbit@b");
+        assert_eq!(
+            connect(&mut c, "rabbit@a", "cookie", 3).await.unwrap(),
+            "rabbit@b"
+        );
         drop(c);
         assert_eq!(srv.await.unwrap().unwrap(), "rabbit@a");
     }
@@ -272,6 +316,9 @@ mod tests {
     #[test]
     fn digest_is_md5_of_cookie_and_decimal_challenge() {
         // md5("abc123"), the well-known value.
-        assert_eq!(hex::encode(digest("abc", 123)), "e99a18c428cb38d5f260853678922e03");
+        assert_eq!(
+            hex::encode(digest("abc", 123)),
+            "e99a18c428cb38d5f260853678922e03"
+        );
     }
 }

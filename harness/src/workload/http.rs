@@ -68,7 +68,9 @@ async fn read_head<R: AsyncRead + Unpin>(r: &mut R) -> Result<(String, Vec<u8>),
             return Ok((String::from_utf8_lossy(&buf[..end]).into_owned(), rest));
         }
         if buf.len() > MAX_HEAD {
-            return Err(WorkloadError::Protocol("HTTP head larger than 64 KiB".into()));
+            return Err(WorkloadError::Protocol(
+                "HTTP head larger than 64 KiB".into(),
+            ));
         }
         let n = r.read(&mut chunk).await?;
         if n == 0 {
@@ -91,7 +93,9 @@ async fn read_exact_body<R: AsyncRead + Unpin>(
     len: usize,
 ) -> Result<Vec<u8>, WorkloadError> {
     if len > MAX_BODY {
-        return Err(WorkloadError::Protocol(format!("HTTP body of {len} bytes is too large")));
+        return Err(WorkloadError::Protocol(format!(
+            "HTTP body of {len} bytes is too large"
+        )));
     }
     if have.len() < len {
         let mut more = vec![0u8; len - have.len()];
@@ -108,20 +112,37 @@ pub async fn read_request<R: AsyncRead + Unpin>(r: &mut R) -> Result<Request, Wo
     let mut lines = head.split("\r\n");
     let first = lines.next().unwrap_or_default();
     let mut parts = first.split(' ');
-    let (Some(method), Some(path), Some(version)) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(WorkloadError::Protocol(format!("bad HTTP request line `{first}`")));
+    let (Some(method), Some(path), Some(version)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(WorkloadError::Protocol(format!(
+            "bad HTTP request line `{first}`"
+        )));
     };
     if !version.starts_with("HTTP/1.") {
-        return Err(WorkloadError::Protocol(format!("unsupported HTTP version `{version}`")));
+        return Err(WorkloadError::Protocol(format!(
+            "unsupported HTTP version `{version}`"
+        )));
     }
     let headers = parse_headers(lines);
-    let len = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let len = headers
+        .get("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let body = read_exact_body(r, rest, len).await?;
-    Ok(Request { method: method.to_string(), path: path.to_string(), headers, body })
+    Ok(Request {
+        method: method.to_string(),
+        path: path.to_string(),
+        headers,
+        body,
+    })
 }
 
 /// Writes a response with `Content-Length` and `Connection: close`.
-pub async fn write_response<W: AsyncWrite + Unpin>(w: &mut W, status: u16, body: &[u8]) -> Result<(), WorkloadError> {
+pub async fn write_response<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    status: u16,
+    body: &[u8],
+) -> Result<(), WorkloadError> {
     let head = format!(
         "HTTP/1.1 {status} {}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
         reason(status),
@@ -145,7 +166,10 @@ fn reason(status: u16) -> &'static str {
 }
 
 /// Sends one request and reads the whole response.
-pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, req: &Request) -> Result<Response, WorkloadError> {
+pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    req: &Request,
+) -> Result<Response, WorkloadError> {
     let mut head = format!("{} {} HTTP/1.1\r\n", req.method, req.path);
     for (k, v) in &req.headers {
         head.push_str(&format!("{k}: {v}\r\n"));
@@ -172,7 +196,10 @@ async fn read_response<R: AsyncRead + Unpin>(r: &mut R) -> Result<Response, Work
     let headers = parse_headers(lines);
     let body = if let Some(len) = headers.get("content-length").and_then(|v| v.parse().ok()) {
         read_exact_body(r, rest, len).await?
-    } else if headers.get("transfer-encoding").is_some_and(|t| t.contains("chunked")) {
+    } else if headers
+        .get("transfer-encoding")
+        .is_some_and(|t| t.contains("chunked"))
+    {
         let mut all = rest;
         r.take(MAX_BODY as u64).read_to_end(&mut all).await?;
         dechunk(&all)?
@@ -181,7 +208,11 @@ async fn read_response<R: AsyncRead + Unpin>(r: &mut R) -> Result<Response, Work
         r.take(MAX_BODY as u64).read_to_end(&mut all).await?;
         all
     };
-    Ok(Response { status, headers, body })
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
 }
 
 fn dechunk(mut data: &[u8]) -> Result<Vec<u8>, WorkloadError> {
@@ -196,7 +227,9 @@ fn dechunk(mut data: &[u8]) -> Result<Vec<u8>, WorkloadError> {
         if size == 0 {
             return Ok(out);
         }
-        let chunk = data.get(..size).ok_or_else(|| WorkloadError::Protocol("chunk truncated".into()))?;
+        let chunk = data
+            .get(..size)
+            .ok_or_else(|| WorkloadError::Protocol("chunk truncated".into()))?;
         out.extend_from_slice(chunk);
         data = data.get(size + 2..).unwrap_or_default();
     }
@@ -206,7 +239,9 @@ fn dechunk(mut data: &[u8]) -> Result<Vec<u8>, WorkloadError> {
 pub fn url_encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             b' ' => "+".to_string(),
             _ => format!("%{b:02X}"),
         })
@@ -249,18 +284,34 @@ mod tests {
             write_response(&mut s, 201, b"made").await.unwrap();
             req
         });
-        let mut req = Request { method: "POST".into(), path: "/users".into(), ..Request::default() };
-        req.headers.insert("content-type".into(), "application/x-www-form-urlencoded".into());
+        let mut req = Request {
+            method: "POST".into(),
+            path: "/users".into(),
+            ..Request::default()
+        };
+        req.headers.insert(
+            "content-type".into(),
+            "application/x-www-form-urlencoded".into(),
+        );
         req.body = format!("email={}&age=42", url_encode("a b&c@x")).into_bytes();
         let resp = exchange(&mut c, &req).await.unwrap();
         assert_eq!((resp.status, resp.body.as_slice()), (201, &b"made"[..]));
         let got = srv.await.unwrap();
-        assert_eq!(got.form(), vec![("email".into(), "a b&c@x".into()), ("age".into(), "42".into())]);
+        assert_eq!(
+            got.form(),
+            vec![
+                ("email".into(), "a b&c@x".into()),
+                ("age".into(), "42".into())
+            ]
+        );
     }
 
     #[test]
     fn chunked_bodies_decode() {
-        assert_eq!(dechunk(b"5\r\nRBAC:\r\n e\r\n access denied\r\n0\r\n\r\n").unwrap(), b"RBAC: access denied");
+        assert_eq!(
+            dechunk(b"5\r\nRBAC:\r\n e\r\n access denied\r\n0\r\n\r\n").unwrap(),
+            b"RBAC: access denied"
+        );
         assert!(dechunk(b"zz\r\n").is_err());
     }
 

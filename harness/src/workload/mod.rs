@@ -112,8 +112,10 @@ pub struct Upstream {
 impl Role {
     /// Parses a role file's text; `path` names it in errors.
     pub fn from_json(path: &str, text: &str) -> Result<Role, WorkloadError> {
-        let role: Role = serde_json::from_str(text)
-            .map_err(|e| WorkloadError::Config { path: path.to_string(), message: e.to_string() })?;
+        let role: Role = serde_json::from_str(text).map_err(|e| WorkloadError::Config {
+            path: path.to_string(),
+            message: e.to_string(),
+        })?;
         for l in &role.listeners {
             if !server::can_serve(l.protocol) {
                 return Err(WorkloadError::Unsupported(l.protocol));
@@ -124,7 +126,10 @@ impl Role {
 
     /// The distribution port this node listens on, for its epmd to announce.
     pub fn dist_port(&self) -> u16 {
-        self.listeners.iter().find(|l| l.protocol == Protocol::ErlangDist).map_or(25672, |l| l.bind.port())
+        self.listeners
+            .iter()
+            .find(|l| l.protocol == Protocol::ErlangDist)
+            .map_or(25672, |l| l.bind.port())
     }
 }
 
@@ -136,7 +141,13 @@ mod tests {
     fn role_rejects_protocols_it_cannot_serve() {
         let json = r#"{"workload":"m","instance":"m-0","node":"rabbit@m-0","cookie":"c",
             "listeners":[{"bind":"0.0.0.0:27017","protocol":"mongodb"}],"upstreams":[],"cluster_interval_ms":1000}"#;
-        assert!(matches!(Role::from_json("r.json", json), Err(WorkloadError::Unsupported(Protocol::Mongodb))));
-        assert!(matches!(Role::from_json("r.json", "{"), Err(WorkloadError::Config { .. })));
+        assert!(matches!(
+            Role::from_json("r.json", json),
+            Err(WorkloadError::Unsupported(Protocol::Mongodb))
+        ));
+        assert!(matches!(
+            Role::from_json("r.json", "{"),
+            Err(WorkloadError::Config { .. })
+        ));
     }
 }

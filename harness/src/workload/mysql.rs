@@ -37,7 +37,9 @@ pub async fn read_packet<R: AsyncRead + Unpin>(r: &mut R) -> Result<(u8, Vec<u8>
     r.read_exact(&mut head).await?;
     let len = u32::from_le_bytes([head[0], head[1], head[2], 0]) as usize;
     if len > MAX_PACKET {
-        return Err(WorkloadError::Protocol(format!("mysql packet of {len} bytes is too large")));
+        return Err(WorkloadError::Protocol(format!(
+            "mysql packet of {len} bytes is too large"
+        )));
     }
     let mut payload = vec![0u8; len];
     r.read_exact(&mut payload).await?;
@@ -163,7 +165,10 @@ pub struct ServerHello {
 
 /// Parses a handshake v10 packet.
 pub fn parse_handshake_v10(payload: &[u8]) -> Result<ServerHello, WorkloadError> {
-    let mut c = Cursor { buf: payload, pos: 0 };
+    let mut c = Cursor {
+        buf: payload,
+        pos: 0,
+    };
     if c.u8()? != 10 {
         return Err(WorkloadError::Protocol("not a MySQL handshake v10".into()));
     }
@@ -172,7 +177,10 @@ pub fn parse_handshake_v10(payload: &[u8]) -> Result<ServerHello, WorkloadError>
     let low = u32::from(c.u16()?);
     c.take(1 + 2)?;
     let high = u32::from(c.u16()?);
-    Ok(ServerHello { version, capabilities: low | (high << 16) })
+    Ok(ServerHello {
+        version,
+        capabilities: low | (high << 16),
+    })
 }
 
 /// The client's `HandshakeResponse41` for `user` with an empty password.
@@ -204,10 +212,15 @@ pub struct ClientLogin {
 
 /// Parses a `HandshakeResponse41`.
 pub fn parse_handshake_response41(payload: &[u8]) -> Result<ClientLogin, WorkloadError> {
-    let mut c = Cursor { buf: payload, pos: 0 };
+    let mut c = Cursor {
+        buf: payload,
+        pos: 0,
+    };
     let caps = c.u32()?;
     if caps & CLIENT_SSL != 0 && payload.len() == 32 {
-        return Err(WorkloadError::Protocol("client asked for TLS, which this server never offers".into()));
+        return Err(WorkloadError::Protocol(
+            "client asked for TLS, which this server never offers".into(),
+        ));
     }
     c.take(4 + 1 + 23)?;
     let user = String::from_utf8_lossy(c.nul_str()?).into_owned();
@@ -257,7 +270,14 @@ fn eof_packet() -> Vec<u8> {
 
 fn column_definition(name: &str) -> Vec<u8> {
     let mut p = Vec::new();
-    for part in [&b"def"[..], b"pii_demo", b"users", b"users", name.as_bytes(), name.as_bytes()] {
+    for part in [
+        &b"def"[..],
+        b"pii_demo",
+        b"users",
+        b"users",
+        name.as_bytes(),
+        name.as_bytes(),
+    ] {
         put_lenenc_str(&mut p, part);
     }
     p.push(0x0c);
@@ -302,7 +322,9 @@ pub struct Table {
 
 impl Table {
     fn insert(&self, statement: &str) -> u64 {
-        let Ok(mut rows) = self.rows.lock() else { return 0 };
+        let Ok(mut rows) = self.rows.lock() else {
+            return 0;
+        };
         // Bounded: a traffic generator must not grow without limit over a long soak.
         if rows.len() >= 1000 {
             rows.remove(0);
@@ -322,28 +344,41 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     table: &Table,
 ) -> Result<(), WorkloadError> {
     let scramble: [u8; 20] = rand::random::<[u8; 20]>().map(|b| (b % 94) + 33);
-    stream.write_all(&packet(0, &handshake_v10(connection_id, &scramble))).await?;
+    stream
+        .write_all(&packet(0, &handshake_v10(connection_id, &scramble)))
+        .await?;
     let (seq, login) = read_packet(stream).await?;
     parse_handshake_response41(&login)?;
-    stream.write_all(&packet(seq.wrapping_add(1), &ok_packet(0, 0))).await?;
+    stream
+        .write_all(&packet(seq.wrapping_add(1), &ok_packet(0, 0)))
+        .await?;
     loop {
         let (_, command) = match read_packet(stream).await {
             Ok(p) => p,
-            Err(WorkloadError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(WorkloadError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Ok(());
+            }
             Err(e) => return Err(e),
         };
         let reply = match command.first().copied() {
             Some(COM_QUIT) | None => return Ok(()),
             Some(COM_PING) | Some(COM_INIT_DB) => packet(1, &ok_packet(0, 0)),
             Some(COM_QUERY) => answer_query(&String::from_utf8_lossy(&command[1..]), table),
-            Some(other) => packet(1, &err_packet(1047, "08S01", &format!("Unknown command {other}"))),
+            Some(other) => packet(
+                1,
+                &err_packet(1047, "08S01", &format!("Unknown command {other}")),
+            ),
         };
         stream.write_all(&reply).await?;
     }
 }
 
 fn answer_query(sql: &str, table: &Table) -> Vec<u8> {
-    let verb = sql.split_whitespace().next().unwrap_or_default().to_ascii_uppercase();
+    let verb = sql
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_ascii_uppercase();
     match verb.as_str() {
         "INSERT" => {
             let id = table.insert(sql);
@@ -362,7 +397,12 @@ pub async fn query<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Result<String, WorkloadError> {
     let (seq, hello) = read_packet(stream).await?;
     parse_handshake_v10(&hello)?;
-    stream.write_all(&packet(seq.wrapping_add(1), &handshake_response41("pii_user", "pii_demo"))).await?;
+    stream
+        .write_all(&packet(
+            seq.wrapping_add(1),
+            &handshake_response41("pii_user", "pii_demo"),
+        ))
+        .await?;
     let (_, auth) = read_packet(stream).await?;
     if auth.first() != Some(&0x00) {
         return Ok(describe_error(&auth));
@@ -379,14 +419,21 @@ async fn read_answer<S: AsyncRead + Unpin>(stream: &mut S) -> Result<String, Wor
     let (_, first) = read_packet(stream).await?;
     match first.first().copied() {
         Some(0x00) => {
-            let mut c = Cursor { buf: &first, pos: 1 };
+            let mut c = Cursor {
+                buf: &first,
+                pos: 1,
+            };
             let affected = c.lenenc_int()?;
             let id = c.lenenc_int()?;
             Ok(format!("OK affected={affected} last_insert_id={id}"))
         }
         Some(0xff) => Ok(describe_error(&first)),
         _ => {
-            let columns = Cursor { buf: &first, pos: 0 }.lenenc_int()?;
+            let columns = Cursor {
+                buf: &first,
+                pos: 0,
+            }
+            .lenenc_int()?;
             for _ in 0..columns {
                 read_packet(stream).await?;
             }
@@ -399,7 +446,10 @@ async fn read_answer<S: AsyncRead + Unpin>(stream: &mut S) -> Result<String, Wor
                 }
                 let mut c = Cursor { buf: &row, pos: 0 };
                 let values: Result<Vec<String>, _> = (0..columns)
-                    .map(|_| c.lenenc_str().map(|v| String::from_utf8_lossy(v).into_owned()))
+                    .map(|_| {
+                        c.lenenc_str()
+                            .map(|v| String::from_utf8_lossy(v).into_owned())
+                    })
                     .collect();
                 rows.push(values?.join("\t"));
             }
@@ -408,8 +458,14 @@ async fn read_answer<S: AsyncRead + Unpin>(stream: &mut S) -> Result<String, Wor
 }
 
 fn describe_error(payload: &[u8]) -> String {
-    let code = payload.get(1..3).map(|b| u16::from_le_bytes([b[0], b[1]])).unwrap_or(0);
-    let text = payload.get(9..).map(String::from_utf8_lossy).unwrap_or_default();
+    let code = payload
+        .get(1..3)
+        .map(|b| u16::from_le_bytes([b[0], b[1]]))
+        .unwrap_or(0);
+    let text = payload
+        .get(9..)
+        .map(String::from_utf8_lossy)
+        .unwrap_or_default();
     format!("ERROR {code}: {text}")
 }
 
@@ -424,7 +480,14 @@ mod tests {
 
     #[test]
     fn lenenc_boundaries() {
-        for (n, len) in [(0u64, 1usize), (250, 1), (251, 3), (65535, 3), (65536, 4), (1 << 24, 9)] {
+        for (n, len) in [
+            (0u64, 1usize),
+            (250, 1),
+            (251, 3),
+            (65535, 3),
+            (65536, 4),
+            (1 << 24, 9),
+        ] {
             let mut out = Vec::new();
             put_lenenc_int(&mut out, n);
             assert_eq!(out.len(), len, "{n}");
@@ -444,8 +507,15 @@ mod tests {
 
     #[test]
     fn login_round_trips() {
-        let login = parse_handshake_response41(&handshake_response41("pii_user", "pii_demo")).unwrap();
-        assert_eq!(login, ClientLogin { user: "pii_user".into(), database: Some("pii_demo".into()) });
+        let login =
+            parse_handshake_response41(&handshake_response41("pii_user", "pii_demo")).unwrap();
+        assert_eq!(
+            login,
+            ClientLogin {
+                user: "pii_user".into(),
+                database: Some("pii_demo".into())
+            }
+        );
         assert!(parse_handshake_response41(&[1, 2, 3]).is_err());
     }
 
@@ -455,7 +525,9 @@ mod tests {
         let (mut client, mut server) = tokio::io::duplex(4096);
         let t = table.clone();
         let srv = tokio::spawn(async move { serve(&mut server, 1, &t).await });
-        let answer = query(&mut client, "INSERT INTO users (email) VALUES ('x')").await.unwrap();
+        let answer = query(&mut client, "INSERT INTO users (email) VALUES ('x')")
+            .await
+            .unwrap();
         assert_eq!(answer, "OK affected=1 last_insert_id=1");
         srv.await.unwrap().unwrap();
         let (mut client, mut server) = tokio::io::duplex(4096);

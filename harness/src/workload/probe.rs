@@ -133,24 +133,41 @@ fn is_reset(e: &WorkloadError) -> bool {
     use std::io::ErrorKind::*;
     match e {
         WorkloadError::Closed { .. } => true,
-        WorkloadError::Io(io) => matches!(io.kind(), ConnectionReset | UnexpectedEof | BrokenPipe | ConnectionAborted),
+        WorkloadError::Io(io) => matches!(
+            io.kind(),
+            ConnectionReset | UnexpectedEof | BrokenPipe | ConnectionAborted
+        ),
         _ => false,
     }
 }
 
-async fn once(req: &ProbeRequest, outcome: &mut ProbeOutcome) -> Result<(Option<u16>, String), WorkloadError> {
+async fn once(
+    req: &ProbeRequest,
+    outcome: &mut ProbeOutcome,
+) -> Result<(Option<u16>, String), WorkloadError> {
     let mut stream = TcpStream::connect(&req.dial).await?;
     outcome.client_addr = stream.local_addr().ok().map(|a| a.to_string());
     match &req.kind {
-        ProbeKind::Http { method, path, headers, body } => {
+        ProbeKind::Http {
+            method,
+            path,
+            headers,
+            body,
+        } => {
             let request = http::Request {
                 method: method.clone(),
                 path: path.clone(),
-                headers: headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect(),
+                headers: headers
+                    .iter()
+                    .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+                    .collect(),
                 body: body.clone().into_bytes(),
             };
             let resp = http::exchange(&mut stream, &request).await?;
-            Ok((Some(resp.status), String::from_utf8_lossy(&resp.body).into_owned()))
+            Ok((
+                Some(resp.status),
+                String::from_utf8_lossy(&resp.body).into_owned(),
+            ))
         }
         ProbeKind::Tcp { send } => {
             stream.write_all(send.as_bytes()).await?;
@@ -163,10 +180,23 @@ async fn once(req: &ProbeRequest, outcome: &mut ProbeOutcome) -> Result<(Option<
             Ok((None, String::from_utf8_lossy(&back).into_owned()))
         }
         ProbeKind::Mysql { query } => Ok((None, mysql::query(&mut stream, query).await?)),
-        ProbeKind::Amqp { queue, publish, consume, quorum } => {
-            let opts = amqp::PublishOptions { queue, quorum: *quorum, consume: *consume };
+        ProbeKind::Amqp {
+            queue,
+            publish,
+            consume,
+            quorum,
+        } => {
+            let opts = amqp::PublishOptions {
+                queue,
+                quorum: *quorum,
+                consume: *consume,
+            };
             let got = amqp::publish(&mut stream, &opts, publish.as_bytes()).await?;
-            let mut text = format!("published {} bytes to {queue} on {}", publish.len(), got.product);
+            let mut text = format!(
+                "published {} bytes to {queue} on {}",
+                publish.len(),
+                got.product
+            );
             if let Some(body) = got.consumed {
                 text.push_str(&format!("; consumed: {}", String::from_utf8_lossy(&body)));
             }
@@ -177,7 +207,11 @@ async fn once(req: &ProbeRequest, outcome: &mut ProbeOutcome) -> Result<(Option<
 
 /// Waits until every address accepts a TCP connection and, when given, Envoy's admin
 /// `/ready` answers 200. Used inside a pod to tell the lab the pod is ready.
-pub async fn wait_ready(addrs: &[String], envoy_admin: Option<&str>, limit: Duration) -> Result<(), String> {
+pub async fn wait_ready(
+    addrs: &[String],
+    envoy_admin: Option<&str>,
+    limit: Duration,
+) -> Result<(), String> {
     let deadline = tokio::time::Instant::now() + limit;
     let mut pending: Vec<String> = addrs.to_vec();
     let mut envoy = envoy_admin.map(str::to_string);
@@ -189,10 +223,10 @@ pub async fn wait_ready(addrs: &[String], envoy_admin: Option<&str>, limit: Dura
             }
         }
         pending = still;
-        if let Some(admin) = envoy.clone() {
-            if envoy_ready(&admin).await {
-                envoy = None;
-            }
+        if let Some(admin) = envoy.clone()
+            && envoy_ready(&admin).await
+        {
+            envoy = None;
         }
         if pending.is_empty() && envoy.is_none() {
             return Ok(());
@@ -200,15 +234,24 @@ pub async fn wait_ready(addrs: &[String], envoy_admin: Option<&str>, limit: Dura
         if tokio::time::Instant::now() >= deadline {
             let mut waiting = pending;
             waiting.extend(envoy.map(|a| format!("envoy admin {a}/ready")));
-            return Err(format!("not ready within {limit:?}: {}", waiting.join(", ")));
+            return Err(format!(
+                "not ready within {limit:?}: {}",
+                waiting.join(", ")
+            ));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
 async fn envoy_ready(admin: &str) -> bool {
-    let Ok(mut stream) = TcpStream::connect(admin).await else { return false };
-    let mut req = http::Request { method: "GET".into(), path: "/ready".into(), ..http::Request::default() };
+    let Ok(mut stream) = TcpStream::connect(admin).await else {
+        return false;
+    };
+    let mut req = http::Request {
+        method: "GET".into(),
+        path: "/ready".into(),
+        ..http::Request::default()
+    };
     req.headers.insert("host".into(), admin.to_string());
     matches!(http::exchange(&mut stream, &req).await, Ok(resp) if resp.status == 200)
 }
@@ -220,7 +263,11 @@ mod tests {
     #[tokio::test]
     async fn refused_is_not_a_reset_and_is_retried() {
         // Bind and drop to get a port nothing listens on.
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let req = ProbeRequest {
             dial: format!("127.0.0.1:{port}"),
             kind: ProbeKind::Tcp { send: "x".into() },
@@ -245,7 +292,9 @@ mod tests {
         });
         let req = ProbeRequest {
             dial: addr.to_string(),
-            kind: ProbeKind::Mysql { query: "SELECT 1".into() },
+            kind: ProbeKind::Mysql {
+                query: "SELECT 1".into(),
+            },
             timeout_ms: 1000,
             attempts: 1,
         };

@@ -19,7 +19,12 @@ const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(10);
 pub(super) fn can_serve(protocol: Protocol) -> bool {
     matches!(
         protocol,
-        Protocol::Http | Protocol::Tcp | Protocol::Mysql | Protocol::Amqp | Protocol::Epmd | Protocol::ErlangDist
+        Protocol::Http
+            | Protocol::Tcp
+            | Protocol::Mysql
+            | Protocol::Amqp
+            | Protocol::Epmd
+            | Protocol::ErlangDist
     )
 }
 
@@ -39,7 +44,11 @@ pub async fn serve(role: Role, reporter: Arc<dyn Reporter>) -> Result<(), Worklo
     for l in &role.listeners {
         let socket = TcpListener::bind(l.bind)
             .await
-            .map_err(|source| WorkloadError::Bind { addr: l.bind, protocol: l.protocol, source })?;
+            .map_err(|source| WorkloadError::Bind {
+                addr: l.bind,
+                protocol: l.protocol,
+                source,
+            })?;
         bound.push((socket, l.clone()));
     }
     let (replicate, replicas) = tokio::sync::mpsc::unbounded_channel();
@@ -53,13 +62,24 @@ pub async fn serve(role: Role, reporter: Arc<dyn Reporter>) -> Result<(), Worklo
     shared.reporter.info(&format!(
         "{} serving {}",
         shared.role.instance,
-        shared.role.listeners.iter().map(|l| format!("{}/{:?}", l.bind, l.protocol)).collect::<Vec<_>>().join(", ")
+        shared
+            .role
+            .listeners
+            .iter()
+            .map(|l| format!("{}/{:?}", l.bind, l.protocol))
+            .collect::<Vec<_>>()
+            .join(", ")
     ));
     let mut tasks = tokio::task::JoinSet::new();
     for (socket, listener) in bound {
         tasks.spawn(accept_loop(socket, listener, shared.clone()));
     }
-    if shared.role.upstreams.iter().any(|u| matches!(u.protocol, Protocol::Epmd | Protocol::ErlangDist)) {
+    if shared
+        .role
+        .upstreams
+        .iter()
+        .any(|u| matches!(u.protocol, Protocol::Epmd | Protocol::ErlangDist))
+    {
         tasks.spawn(cluster_loop(shared.clone()));
         tasks.spawn(replicate_loop(shared.clone(), replicas));
     }
@@ -73,20 +93,30 @@ pub async fn serve(role: Role, reporter: Arc<dyn Reporter>) -> Result<(), Worklo
     Ok(())
 }
 
-async fn accept_loop(socket: TcpListener, listener: Listener, shared: Arc<Shared>) -> Result<(), WorkloadError> {
+async fn accept_loop(
+    socket: TcpListener,
+    listener: Listener,
+    shared: Arc<Shared>,
+) -> Result<(), WorkloadError> {
     loop {
         let (stream, peer) = socket.accept().await?;
         let shared = shared.clone();
         let protocol = listener.protocol;
         tokio::spawn(async move {
             if let Err(e) = handle(stream, protocol, &shared).await {
-                shared.reporter.debug(&format!("{protocol:?} connection from {peer}: {e}"));
+                shared
+                    .reporter
+                    .debug(&format!("{protocol:?} connection from {peer}: {e}"));
             }
         });
     }
 }
 
-async fn handle(mut stream: TcpStream, protocol: Protocol, shared: &Shared) -> Result<(), WorkloadError> {
+async fn handle(
+    mut stream: TcpStream,
+    protocol: Protocol,
+    shared: &Shared,
+) -> Result<(), WorkloadError> {
     let id = shared.connections.fetch_add(1, Ordering::Relaxed) + 1;
     match protocol {
         Protocol::Http => serve_http(&mut stream, shared).await,
@@ -94,12 +124,15 @@ async fn handle(mut stream: TcpStream, protocol: Protocol, shared: &Shared) -> R
         Protocol::Amqp => amqp::serve(&mut stream, &shared.queues).await,
         Protocol::Epmd => {
             let name = short_name(&shared.role.node).to_string();
-            let me = erlang::Registration { name, port: shared.role.dist_port() };
+            let me = erlang::Registration {
+                name,
+                port: shared.role.dist_port(),
+            };
             erlang::serve_epmd(&mut stream, &me).await
         }
-        Protocol::ErlangDist => {
-            erlang::accept(&mut stream, &shared.role.node, &shared.role.cookie).await.map(|_| ())
-        }
+        Protocol::ErlangDist => erlang::accept(&mut stream, &shared.role.node, &shared.role.cookie)
+            .await
+            .map(|_| ()),
         Protocol::Tcp => serve_tcp(&mut stream, &shared.role.instance).await,
         other => Err(WorkloadError::Unsupported(other)),
     }
@@ -113,7 +146,10 @@ fn short_name(node: &str) -> &str {
 /// half-closes (or 64 KiB arrive).
 async fn serve_tcp(stream: &mut TcpStream, instance: &str) -> Result<(), WorkloadError> {
     let mut data = Vec::new();
-    (&mut *stream).take(64 * 1024).read_to_end(&mut data).await?;
+    (&mut *stream)
+        .take(64 * 1024)
+        .read_to_end(&mut data)
+        .await?;
     let mut reply = format!("{instance} echo: ").into_bytes();
     reply.extend_from_slice(&data);
     stream.write_all(&reply).await?;
@@ -125,7 +161,13 @@ async fn serve_http(stream: &mut TcpStream, shared: &Shared) -> Result<(), Workl
     let req = http::read_request(stream).await?;
     let (status, body) = match req.method.as_str() {
         "POST" | "PUT" => store(&req, shared).await,
-        _ => (200, format!("{} ({}) {} {}\n", shared.role.workload, shared.role.instance, req.method, req.path)),
+        _ => (
+            200,
+            format!(
+                "{} ({}) {} {}\n",
+                shared.role.workload, shared.role.instance, req.method, req.path
+            ),
+        ),
     };
     http::write_response(stream, status, body.as_bytes()).await
 }
@@ -138,11 +180,24 @@ async fn store(req: &http::Request, shared: &Shared) -> (u16, String) {
         let result = tokio::time::timeout(UPSTREAM_TIMEOUT, forward(up, req)).await;
         match result {
             Ok(Ok(answer)) => done.push(format!("{} ({:?}): {answer}", up.workload, up.protocol)),
-            Ok(Err(e)) => return (502, format!("upstream {} at {} failed: {e}\n", up.workload, up.dial)),
-            Err(_) => return (502, format!("upstream {} at {} timed out\n", up.workload, up.dial)),
+            Ok(Err(e)) => {
+                return (
+                    502,
+                    format!("upstream {} at {} failed: {e}\n", up.workload, up.dial),
+                );
+            }
+            Err(_) => {
+                return (
+                    502,
+                    format!("upstream {} at {} timed out\n", up.workload, up.dial),
+                );
+            }
         }
     }
-    (200, format!("stored by {}\n{}\n", shared.role.instance, done.join("\n")))
+    (
+        200,
+        format!("stored by {}\n{}\n", shared.role.instance, done.join("\n")),
+    )
 }
 
 async fn forward(up: &Upstream, req: &http::Request) -> Result<String, WorkloadError> {
@@ -150,7 +205,11 @@ async fn forward(up: &Upstream, req: &http::Request) -> Result<String, WorkloadE
     match up.protocol {
         Protocol::Mysql => mysql::query(&mut stream, &insert_statement(req)).await,
         Protocol::Amqp => {
-            let opts = amqp::PublishOptions { queue: "meshproof", quorum: false, consume: false };
+            let opts = amqp::PublishOptions {
+                queue: "meshproof",
+                quorum: false,
+                consume: false,
+            };
             let sent = amqp::publish(&mut stream, &opts, &req.body).await?;
             Ok(format!("published to {}", sent.product))
         }
@@ -176,16 +235,27 @@ async fn forward(up: &Upstream, req: &http::Request) -> Result<String, WorkloadE
 fn insert_statement(req: &http::Request) -> String {
     let form = req.form();
     let fields: Vec<(String, String)> = if form.is_empty() {
-        vec![("payload".into(), String::from_utf8_lossy(&req.body).into_owned())]
+        vec![(
+            "payload".into(),
+            String::from_utf8_lossy(&req.body).into_owned(),
+        )]
     } else {
         form
     };
     let columns: Vec<String> = fields
         .iter()
-        .map(|(k, _)| k.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').collect())
+        .map(|(k, _)| {
+            k.chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect()
+        })
         .collect();
     let values: Vec<String> = fields.iter().map(|(_, v)| mysql::quote(v)).collect();
-    format!("INSERT INTO users ({}) VALUES ({})", columns.join(", "), values.join(", "))
+    format!(
+        "INSERT INTO users ({}) VALUES ({})",
+        columns.join(", "),
+        values.join(", ")
+    )
 }
 
 /// Contacts every cluster peer on a fixed period with fresh connections, so every
@@ -200,8 +270,12 @@ async fn cluster_loop(shared: Arc<Shared>) -> Result<(), WorkloadError> {
             let result = tokio::time::timeout(period * 2, contact_peer(up, &shared.role)).await;
             match result {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => shared.reporter.debug(&format!("peer {} at {}: {e}", up.workload, up.dial)),
-                Err(_) => shared.reporter.debug(&format!("peer {} at {} timed out", up.workload, up.dial)),
+                Ok(Err(e)) => shared
+                    .reporter
+                    .debug(&format!("peer {} at {}: {e}", up.workload, up.dial)),
+                Err(_) => shared
+                    .reporter
+                    .debug(&format!("peer {} at {} timed out", up.workload, up.dial)),
             }
         }
     }
@@ -214,15 +288,28 @@ async fn replicate_loop(
     mut messages: tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>,
 ) -> Result<(), WorkloadError> {
     while let Some(body) = messages.recv().await {
-        for up in shared.role.upstreams.iter().filter(|u| u.protocol == Protocol::ErlangDist) {
+        for up in shared
+            .role
+            .upstreams
+            .iter()
+            .filter(|u| u.protocol == Protocol::ErlangDist)
+        {
             let send = async {
                 let mut stream = TcpStream::connect(&up.dial).await?;
                 erlang::send(&mut stream, &shared.role.node, &shared.role.cookie, &body).await
             };
             match tokio::time::timeout(UPSTREAM_TIMEOUT, send).await {
-                Ok(Ok(())) => shared.reporter.debug(&format!("replicated {} bytes to {}", body.len(), up.dial)),
-                Ok(Err(e)) => shared.reporter.info(&format!("replication to {} failed: {e}", up.dial)),
-                Err(_) => shared.reporter.info(&format!("replication to {} timed out", up.dial)),
+                Ok(Ok(())) => shared.reporter.debug(&format!(
+                    "replicated {} bytes to {}",
+                    body.len(),
+                    up.dial
+                )),
+                Ok(Err(e)) => shared
+                    .reporter
+                    .info(&format!("replication to {} failed: {e}", up.dial)),
+                Err(_) => shared
+                    .reporter
+                    .info(&format!("replication to {} timed out", up.dial)),
             }
         }
     }
@@ -234,11 +321,15 @@ async fn contact_peer(up: &Upstream, role: &Role) -> Result<(), WorkloadError> {
     match up.protocol {
         Protocol::Epmd => {
             let mut stream = TcpStream::connect(&up.dial).await?;
-            erlang::port_please(&mut stream, short_name(peer)).await.map(|_| ())
+            erlang::port_please(&mut stream, short_name(peer))
+                .await
+                .map(|_| ())
         }
         Protocol::ErlangDist => {
             let mut stream = TcpStream::connect(&up.dial).await?;
-            erlang::connect(&mut stream, &role.node, &role.cookie, 2).await.map(|_| ())
+            erlang::connect(&mut stream, &role.node, &role.cookie, 2)
+                .await
+                .map(|_| ())
         }
         _ => Ok(()),
     }
@@ -250,9 +341,18 @@ mod tests {
 
     #[test]
     fn form_posts_become_inserts() {
-        let mut req = http::Request { method: "POST".into(), ..Default::default() };
-        req.headers.insert("content-type".into(), "application/x-www-form-urlencoded".into());
+        let mut req = http::Request {
+            method: "POST".into(),
+            ..Default::default()
+        };
+        req.headers.insert(
+            "content-type".into(),
+            "application/x-www-form-urlencoded".into(),
+        );
         req.body = b"first-name=Ann&email=x%27y".to_vec();
-        assert_eq!(insert_statement(&req), "INSERT INTO users (firstname, email) VALUES ('Ann', 'x\\'y')");
+        assert_eq!(
+            insert_statement(&req),
+            "INSERT INTO users (firstname, email) VALUES ('Ann', 'x\\'y')"
+        );
     }
 }

@@ -38,13 +38,29 @@ pub struct Capture {
 
 /// Starts capturing on the lab bridge into `dir/<name>.pcap`; returns once packets are
 /// being captured.
-pub async fn start(exec: &Exec, network: &LabNetwork, dir: &Path, name: &str, canaries: &[String]) -> Result<Capture, LabError> {
-    std::fs::create_dir_all(dir).map_err(|e| LabError::Capture(format!("{}: {e}", dir.display())))?;
+pub async fn start(
+    exec: &Exec,
+    network: &LabNetwork,
+    dir: &Path,
+    name: &str,
+    canaries: &[String],
+) -> Result<Capture, LabError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| LabError::Capture(format!("{}: {e}", dir.display())))?;
     let pcap = dir.join(format!("{name}.pcap"));
     let cmd = Cmd::new("tcpdump")
         // Immediate mode: without it, packets wait in a kernel block for up to a second
         // and a capture stopped right after its probes loses the last of them.
-        .args(["-i", &network.bridge, "--immediate-mode", "-U", "-s", "0", "-n", "-w"])
+        .args([
+            "-i",
+            &network.bridge,
+            "--immediate-mode",
+            "-U",
+            "-s",
+            "0",
+            "-n",
+            "-w",
+        ])
         .arg(pcap.display().to_string())
         .arg(BPF);
     let tcpdump = exec.spawn(&cmd)?;
@@ -53,26 +69,61 @@ pub async fn start(exec: &Exec, network: &LabNetwork, dir: &Path, name: &str, ca
     while std::fs::metadata(&pcap).map(|m| m.len()).unwrap_or(0) < 24 {
         if Instant::now() > deadline {
             let out = tcpdump.wait(Duration::from_secs(2)).await;
-            let why = out.map(|o| o.stderr_tail()).unwrap_or_else(|e| e.to_string());
-            return Err(LabError::Capture(format!("tcpdump on {} did not start: {why}", network.bridge)));
+            let why = out
+                .map(|o| o.stderr_tail())
+                .unwrap_or_else(|e| e.to_string());
+            return Err(LabError::Capture(format!(
+                "tcpdump on {} did not start: {why}",
+                network.bridge
+            )));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    Ok(Capture { pcap, canaries: canaries.to_vec(), tcpdump, exec: exec.clone() })
+    Ok(Capture {
+        pcap,
+        canaries: canaries.to_vec(),
+        tcpdump,
+        exec: exec.clone(),
+    })
 }
 
 /// Stops the capture and classifies every flow in it.
-pub async fn stop(capture: Capture, peers: PeerMap, network: &LabNetwork) -> Result<CaptureResult, LabError> {
+pub async fn stop(
+    capture: Capture,
+    peers: PeerMap,
+    network: &LabNetwork,
+) -> Result<CaptureResult, LabError> {
     tokio::time::sleep(GRACE).await;
-    let pid = capture.tcpdump.id().ok_or_else(|| LabError::Capture("tcpdump ended early".into()))?;
-    capture.exec.run(&Cmd::new("kill").args(["-INT", &pid.to_string()])).await?;
+    let pid = capture
+        .tcpdump
+        .id()
+        .ok_or_else(|| LabError::Capture("tcpdump ended early".into()))?;
+    capture
+        .exec
+        .run(&Cmd::new("kill").args(["-INT", &pid.to_string()]))
+        .await?;
     let out = capture.tcpdump.wait(Duration::from_secs(10)).await?;
     if !matches!(out.status, Some(0) | None) {
-        return Err(LabError::Capture(format!("tcpdump failed: {}", out.stderr_tail())));
+        return Err(LabError::Capture(format!(
+            "tcpdump failed: {}",
+            out.stderr_tail()
+        )));
     }
-    let config = AnalyzerConfig { canaries: capture.canaries.iter().map(|c| c.as_bytes().to_vec()).collect() };
-    let analysis = analyze_file(&capture.pcap, &config).map_err(|e| LabError::Capture(e.to_string()))?;
-    Ok(CaptureResult { pcap: capture.pcap, analysis, peers, point: network.bridge.clone() })
+    let config = AnalyzerConfig {
+        canaries: capture
+            .canaries
+            .iter()
+            .map(|c| c.as_bytes().to_vec())
+            .collect(),
+    };
+    let analysis =
+        analyze_file(&capture.pcap, &config).map_err(|e| LabError::Capture(e.to_string()))?;
+    Ok(CaptureResult {
+        pcap: capture.pcap,
+        analysis,
+        peers,
+        point: network.bridge.clone(),
+    })
 }
 
 /// Who is who on the lab network: pods by IP, the gateway, and the host (the bridge's
@@ -80,10 +131,24 @@ pub async fn stop(capture: Capture, peers: PeerMap, network: &LabNetwork) -> Res
 pub fn peer_map<'a>(network: &LabNetwork, pods: impl Iterator<Item = &'a RunningPod>) -> PeerMap {
     let mut map = PeerMap::default();
     for p in pods {
-        map.peers.insert(p.ip, Peer { workload: p.workload.clone(), instance: p.name.clone(), node: LAB_NODE.into() });
+        map.peers.insert(
+            p.ip,
+            Peer {
+                workload: p.workload.clone(),
+                instance: p.name.clone(),
+                node: LAB_NODE.into(),
+            },
+        );
     }
     if let Some(gw) = network.gateway {
-        map.peers.insert(gw, Peer { workload: peers::HOST.into(), instance: "host".into(), node: "host".into() });
+        map.peers.insert(
+            gw,
+            Peer {
+                workload: peers::HOST.into(),
+                instance: "host".into(),
+                node: "host".into(),
+            },
+        );
     }
     map
 }
@@ -94,7 +159,12 @@ mod tests {
 
     #[test]
     fn host_and_pods_are_named() {
-        let net = LabNetwork { id: "x".into(), name: "n".into(), bridge: "br-x".into(), gateway: Some("172.20.0.1".parse().unwrap()) };
+        let net = LabNetwork {
+            id: "x".into(),
+            name: "n".into(),
+            bridge: "br-x".into(),
+            gateway: Some("172.20.0.1".parse().unwrap()),
+        };
         let pod = RunningPod {
             name: "mysql-server-0".into(),
             workload: "mysql-server".into(),
@@ -104,6 +174,9 @@ mod tests {
         };
         let map = peer_map(&net, [&pod].into_iter());
         assert_eq!(map.peers[&"172.20.0.1".parse().unwrap()].workload, "host");
-        assert_eq!(map.peers[&"172.20.0.3".parse().unwrap()].instance, "mysql-server-0");
+        assert_eq!(
+            map.peers[&"172.20.0.3".parse().unwrap()].instance,
+            "mysql-server-0"
+        );
     }
 }

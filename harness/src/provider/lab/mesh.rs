@@ -80,12 +80,22 @@ fn text<'v>(v: &'v Value, pointer: &str) -> Option<&'v str> {
 
 fn string_map(v: Option<&Value>) -> BTreeMap<String, String> {
     v.and_then(Value::as_object)
-        .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 fn strings(v: Option<&Value>) -> Vec<String> {
-    v.and_then(Value::as_array).map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect()).unwrap_or_default()
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn mode_of(v: Option<&Value>) -> Option<InboundMode> {
@@ -111,7 +121,11 @@ impl<'a> Mesh<'a> {
     pub fn pod_template(&self, namespace: &str, name: &str) -> Option<&'a Value> {
         self.docs
             .iter()
-            .find(|d| matches!(d.kind.as_str(), "Deployment" | "StatefulSet") && d.name == name && d.namespace_or_default() == namespace)
+            .find(|d| {
+                matches!(d.kind.as_str(), "Deployment" | "StatefulSet")
+                    && d.name == name
+                    && d.namespace_or_default() == namespace
+            })
             .and_then(|d| d.value.pointer("/spec/template"))
     }
 
@@ -122,11 +136,17 @@ impl<'a> Mesh<'a> {
 
     /// The pod labels of a workload.
     pub fn pod_labels(&self, namespace: &str, name: &str) -> BTreeMap<String, String> {
-        string_map(self.pod_template(namespace, name).and_then(|t| t.pointer("/metadata/labels")))
+        string_map(
+            self.pod_template(namespace, name)
+                .and_then(|t| t.pointer("/metadata/labels")),
+        )
     }
 
     fn pod_annotation(&self, namespace: &str, name: &str, key: &str) -> Option<String> {
-        let annotations = string_map(self.pod_template(namespace, name).and_then(|t| t.pointer("/metadata/annotations")));
+        let annotations = string_map(
+            self.pod_template(namespace, name)
+                .and_then(|t| t.pointer("/metadata/annotations")),
+        );
         annotations.get(key).cloned()
     }
 
@@ -139,17 +159,26 @@ impl<'a> Mesh<'a> {
             Some("true") => return true,
             _ => {}
         }
-        if self.pod_annotation(namespace, name, "sidecar.istio.io/inject").as_deref() == Some("false") {
+        if self
+            .pod_annotation(namespace, name, "sidecar.istio.io/inject")
+            .as_deref()
+            == Some("false")
+        {
             return false;
         }
         let ns = self.of_kind("Namespace").find(|d| d.name == namespace);
         let ns_labels = string_map(ns.and_then(|d| d.value.pointer("/metadata/labels")));
-        ns_labels.get("istio-injection").map(String::as_str) == Some("enabled") || ns_labels.contains_key("istio.io/rev")
+        ns_labels.get("istio-injection").map(String::as_str) == Some("enabled")
+            || ns_labels.contains_key("istio.io/rev")
     }
 
     /// Ports listed in a `traffic.sidecar.istio.io/exclude{Inbound,Outbound}Ports` annotation.
     pub fn excluded_ports(&self, namespace: &str, name: &str, inbound: bool) -> BTreeSet<u16> {
-        let key = if inbound { "traffic.sidecar.istio.io/excludeInboundPorts" } else { "traffic.sidecar.istio.io/excludeOutboundPorts" };
+        let key = if inbound {
+            "traffic.sidecar.istio.io/excludeInboundPorts"
+        } else {
+            "traffic.sidecar.istio.io/excludeOutboundPorts"
+        };
         self.pod_annotation(namespace, name, key)
             .map(|v| v.split(',').filter_map(|p| p.trim().parse().ok()).collect())
             .unwrap_or_default()
@@ -160,18 +189,33 @@ impl<'a> Mesh<'a> {
         match target {
             Target::Number(n) => Some(*n),
             Target::Name(name) => {
-                let containers = self.pod_template(namespace, workload)?.pointer("/spec/containers")?.as_array()?;
-                containers.iter().flat_map(|c| c["ports"].as_array().cloned().unwrap_or_default()).find_map(|p| {
-                    (p["name"].as_str() == Some(name)).then(|| p["containerPort"].as_u64().map(|n| n as u16)).flatten()
-                })
+                let containers = self
+                    .pod_template(namespace, workload)?
+                    .pointer("/spec/containers")?
+                    .as_array()?;
+                containers
+                    .iter()
+                    .flat_map(|c| c["ports"].as_array().cloned().unwrap_or_default())
+                    .find_map(|p| {
+                        (p["name"].as_str() == Some(name))
+                            .then(|| p["containerPort"].as_u64().map(|n| n as u16))
+                            .flatten()
+                    })
             }
         }
     }
 
     /// A Service by namespace and name.
     pub fn service(&self, namespace: &str, name: &str) -> Option<Service> {
-        let d = self.of_kind("Service").find(|d| d.name == name && d.namespace_or_default() == namespace)?;
-        let ports = d.value.pointer("/spec/ports").and_then(Value::as_array).cloned().unwrap_or_default();
+        let d = self
+            .of_kind("Service")
+            .find(|d| d.name == name && d.namespace_or_default() == namespace)?;
+        let ports = d
+            .value
+            .pointer("/spec/ports")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         let ports = ports
             .iter()
             .filter_map(|p| {
@@ -212,7 +256,12 @@ impl<'a> Mesh<'a> {
 
     /// The effective inbound mTLS mode of a container port: workload policy (port-level,
     /// then its own mode) over namespace policy over the mesh policy, PERMISSIVE by default.
-    pub fn inbound_mode(&self, namespace: &str, workload: &str, port: u16) -> (InboundMode, String) {
+    pub fn inbound_mode(
+        &self,
+        namespace: &str,
+        workload: &str,
+        port: u16,
+    ) -> (InboundMode, String) {
         let labels = self.pod_labels(namespace, workload);
         let policies: Vec<&Document> = self.of_kind("PeerAuthentication").collect();
         let workload_policy = policies.iter().find(|d| {
@@ -222,18 +271,22 @@ impl<'a> Mesh<'a> {
         });
         if let Some(d) = workload_policy {
             let port_mode = d.value.pointer(&format!("/spec/portLevelMtls/{port}/mode"));
-            if let Some(mode) = mode_of(port_mode).or_else(|| mode_of(d.value.pointer("/spec/mtls/mode"))) {
+            if let Some(mode) =
+                mode_of(port_mode).or_else(|| mode_of(d.value.pointer("/spec/mtls/mode")))
+            {
                 return (mode, format!("{}/{}", d.name, namespace));
             }
         }
         let scoped = |ns: &str| {
-            policies.iter().find(|d| d.namespace_or_default() == ns && d.value.pointer("/spec/selector").is_none())
+            policies.iter().find(|d| {
+                d.namespace_or_default() == ns && d.value.pointer("/spec/selector").is_none()
+            })
         };
         for ns in [namespace, ROOT_NAMESPACE] {
-            if let Some(d) = scoped(ns) {
-                if let Some(mode) = mode_of(d.value.pointer("/spec/mtls/mode")) {
-                    return (mode, format!("{}/{}", d.name, ns));
-                }
+            if let Some(d) = scoped(ns)
+                && let Some(mode) = mode_of(d.value.pointer("/spec/mtls/mode"))
+            {
+                return (mode, format!("{}/{}", d.name, ns));
             }
         }
         (InboundMode::Permissive, "mesh default".into())
@@ -242,13 +295,30 @@ impl<'a> Mesh<'a> {
     /// The client's TLS decision for a service port: a DestinationRule's port-level or
     /// default `tls.mode` wins; otherwise auto mTLS, which originates Istio mTLS exactly
     /// when the server has a sidecar and does not DISABLE mTLS on the target port.
-    pub fn client_mtls(&self, service: &Service, port: u16, server_sidecar: bool, server_mode: InboundMode) -> bool {
+    pub fn client_mtls(
+        &self,
+        service: &Service,
+        port: u16,
+        server_sidecar: bool,
+        server_mode: InboundMode,
+    ) -> bool {
         let fqdn = service.fqdn();
-        let short = [service.name.clone(), format!("{}.{}", service.name, service.namespace), fqdn.clone()];
-        let rule = self.of_kind("DestinationRule").find(|d| text(&d.value, "/spec/host").is_some_and(|h| short.iter().any(|s| s == h)));
+        let short = [
+            service.name.clone(),
+            format!("{}.{}", service.name, service.namespace),
+            fqdn.clone(),
+        ];
+        let rule = self
+            .of_kind("DestinationRule")
+            .find(|d| text(&d.value, "/spec/host").is_some_and(|h| short.iter().any(|s| s == h)));
         if let Some(d) = rule {
-            let levels = d.value.pointer("/spec/trafficPolicy/portLevelSettings").and_then(Value::as_array);
-            let at_port = levels.into_iter().flatten().find(|s| s.pointer("/port/number").and_then(Value::as_u64) == Some(u64::from(port)));
+            let levels = d
+                .value
+                .pointer("/spec/trafficPolicy/portLevelSettings")
+                .and_then(Value::as_array);
+            let at_port = levels.into_iter().flatten().find(|s| {
+                s.pointer("/port/number").and_then(Value::as_u64) == Some(u64::from(port))
+            });
             let mode = at_port
                 .and_then(|s| text(s, "/tls/mode"))
                 .or_else(|| text(&d.value, "/spec/trafficPolicy/tls/mode"));
@@ -268,7 +338,9 @@ impl<'a> Mesh<'a> {
         let mut any = false;
         for d in self.of_kind("AuthorizationPolicy") {
             let ns = d.namespace_or_default();
-            if (ns != namespace && ns != ROOT_NAMESPACE) || !Self::selects(d.value.pointer("/spec/selector"), &labels) {
+            if (ns != namespace && ns != ROOT_NAMESPACE)
+                || !Self::selects(d.value.pointer("/spec/selector"), &labels)
+            {
                 continue;
             }
             let action = text(&d.value, "/spec/action").unwrap_or("ALLOW");
@@ -302,7 +374,12 @@ impl<'a> Mesh<'a> {
             }
             let gw_ns = gw.namespace_or_default();
             let names = [gw.name.clone(), format!("{gw_ns}/{}", gw.name)];
-            let servers = gw.value.pointer("/spec/servers").and_then(Value::as_array).cloned().unwrap_or_default();
+            let servers = gw
+                .value
+                .pointer("/spec/servers")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
             for vs in self.of_kind("VirtualService") {
                 let gateways = strings(vs.value.pointer("/spec/gateways"));
                 if !gateways.iter().any(|g| names.contains(g)) {
@@ -310,13 +387,26 @@ impl<'a> Mesh<'a> {
                 }
                 let hosts = strings(vs.value.pointer("/spec/hosts"));
                 let dest = vs.value.pointer("/spec/http/0/route/0/destination");
-                let (Some(host), Some(dport)) = (dest.and_then(|d| text(d, "/host")), dest.and_then(|d| d.pointer("/port/number")).and_then(Value::as_u64)) else {
+                let (Some(host), Some(dport)) = (
+                    dest.and_then(|d| text(d, "/host")),
+                    dest.and_then(|d| d.pointer("/port/number"))
+                        .and_then(Value::as_u64),
+                ) else {
                     continue;
                 };
-                let fqdn = if host.contains('.') { host.to_string() } else { format!("{host}.{}.svc.cluster.local", vs.namespace_or_default()) };
+                let fqdn = if host.contains('.') {
+                    host.to_string()
+                } else {
+                    format!("{host}.{}.svc.cluster.local", vs.namespace_or_default())
+                };
                 for server in &servers {
                     if let Some(port) = server.pointer("/port/number").and_then(Value::as_u64) {
-                        routes.push(GatewayRoute { port: port as u16, hosts: hosts.clone(), destination: fqdn.clone(), destination_port: dport as u16 });
+                        routes.push(GatewayRoute {
+                            port: port as u16,
+                            hosts: hosts.clone(),
+                            destination: fqdn.clone(),
+                            destination_port: dport as u16,
+                        });
                     }
                 }
             }
@@ -330,13 +420,21 @@ fn rule(r: &Value, port: u16) -> Option<AuthzRule> {
     let mut out = AuthzRule::default();
     let mut ports = Vec::new();
     for to in r.get("to").and_then(Value::as_array).into_iter().flatten() {
-        out.methods.extend(strings(to.pointer("/operation/methods")));
+        out.methods
+            .extend(strings(to.pointer("/operation/methods")));
         out.paths.extend(strings(to.pointer("/operation/paths")));
         ports.extend(strings(to.pointer("/operation/ports")));
     }
-    for from in r.get("from").and_then(Value::as_array).into_iter().flatten() {
-        out.principals.extend(strings(from.pointer("/source/principals")));
-        out.namespaces.extend(strings(from.pointer("/source/namespaces")));
+    for from in r
+        .get("from")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        out.principals
+            .extend(strings(from.pointer("/source/principals")));
+        out.namespaces
+            .extend(strings(from.pointer("/source/namespaces")));
     }
     (ports.is_empty() || ports.iter().any(|p| p == &port.to_string())).then_some(out)
 }

@@ -18,16 +18,16 @@ mod diagnostics;
 pub mod docker;
 pub mod envoy;
 pub mod image;
-mod lab;
 pub mod mesh;
 pub mod pki;
 pub mod pod;
 mod probes;
 mod provider;
+mod running;
 pub mod topology;
 
-pub use lab::DockerLab;
 pub use provider::LabProvider;
+pub use running::DockerLab;
 
 use crate::exec::ExecError;
 use crate::provider::ProviderError;
@@ -76,7 +76,10 @@ impl From<LabError> for ProviderError {
     fn from(e: LabError) -> Self {
         match e {
             LabError::Exec(inner) => ProviderError::Exec(inner),
-            other => ProviderError::Failed { operation: "docker lab".into(), message: other.to_string() },
+            other => ProviderError::Failed {
+                operation: "docker lab".into(),
+                message: other.to_string(),
+            },
         }
     }
 }

@@ -9,8 +9,8 @@
 use std::fmt;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType,
 };
 
 use super::LabError;
@@ -29,7 +29,11 @@ pub struct SpiffeId {
 
 impl fmt::Display for SpiffeId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "spiffe://{TRUST_DOMAIN}/ns/{}/sa/{}", self.namespace, self.service_account)
+        write!(
+            f,
+            "spiffe://{TRUST_DOMAIN}/ns/{}/sa/{}",
+            self.namespace, self.service_account
+        )
     }
 }
 
@@ -45,7 +49,9 @@ pub struct IssuedCert {
 impl fmt::Debug for IssuedCert {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Keys never appear in logs or panic messages.
-        f.debug_struct("IssuedCert").field("cert_pem", &self.cert_pem.len()).finish_non_exhaustive()
+        f.debug_struct("IssuedCert")
+            .field("cert_pem", &self.cert_pem.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -73,12 +79,17 @@ impl LabCa {
         dn.push(DnType::CommonName, format!("meshproof lab CA {run_id}"));
         params.distinguished_name = dn;
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         let now = time::OffsetDateTime::now_utc();
         params.not_before = now - time::Duration::hours(1);
         params.not_after = now + time::Duration::days(2);
         let key = KeyPair::generate().map_err(|e| pki_error("CA key", e))?;
-        let issuer = CertifiedIssuer::self_signed(params, key).map_err(|e| pki_error("CA certificate", e))?;
+        let issuer = CertifiedIssuer::self_signed(params, key)
+            .map_err(|e| pki_error("CA certificate", e))?;
         Ok(LabCa { issuer })
     }
 
@@ -91,17 +102,31 @@ impl LabCa {
     pub fn issue(&self, id: &SpiffeId) -> Result<IssuedCert, LabError> {
         let mut params = CertificateParams::default();
         params.distinguished_name = DistinguishedName::new();
-        let uri = id.to_string().try_into().map_err(|e| pki_error("SPIFFE URI", e))?;
+        let uri = id
+            .to_string()
+            .try_into()
+            .map_err(|e| pki_error("SPIFFE URI", e))?;
         params.subject_alt_names = vec![SanType::URI(uri)];
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
         params.use_authority_key_identifier_extension = true;
         let now = time::OffsetDateTime::now_utc();
         params.not_before = now - time::Duration::minutes(5);
         params.not_after = now + time::Duration::days(1);
         let key = KeyPair::generate().map_err(|e| pki_error("workload key", e))?;
-        let cert = params.signed_by(&key, &self.issuer).map_err(|e| pki_error("workload certificate", e))?;
-        Ok(IssuedCert { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .map_err(|e| pki_error("workload certificate", e))?;
+        Ok(IssuedCert {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
     }
 }
 
@@ -119,28 +144,53 @@ mod tests {
         let mut roots = rustls::RootCertStore::empty();
         roots.add(der(root)).unwrap();
         let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-        rustls::server::WebPkiClientVerifier::builder_with_provider(roots.into(), provider).build().unwrap()
+        rustls::server::WebPkiClientVerifier::builder_with_provider(roots.into(), provider)
+            .build()
+            .unwrap()
     }
 
     #[test]
     fn leaf_chains_to_its_run_ca_only() {
         let ca = LabCa::generate("t1").unwrap();
         let other = LabCa::generate("t2").unwrap();
-        let id = SpiffeId { namespace: "pii-demo".into(), service_account: "mysql".into() };
+        let id = SpiffeId {
+            namespace: "pii-demo".into(),
+            service_account: "mysql".into(),
+        };
         let leaf = ca.issue(&id).unwrap();
         let now = UnixTime::now();
-        assert!(verifier(&ca.root_pem()).verify_client_cert(&der(&leaf.cert_pem), &[], now).is_ok());
-        assert!(verifier(&other.root_pem()).verify_client_cert(&der(&leaf.cert_pem), &[], now).is_err());
+        assert!(
+            verifier(&ca.root_pem())
+                .verify_client_cert(&der(&leaf.cert_pem), &[], now)
+                .is_ok()
+        );
+        assert!(
+            verifier(&other.root_pem())
+                .verify_client_cert(&der(&leaf.cert_pem), &[], now)
+                .is_err()
+        );
     }
 
     #[test]
     fn leaf_carries_the_spiffe_uri() {
         let ca = LabCa::generate("t").unwrap();
-        let id = SpiffeId { namespace: "rabbitmq".into(), service_account: "rabbitmq-server".into() };
-        assert_eq!(id.to_string(), "spiffe://cluster.local/ns/rabbitmq/sa/rabbitmq-server");
+        let id = SpiffeId {
+            namespace: "rabbitmq".into(),
+            service_account: "rabbitmq-server".into(),
+        };
+        assert_eq!(
+            id.to_string(),
+            "spiffe://cluster.local/ns/rabbitmq/sa/rabbitmq-server"
+        );
         let leaf = der(&ca.issue(&id).unwrap().cert_pem);
         let uri = id.to_string();
-        assert!(leaf.windows(uri.len()).any(|w| w == uri.as_bytes()), "URI SAN missing");
-        assert!(!format!("{:?}", ca.issue(&id).unwrap()).contains("PRIVATE"), "Debug leaks the key");
+        assert!(
+            leaf.windows(uri.len()).any(|w| w == uri.as_bytes()),
+            "URI SAN missing"
+        );
+        assert!(
+            !format!("{:?}", ca.issue(&id).unwrap()).contains("PRIVATE"),
+            "Debug leaks the key"
+        );
     }
 }

@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use bollard::Docker;
 
+use super::LabError;
 use super::docker::{self, ContainerSpec, ROLE_LABEL, WORKLOAD_LABEL};
 use super::envoy::{self, SidecarConfig};
 use super::image::{ENVOY_PATH, WORKLOAD_PATH};
 use super::pki::IssuedCert;
-use super::LabError;
 use crate::workload::{ProbeOutcome, ProbeRequest, Role};
 
 /// Where the role file goes in the app container.
@@ -57,7 +57,8 @@ pub async fn start_app(
     role: &Role,
     aliases: Vec<String>,
 ) -> Result<RunningPod, LabError> {
-    let role_json = serde_json::to_vec_pretty(role).map_err(|e| LabError::Setup(format!("role JSON: {e}")))?;
+    let role_json =
+        serde_json::to_vec_pretty(role).map_err(|e| LabError::Setup(format!("role JSON: {e}")))?;
     let spec = ContainerSpec {
         name: app_container_name(&ctx.run_id, &role.instance),
         image: ctx.image.clone(),
@@ -73,7 +74,13 @@ pub async fn start_app(
     };
     let app = docker::run_container(docker, &ctx.run_id, spec).await?;
     let ip = docker::container_ip(docker, &app, &ctx.network).await?;
-    Ok(RunningPod { name: role.instance.clone(), workload: role.workload.clone(), app, sidecar: None, ip })
+    Ok(RunningPod {
+        name: role.instance.clone(),
+        workload: role.workload.clone(),
+        app,
+        sidecar: None,
+        ip,
+    })
 }
 
 /// Starts (or replaces) the pod's Envoy sidecar with this configuration and identity.
@@ -93,9 +100,18 @@ pub async fn start_sidecar(
     let spec = ContainerSpec {
         name: format!("{}-proxy", app_container_name(&ctx.run_id, &pod.name)),
         image: ctx.image.clone(),
-        cmd: [ENVOY_PATH, "-c", ENVOY_CONFIG_PATH, "--disable-hot-restart", "--concurrency", "1", "-l", "warning"]
-            .map(String::from)
-            .to_vec(),
+        cmd: [
+            ENVOY_PATH,
+            "-c",
+            ENVOY_CONFIG_PATH,
+            "--disable-hot-restart",
+            "--concurrency",
+            "1",
+            "-l",
+            "warning",
+        ]
+        .map(String::from)
+        .to_vec(),
         network_mode: Some(format!("container:{}", pod.app)),
         labels: HashMap::from([
             (WORKLOAD_LABEL.to_string(), pod.workload.clone()),
@@ -114,9 +130,22 @@ pub async fn start_sidecar(
 }
 
 /// Waits until the app's listeners accept connections and, with a sidecar, Envoy is ready.
-pub async fn wait_ready(docker: &Docker, pod: &RunningPod, role: &Role, limit: Duration) -> Result<(), LabError> {
-    let mut cmd = vec![WORKLOAD_PATH.to_string(), "ready".into(), limit.as_millis().to_string()];
-    cmd.extend(role.listeners.iter().map(|l| format!("127.0.0.1:{}", l.bind.port())));
+pub async fn wait_ready(
+    docker: &Docker,
+    pod: &RunningPod,
+    role: &Role,
+    limit: Duration,
+) -> Result<(), LabError> {
+    let mut cmd = vec![
+        WORKLOAD_PATH.to_string(),
+        "ready".into(),
+        limit.as_millis().to_string(),
+    ];
+    cmd.extend(
+        role.listeners
+            .iter()
+            .map(|l| format!("127.0.0.1:{}", l.bind.port())),
+    );
     if pod.sidecar.is_some() {
         cmd.push(format!("--envoy=127.0.0.1:{}", envoy::ADMIN_PORT));
     }
@@ -128,21 +157,42 @@ pub async fn wait_ready(docker: &Docker, pod: &RunningPod, role: &Role, limit: D
     if let Some(sidecar) = &pod.sidecar {
         let log = docker::logs(docker, sidecar).await.unwrap_or_default();
         let tail: Vec<&str> = log.lines().rev().take(5).collect();
-        detail.push_str(&format!("; envoy log tail: {}", tail.into_iter().rev().collect::<Vec<_>>().join(" | ")));
+        detail.push_str(&format!(
+            "; envoy log tail: {}",
+            tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+        ));
     }
-    Err(LabError::Timeout { what: format!("pod {} ({detail})", pod.name), after: limit })
+    Err(LabError::Timeout {
+        what: format!("pod {} ({detail})", pod.name),
+        after: limit,
+    })
 }
 
 /// Runs a probe from inside the pod (through its sidecar, when the request dials it).
-pub async fn probe_from(docker: &Docker, pod: &RunningPod, req: &ProbeRequest) -> Result<ProbeOutcome, LabError> {
-    let json = serde_json::to_string(req).map_err(|e| LabError::Setup(format!("probe JSON: {e}")))?;
-    let budget = Duration::from_millis(req.timeout_ms.saturating_add(400) * u64::from(req.attempts.max(1)) + 5000);
-    let out = docker::exec(docker, &pod.app, vec![WORKLOAD_PATH.into(), "probe-json".into(), json], budget).await?;
-    serde_json::from_str(out.stdout.trim()).map_err(|e| LabError::Setup(format!(
-        "probe in {} printed no outcome ({e}); stderr: {}",
-        pod.name,
-        out.stderr.trim()
-    )))
+pub async fn probe_from(
+    docker: &Docker,
+    pod: &RunningPod,
+    req: &ProbeRequest,
+) -> Result<ProbeOutcome, LabError> {
+    let json =
+        serde_json::to_string(req).map_err(|e| LabError::Setup(format!("probe JSON: {e}")))?;
+    let budget = Duration::from_millis(
+        req.timeout_ms.saturating_add(400) * u64::from(req.attempts.max(1)) + 5000,
+    );
+    let out = docker::exec(
+        docker,
+        &pod.app,
+        vec![WORKLOAD_PATH.into(), "probe-json".into(), json],
+        budget,
+    )
+    .await?;
+    serde_json::from_str(out.stdout.trim()).map_err(|e| {
+        LabError::Setup(format!(
+            "probe in {} printed no outcome ({e}); stderr: {}",
+            pod.name,
+            out.stderr.trim()
+        ))
+    })
 }
 
 /// Removes the pod's containers, sidecar first.

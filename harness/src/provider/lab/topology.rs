@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
 use super::envoy::{
-    ALPN_HTTP11, ALPN_TCP, InboundPort, IngressRoute, OutboundRoute, SidecarConfig, UpstreamCluster, UpstreamTls,
-    istio_sni,
+    ALPN_HTTP11, ALPN_TCP, InboundPort, IngressRoute, OutboundRoute, SidecarConfig,
+    UpstreamCluster, UpstreamTls, istio_sni,
 };
 use super::mesh::{Mesh, Service, ServicePort, Target};
 use super::pki::SpiffeId;
@@ -65,14 +65,19 @@ pub struct Topology<'a> {
 
 /// The instance (pod) names of a workload.
 pub fn instances(w: &Workload) -> Vec<String> {
-    (0..w.replicas.max(1)).map(|i| format!("{}-{i}", w.name.value)).collect()
+    (0..w.replicas.max(1))
+        .map(|i| format!("{}-{i}", w.name.value))
+        .collect()
 }
 
 /// The SPIFFE identity of a workload.
 pub fn identity(w: &Workload) -> SpiffeId {
     SpiffeId {
         namespace: w.namespace.clone(),
-        service_account: w.service_account.clone().unwrap_or_else(|| "default".into()),
+        service_account: w
+            .service_account
+            .clone()
+            .unwrap_or_else(|| "default".into()),
     }
 }
 
@@ -81,7 +86,15 @@ fn loopback(k: usize, port: u16) -> SocketAddr {
 }
 
 fn servable(p: Protocol) -> bool {
-    matches!(p, Protocol::Http | Protocol::Tcp | Protocol::Mysql | Protocol::Amqp | Protocol::Epmd | Protocol::ErlangDist)
+    matches!(
+        p,
+        Protocol::Http
+            | Protocol::Tcp
+            | Protocol::Mysql
+            | Protocol::Amqp
+            | Protocol::Epmd
+            | Protocol::ErlangDist
+    )
 }
 
 impl<'a> Topology<'a> {
@@ -97,19 +110,29 @@ impl<'a> Topology<'a> {
             .file
             .workloads
             .iter()
-            .filter(|w| w.kind != WorkloadKind::External && mesh.has_workload(&w.namespace, &w.name.value))
+            .filter(|w| {
+                w.kind != WorkloadKind::External && mesh.has_workload(&w.namespace, &w.name.value)
+            })
             .collect()
     }
 
     fn headless_fqdn(&self, w: &Workload) -> Option<String> {
-        self.mesh.services_for(&w.namespace, &w.name.value).into_iter().find(|s| s.headless).map(|s| s.fqdn())
+        self.mesh
+            .services_for(&w.namespace, &w.name.value)
+            .into_iter()
+            .find(|s| s.headless)
+            .map(|s| s.fqdn())
     }
 
     /// DNS names a pod answers to on the lab network, as cluster DNS would give them.
     pub fn aliases(&self, w: &Workload, instance: &str) -> Vec<String> {
         let mut out = vec![instance.to_string()];
         for s in self.mesh.services_for(&w.namespace, &w.name.value) {
-            out.extend([s.name.clone(), format!("{}.{}", s.name, s.namespace), s.fqdn()]);
+            out.extend([
+                s.name.clone(),
+                format!("{}.{}", s.name, s.namespace),
+                s.fqdn(),
+            ]);
             if s.headless {
                 out.push(format!("{instance}.{}", s.fqdn()));
             }
@@ -126,12 +149,17 @@ impl<'a> Topology<'a> {
     }
 
     fn service(&self, callee: &Workload, name: &str, port: u16) -> Service {
-        self.mesh.service(&callee.namespace, name).unwrap_or_else(|| Service {
-            name: name.to_string(),
-            namespace: callee.namespace.clone(),
-            headless: false,
-            ports: vec![ServicePort { port, target: Target::Number(port) }],
-        })
+        self.mesh
+            .service(&callee.namespace, name)
+            .unwrap_or_else(|| Service {
+                name: name.to_string(),
+                namespace: callee.namespace.clone(),
+                headless: false,
+                ports: vec![ServicePort {
+                    port,
+                    target: Target::Number(port),
+                }],
+            })
     }
 
     /// Everything `w`'s pod `instance` dials: its calls, then probe targets from it.
@@ -139,30 +167,58 @@ impl<'a> Topology<'a> {
         let mut wanted: Vec<(String, String, u16, bool)> = w
             .calls
             .iter()
-            .map(|c| (c.to.value.clone(), c.service.clone().unwrap_or_else(|| c.to.value.clone()), c.port, true))
+            .map(|c| {
+                (
+                    c.to.value.clone(),
+                    c.service.clone().unwrap_or_else(|| c.to.value.clone()),
+                    c.port,
+                    true,
+                )
+            })
             .collect();
         for probe in self.probes_from(&w.name.value) {
             let to = probe.to.workload.value.clone();
             let service = probe.to.service.clone().unwrap_or_else(|| to.clone());
-            if !wanted.iter().any(|(_, s, p, _)| *s == service && *p == probe.to.port) {
+            if !wanted
+                .iter()
+                .any(|(_, s, p, _)| *s == service && *p == probe.to.port)
+            {
                 wanted.push((to, service, probe.to.port, false));
             }
         }
         let excluded = self.mesh.excluded_ports(&w.namespace, &w.name.value, false);
         let mut out = Vec::new();
         for (to, service_name, port, call) in wanted {
-            let Some(callee) = self.scenario.workload(&to) else { continue };
+            let Some(callee) = self.scenario.workload(&to) else {
+                continue;
+            };
             let service = self.service(callee, &service_name, port);
-            let target = service.ports.iter().find(|p| p.port == port).map(|p| p.target.clone()).unwrap_or(Target::Number(port));
-            let target_port = self.mesh.container_port(&callee.namespace, &callee.name.value, &target).unwrap_or(port);
-            let protocol = callee.ports.iter().find(|p| p.port == target_port).map_or(Protocol::Tcp, |p| p.protocol);
+            let target = service
+                .ports
+                .iter()
+                .find(|p| p.port == port)
+                .map(|p| p.target.clone())
+                .unwrap_or(Target::Number(port));
+            let target_port = self
+                .mesh
+                .container_port(&callee.namespace, &callee.name.value, &target)
+                .unwrap_or(port);
+            let protocol = callee
+                .ports
+                .iter()
+                .find(|p| p.port == target_port)
+                .map_or(Protocol::Tcp, |p| p.protocol);
             let hosts: Vec<(String, Option<String>)> = if callee.name.value == w.name.value {
                 // A peer call: every other replica, by its pod DNS name.
                 instances(callee)
                     .into_iter()
                     .filter(|i| i != instance)
                     .map(|i| {
-                        let host = if service.headless { format!("{i}.{}", service.fqdn()) } else { service.fqdn() };
+                        let host = if service.headless {
+                            format!("{i}.{}", service.fqdn())
+                        } else {
+                            service.fqdn()
+                        };
                         (host, Some(self.node_name(callee, &i)))
                     })
                     .collect()
@@ -170,7 +226,8 @@ impl<'a> Topology<'a> {
                 vec![(service.fqdn(), None)]
             };
             for (host, peer_node) in hosts {
-                let via_sidecar = (sidecar && !excluded.contains(&port)).then(|| loopback(out.len(), port));
+                let via_sidecar =
+                    (sidecar && !excluded.contains(&port)).then(|| loopback(out.len(), port));
                 out.push(Destination {
                     callee: to.clone(),
                     protocol,
@@ -212,15 +269,27 @@ impl<'a> Topology<'a> {
             .iter()
             .filter(|p| servable(p.protocol))
             .map(|p| {
-                let ip: IpAddr = if sidecar && !excluded.contains(&p.port) { [127, 0, 0, 1].into() } else { [0, 0, 0, 0].into() };
-                Listener { bind: SocketAddr::new(ip, p.port), protocol: p.protocol }
+                let ip: IpAddr = if sidecar && !excluded.contains(&p.port) {
+                    [127, 0, 0, 1].into()
+                } else {
+                    [0, 0, 0, 0].into()
+                };
+                Listener {
+                    bind: SocketAddr::new(ip, p.port),
+                    protocol: p.protocol,
+                }
             })
             .collect();
         let upstreams = self
             .destinations(w, instance, sidecar)
             .into_iter()
             .filter(|d| d.call && servable(d.protocol))
-            .map(|d| Upstream { workload: d.callee.clone(), protocol: d.protocol, dial: d.dial(), peer_node: d.peer_node.clone() })
+            .map(|d| Upstream {
+                workload: d.callee.clone(),
+                protocol: d.protocol,
+                dial: d.dial(),
+                peer_node: d.peer_node.clone(),
+            })
             .collect();
         Role {
             workload: w.name.value.clone(),
@@ -238,8 +307,15 @@ impl<'a> Topology<'a> {
     fn cluster(&self, d: &Destination, has_sidecar: &dyn Fn(&str) -> bool) -> UpstreamCluster {
         let callee = self.scenario.workload(&d.callee);
         let server_sidecar = has_sidecar(&d.callee);
-        let mode = callee.map(|c| self.mesh.inbound_mode(&c.namespace, &c.name.value, d.target_port).0);
-        let mtls = mode.is_some_and(|m| self.mesh.client_mtls(&d.service, d.service_port, server_sidecar, m));
+        let mode = callee.map(|c| {
+            self.mesh
+                .inbound_mode(&c.namespace, &c.name.value, d.target_port)
+                .0
+        });
+        let mtls = mode.is_some_and(|m| {
+            self.mesh
+                .client_mtls(&d.service, d.service_port, server_sidecar, m)
+        });
         let http = d.protocol == Protocol::Http;
         UpstreamCluster {
             http,
@@ -249,14 +325,27 @@ impl<'a> Topology<'a> {
             service_fqdn: d.service.fqdn(),
             tls: mtls.then(|| UpstreamTls {
                 sni: istio_sni(d.service_port, &d.service.fqdn()),
-                alpn: if http { ALPN_HTTP11.map(String::from).to_vec() } else { ALPN_TCP.map(String::from).to_vec() },
-                peer_identities: callee.map(|c| identity(c).to_string()).into_iter().collect(),
+                alpn: if http {
+                    ALPN_HTTP11.map(String::from).to_vec()
+                } else {
+                    ALPN_TCP.map(String::from).to_vec()
+                },
+                peer_identities: callee
+                    .map(|c| identity(c).to_string())
+                    .into_iter()
+                    .collect(),
             }),
         }
     }
 
     /// The Envoy configuration of `instance`'s sidecar.
-    pub fn sidecar(&self, w: &Workload, instance: &str, pod_ip: IpAddr, has_sidecar: &dyn Fn(&str) -> bool) -> SidecarConfig {
+    pub fn sidecar(
+        &self,
+        w: &Workload,
+        instance: &str,
+        pod_ip: IpAddr,
+        has_sidecar: &dyn Fn(&str) -> bool,
+    ) -> SidecarConfig {
         let name = &w.name.value;
         let excluded = self.mesh.excluded_ports(&w.namespace, name, true);
         let inbound = w
@@ -273,7 +362,12 @@ impl<'a> Topology<'a> {
         let outbound = self
             .destinations(w, instance, true)
             .iter()
-            .filter_map(|d| Some(OutboundRoute { listen: d.via_sidecar?, cluster: self.cluster(d, has_sidecar) }))
+            .filter_map(|d| {
+                Some(OutboundRoute {
+                    listen: d.via_sidecar?,
+                    cluster: self.cluster(d, has_sidecar),
+                })
+            })
             .collect();
         SidecarConfig {
             pod: instance.to_string(),
@@ -290,10 +384,19 @@ impl<'a> Topology<'a> {
     pub fn gateway(&self, pod_ip: IpAddr, has_sidecar: &dyn Fn(&str) -> bool) -> SidecarConfig {
         let mut ingress = Vec::new();
         for route in self.mesh.gateway_routes() {
-            let Some((callee, service)) = self.service_by_fqdn(&route.destination) else { continue };
-            let target = service.ports.iter().find(|p| p.port == route.destination_port).map(|p| p.target.clone());
+            let Some((callee, service)) = self.service_by_fqdn(&route.destination) else {
+                continue;
+            };
+            let target = service
+                .ports
+                .iter()
+                .find(|p| p.port == route.destination_port)
+                .map(|p| p.target.clone());
             let target = target.unwrap_or(Target::Number(route.destination_port));
-            let target_port = self.mesh.container_port(&callee.namespace, &callee.name.value, &target).unwrap_or(route.destination_port);
+            let target_port = self
+                .mesh
+                .container_port(&callee.namespace, &callee.name.value, &target)
+                .unwrap_or(route.destination_port);
             let d = Destination {
                 callee: callee.name.value.clone(),
                 protocol: Protocol::Http,
@@ -305,7 +408,11 @@ impl<'a> Topology<'a> {
                 peer_node: None,
                 call: true,
             };
-            ingress.push(IngressRoute { port: route.port, hosts: route.hosts.clone(), cluster: self.cluster(&d, has_sidecar) });
+            ingress.push(IngressRoute {
+                port: route.port,
+                hosts: route.hosts.clone(),
+                cluster: self.cluster(&d, has_sidecar),
+            });
         }
         SidecarConfig {
             pod: GATEWAY_POD.into(),
@@ -323,14 +430,27 @@ impl<'a> Topology<'a> {
         let (name, namespace) = (parts.next()?, parts.next()?);
         let service = self.mesh.service(namespace, name)?;
         let workload = self.present().into_iter().find(|w| {
-            w.namespace == namespace && self.mesh.services_for(namespace, &w.name.value).iter().any(|s| s.name == name)
+            w.namespace == namespace
+                && self
+                    .mesh
+                    .services_for(namespace, &w.name.value)
+                    .iter()
+                    .any(|s| s.name == name)
         })?;
         Some((workload, service))
     }
 
     /// Ports each workload serves, by name, for reports.
     pub fn served(&self) -> BTreeMap<String, Vec<u16>> {
-        self.present().iter().map(|w| (w.name.value.clone(), w.ports.iter().map(|p| p.port).collect())).collect()
+        self.present()
+            .iter()
+            .map(|w| {
+                (
+                    w.name.value.clone(),
+                    w.ports.iter().map(|p| p.port).collect(),
+                )
+            })
+            .collect()
     }
 }
 

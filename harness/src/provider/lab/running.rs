@@ -60,14 +60,19 @@ pub struct DockerLab {
 
 impl std::fmt::Debug for DockerLab {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DockerLab").field("run_id", &self.run_id).field("pods", &self.pods.keys()).finish_non_exhaustive()
+        f.debug_struct("DockerLab")
+            .field("run_id", &self.run_id)
+            .field("pods", &self.pods.keys())
+            .finish_non_exhaustive()
     }
 }
 
 /// Kinds whose effect the lab has no counterpart for, with the reason.
 fn no_lab_meaning(doc: &Document) -> Option<&'static str> {
     match (doc.group(), doc.kind.as_str()) {
-        ("metallb.io", _) => Some("MetalLB: the lab has no LoadBalancer; probes reach the gateway container directly"),
+        ("metallb.io", _) => Some(
+            "MetalLB: the lab has no LoadBalancer; probes reach the gateway container directly",
+        ),
         ("autoscaling", _) => Some("HPA: the lab runs fixed replicas and no metrics pipeline"),
         ("", "Node") => Some("nodes: the lab has none"),
         _ => None,
@@ -89,29 +94,57 @@ impl DockerLab {
     }
 
     fn workload(&self, name: &str) -> Result<Workload, LabError> {
-        self.scenario.workload(name).cloned().ok_or_else(|| LabError::Setup(format!("no workload `{name}` in the scenario")))
+        self.scenario
+            .workload(name)
+            .cloned()
+            .ok_or_else(|| LabError::Setup(format!("no workload `{name}` in the scenario")))
     }
 
     /// Starts every pod of `w`, with a sidecar when injection applies now.
-    async fn create_pods(&mut self, w: &Workload, reporter: &dyn Reporter) -> Result<Vec<String>, LabError> {
+    async fn create_pods(
+        &mut self,
+        w: &Workload,
+        reporter: &dyn Reporter,
+    ) -> Result<Vec<String>, LabError> {
         let docs = self.docs();
         let topo = Topology::new(&self.scenario, Mesh::new(&docs));
         let sidecar = Mesh::new(&docs).injected(&w.namespace, &w.name.value);
         let mut names = Vec::new();
         for instance in topology::instances(w) {
             let role = topo.role(w, &instance, sidecar, &self.cookie);
-            let running = pod::start_app(&self.docker, &self.ctx, &role, topo.aliases(w, &instance)).await?;
-            reporter.debug(&format!("pod {instance} at {} ({})", running.ip, if sidecar { "with sidecar" } else { "no sidecar" }));
+            let running =
+                pod::start_app(&self.docker, &self.ctx, &role, topo.aliases(w, &instance)).await?;
+            reporter.debug(&format!(
+                "pod {instance} at {} ({})",
+                running.ip,
+                if sidecar {
+                    "with sidecar"
+                } else {
+                    "no sidecar"
+                }
+            ));
             let placeholder = sidecar.then(|| topo.sidecar(w, &instance, running.ip, &|_| false));
             self.history.insert(running.ip, running.clone());
-            self.pods.insert(instance.clone(), PodState { running, role, sidecar: placeholder });
+            self.pods.insert(
+                instance.clone(),
+                PodState {
+                    running,
+                    role,
+                    sidecar: placeholder,
+                },
+            );
             names.push(instance);
         }
         Ok(names)
     }
 
     async fn remove_pods(&mut self, workload: &str) -> Result<(), LabError> {
-        let names: Vec<String> = self.pods.iter().filter(|(_, p)| p.running.workload == workload).map(|(n, _)| n.clone()).collect();
+        let names: Vec<String> = self
+            .pods
+            .iter()
+            .filter(|(_, p)| p.running.workload == workload)
+            .map(|(n, _)| n.clone())
+            .collect();
         for name in names {
             if let Some(p) = self.pods.remove(&name) {
                 pod::remove(&self.docker, &p.running).await?;
@@ -131,11 +164,26 @@ impl DockerLab {
             upstreams: vec![],
             cluster_interval_ms: topology::CLUSTER_INTERVAL_MS,
         };
-        let running = pod::start_app(&self.docker, &self.ctx, &role, vec![format!("istio-ingressgateway.{GATEWAY_NAMESPACE}.svc.cluster.local")]).await?;
+        let running = pod::start_app(
+            &self.docker,
+            &self.ctx,
+            &role,
+            vec![format!(
+                "istio-ingressgateway.{GATEWAY_NAMESPACE}.svc.cluster.local"
+            )],
+        )
+        .await?;
         self.history.insert(running.ip, running.clone());
         let docs = self.docs();
         let cfg = Topology::new(&self.scenario, Mesh::new(&docs)).gateway(running.ip, &|_| false);
-        self.pods.insert(GATEWAY_POD.into(), PodState { running, role, sidecar: Some(cfg) });
+        self.pods.insert(
+            GATEWAY_POD.into(),
+            PodState {
+                running,
+                role,
+                sidecar: Some(cfg),
+            },
+        );
         Ok(())
     }
 
@@ -155,27 +203,45 @@ impl DockerLab {
             let cfg = if name == GATEWAY_POD {
                 topo.gateway(state.running.ip, &has)
             } else {
-                let Some(w) = self.scenario.workload(&state.running.workload) else { continue };
+                let Some(w) = self.scenario.workload(&state.running.workload) else {
+                    continue;
+                };
                 topo.sidecar(w, name, state.running.ip, &has)
             };
             let mut cfg = cfg;
             if let Some(m) = self.mutation {
                 m.apply(&mut cfg);
             }
-            if force.contains(name) || state.running.sidecar.is_none() || state.sidecar.as_ref() != Some(&cfg) {
+            if force.contains(name)
+                || state.running.sidecar.is_none()
+                || state.sidecar.as_ref() != Some(&cfg)
+            {
                 changed.push((name.clone(), cfg));
             }
         }
         let root = self.ca.root_pem();
         for (name, cfg) in &changed {
             let id = if name == GATEWAY_POD {
-                super::pki::SpiffeId { namespace: GATEWAY_NAMESPACE.into(), service_account: GATEWAY_SERVICE_ACCOUNT.into() }
+                super::pki::SpiffeId {
+                    namespace: GATEWAY_NAMESPACE.into(),
+                    service_account: GATEWAY_SERVICE_ACCOUNT.into(),
+                }
             } else {
                 topology::identity(&self.workload(&cfg.workload)?)
             };
             let cert = self.ca.issue(&id)?;
-            let Some(state) = self.pods.get_mut(name) else { continue };
-            pod::start_sidecar(&self.docker, &self.ctx, &mut state.running, cfg, &cert, &root).await?;
+            let Some(state) = self.pods.get_mut(name) else {
+                continue;
+            };
+            pod::start_sidecar(
+                &self.docker,
+                &self.ctx,
+                &mut state.running,
+                cfg,
+                &cert,
+                &root,
+            )
+            .await?;
             state.sidecar = Some(cfg.clone());
         }
         let names: Vec<String> = changed.into_iter().map(|(n, _)| n).collect();
@@ -186,25 +252,43 @@ impl DockerLab {
     }
 
     async fn wait_pod(&self, name: &str) -> Result<(), LabError> {
-        let state = self.pods.get(name).ok_or_else(|| LabError::Setup(format!("no pod {name}")))?;
+        let state = self
+            .pods
+            .get(name)
+            .ok_or_else(|| LabError::Setup(format!("no pod {name}")))?;
         pod::wait_ready(&self.docker, &state.running, &state.role, READY_LIMIT).await
     }
 
     fn pods_of(&self, workload: &str) -> Vec<&PodState> {
-        self.pods.values().filter(|p| p.running.workload == workload).collect()
+        self.pods
+            .values()
+            .filter(|p| p.running.workload == workload)
+            .collect()
     }
 
-    async fn do_apply(&mut self, docs: &[Document], reporter: &dyn Reporter) -> Result<StepOutcome, LabError> {
+    async fn do_apply(
+        &mut self,
+        docs: &[Document],
+        reporter: &dyn Reporter,
+    ) -> Result<StepOutcome, LabError> {
         let skipped: Vec<&str> = docs.iter().filter_map(no_lab_meaning).collect();
         if !docs.is_empty() && skipped.len() == docs.len() {
             return Ok(StepOutcome::Skipped(skipped.join("; ")));
         }
-        let before: BTreeSet<String> = self.pods.values().map(|p| p.running.workload.clone()).collect();
+        let before: BTreeSet<String> = self
+            .pods
+            .values()
+            .map(|p| p.running.workload.clone())
+            .collect();
         for d in docs.iter().filter(|d| no_lab_meaning(d).is_none()) {
             self.objects.insert(d.key(), d.clone());
         }
         let objects = self.docs();
-        let present: Vec<Workload> = Topology::new(&self.scenario, Mesh::new(&objects)).present().into_iter().cloned().collect();
+        let present: Vec<Workload> = Topology::new(&self.scenario, Mesh::new(&objects))
+            .present()
+            .into_iter()
+            .cloned()
+            .collect();
         let mut created = Vec::new();
         for w in present.iter().filter(|w| !before.contains(&w.name.value)) {
             created.extend(self.create_pods(w, reporter).await?);
@@ -218,7 +302,10 @@ impl DockerLab {
             summary.push_str(&format!("; pods started: {}", created.join(", ")));
         }
         if !reprogrammed.is_empty() {
-            summary.push_str(&format!("; Envoy reprogrammed: {}", reprogrammed.join(", ")));
+            summary.push_str(&format!(
+                "; Envoy reprogrammed: {}",
+                reprogrammed.join(", ")
+            ));
         }
         if !skipped.is_empty() {
             summary.push_str(&format!("; without lab meaning: {}", skipped.join("; ")));
@@ -231,8 +318,11 @@ impl DockerLab {
             self.objects.remove(&d.key());
         }
         let objects = self.docs();
-        let present: BTreeSet<String> =
-            Topology::new(&self.scenario, Mesh::new(&objects)).present().iter().map(|w| w.name.value.clone()).collect();
+        let present: BTreeSet<String> = Topology::new(&self.scenario, Mesh::new(&objects))
+            .present()
+            .iter()
+            .map(|w| w.name.value.clone())
+            .collect();
         let gone: BTreeSet<String> = self
             .pods
             .values()
@@ -251,7 +341,11 @@ impl DockerLab {
         )))
     }
 
-    fn do_label(&mut self, namespace: &str, labels: &BTreeMap<String, Option<String>>) -> StepOutcome {
+    fn do_label(
+        &mut self,
+        namespace: &str,
+        labels: &BTreeMap<String, Option<String>>,
+    ) -> StepOutcome {
         let key = format!("Namespace/-/{namespace}");
         let doc = self.objects.entry(key).or_insert_with(|| Document {
             at: crate::manifest::SourceRef { path: "label step".into(), line: 0, column: 0 },
@@ -275,10 +369,16 @@ impl DockerLab {
                 }
             }
         }
-        StepOutcome::Done(format!("namespace {namespace} labelled; injection applies to pods created from now on"))
+        StepOutcome::Done(format!(
+            "namespace {namespace} labelled; injection applies to pods created from now on"
+        ))
     }
 
-    async fn do_restart(&mut self, workloads: &[String], reporter: &dyn Reporter) -> Result<StepOutcome, LabError> {
+    async fn do_restart(
+        &mut self,
+        workloads: &[String],
+        reporter: &dyn Reporter,
+    ) -> Result<StepOutcome, LabError> {
         let mut started = Vec::new();
         for name in workloads {
             let w = self.workload(name)?;
@@ -289,14 +389,29 @@ impl DockerLab {
         for name in started.iter().filter(|n| !reprogrammed.contains(n)) {
             self.wait_pod(name).await?;
         }
-        let with: Vec<String> =
-            started.iter().filter(|n| self.pods.get(*n).is_some_and(|p| p.sidecar.is_some())).cloned().collect();
-        Ok(StepOutcome::Done(format!("recreated {}; with sidecar: {}", started.join(", "), with.join(", "))))
+        let with: Vec<String> = started
+            .iter()
+            .filter(|n| self.pods.get(*n).is_some_and(|p| p.sidecar.is_some()))
+            .cloned()
+            .collect();
+        Ok(StepOutcome::Done(format!(
+            "recreated {}; with sidecar: {}",
+            started.join(", "),
+            with.join(", ")
+        )))
     }
 
-    async fn do_wait(&mut self, condition: WaitFor, workloads: &[String]) -> Result<StepOutcome, LabError> {
+    async fn do_wait(
+        &mut self,
+        condition: WaitFor,
+        workloads: &[String],
+    ) -> Result<StepOutcome, LabError> {
         if condition == WaitFor::GatewayAddress {
-            let ip = self.pods.get(GATEWAY_POD).map(|p| p.running.ip.to_string()).unwrap_or_else(|| "none".into());
+            let ip = self
+                .pods
+                .get(GATEWAY_POD)
+                .map(|p| p.running.ip.to_string())
+                .unwrap_or_else(|| "none".into());
             return Ok(StepOutcome::Skipped(format!(
                 "no LoadBalancer in the lab: the ingress gateway is a container on the lab network at {ip}"
             )));
@@ -304,15 +419,17 @@ impl DockerLab {
         for name in workloads {
             let pods = self.pods_of(name);
             if pods.is_empty() {
-                return Err(LabError::Setup(format!("workload {name} has no pods: its manifest was not applied")));
+                return Err(LabError::Setup(format!(
+                    "workload {name} has no pods: its manifest was not applied"
+                )));
             }
-            if condition == WaitFor::SidecarInjected {
-                if let Some(p) = pods.iter().find(|p| p.sidecar.is_none()) {
-                    return Err(LabError::Setup(format!(
-                        "pod {} has no sidecar: its namespace is not labelled for injection, or it was not restarted",
-                        p.running.name
-                    )));
-                }
+            if condition == WaitFor::SidecarInjected
+                && let Some(p) = pods.iter().find(|p| p.sidecar.is_none())
+            {
+                return Err(LabError::Setup(format!(
+                    "pod {} has no sidecar: its namespace is not labelled for injection, or it was not restarted",
+                    p.running.name
+                )));
             }
             let names: Vec<String> = pods.iter().map(|p| p.running.name.clone()).collect();
             for n in names {
@@ -339,11 +456,19 @@ impl Lab for DockerLab {
         notes
     }
 
-    async fn apply(&mut self, docs: &[Document], reporter: &dyn Reporter) -> Result<StepOutcome, ProviderError> {
+    async fn apply(
+        &mut self,
+        docs: &[Document],
+        reporter: &dyn Reporter,
+    ) -> Result<StepOutcome, ProviderError> {
         Ok(self.do_apply(docs, reporter).await?)
     }
 
-    async fn delete(&mut self, docs: &[Document], _reporter: &dyn Reporter) -> Result<StepOutcome, ProviderError> {
+    async fn delete(
+        &mut self,
+        docs: &[Document],
+        _reporter: &dyn Reporter,
+    ) -> Result<StepOutcome, ProviderError> {
         Ok(self.do_delete(docs).await?)
     }
 
@@ -356,14 +481,25 @@ impl Lab for DockerLab {
     }
 
     async fn restart(&mut self, workloads: &[String]) -> Result<StepOutcome, ProviderError> {
-        Ok(self.do_restart(workloads, &crate::reporter::NullReporter).await?)
+        Ok(self
+            .do_restart(workloads, &crate::reporter::NullReporter)
+            .await?)
     }
 
-    async fn wait(&mut self, condition: WaitFor, workloads: &[String], timeout: Duration) -> Result<StepOutcome, ProviderError> {
+    async fn wait(
+        &mut self,
+        condition: WaitFor,
+        workloads: &[String],
+        timeout: Duration,
+    ) -> Result<StepOutcome, ProviderError> {
         let what = format!("{condition:?} of {}", workloads.join(", "));
         match tokio::time::timeout(timeout, self.do_wait(condition, workloads)).await {
             Ok(result) => Ok(result?),
-            Err(_) => Err(LabError::Timeout { what, after: timeout }.into()),
+            Err(_) => Err(LabError::Timeout {
+                what,
+                after: timeout,
+            }
+            .into()),
         }
     }
 
@@ -371,7 +507,11 @@ impl Lab for DockerLab {
         Ok(probes::run(self, probe).await?)
     }
 
-    async fn start_capture(&mut self, name: &str, canaries: &[String]) -> Result<(), ProviderError> {
+    async fn start_capture(
+        &mut self,
+        name: &str,
+        canaries: &[String],
+    ) -> Result<(), ProviderError> {
         let dir = self.artifacts.join("captures");
         let cap = capture::start(&self.exec, &self.network, &dir, name, canaries).await?;
         self.capture = Some(cap);
@@ -379,9 +519,16 @@ impl Lab for DockerLab {
     }
 
     async fn stop_capture(&mut self) -> Result<CaptureResult, ProviderError> {
-        let cap = self.capture.take().ok_or_else(|| LabError::Capture("no capture is running".into()))?;
+        let cap = self
+            .capture
+            .take()
+            .ok_or_else(|| LabError::Capture("no capture is running".into()))?;
         let mut known = self.history.clone();
-        known.extend(self.pods.values().map(|p| (p.running.ip, p.running.clone())));
+        known.extend(
+            self.pods
+                .values()
+                .map(|p| (p.running.ip, p.running.clone())),
+        );
         let peers = capture::peer_map(&self.network, known.values());
         Ok(capture::stop(cap, peers, &self.network).await?)
     }
@@ -397,14 +544,20 @@ impl Lab for DockerLab {
         }
         if self.keep {
             self.guard.disarm();
-            reporter.info(&format!("keeping the lab: remove it with `cargo xtask gc` (run {})", self.run_id));
+            reporter.info(&format!(
+                "keeping the lab: remove it with `cargo xtask gc` (run {})",
+                self.run_id
+            ));
             return Ok(());
         }
         let removed = docker::sweep(&self.docker, &self.run_id).await?;
         let left = docker::leftovers(&self.docker, &self.run_id).await?;
         self.guard.disarm();
         if left > 0 {
-            return Err(LabError::Setup(format!("{left} lab objects are still there after teardown; run `cargo xtask gc`")).into());
+            return Err(LabError::Setup(format!(
+                "{left} lab objects are still there after teardown; run `cargo xtask gc`"
+            ))
+            .into());
         }
         reporter.debug(&format!("removed {removed} lab objects"));
         Ok(())
