@@ -58,9 +58,23 @@ pub const CI: EnvVar = EnvVar {
     doc: "When set, the command line draws no progress spinners.",
 };
 
+/// The workload binary the Docker lab puts into its image.
+pub const MESHPROOF_WORKLOAD_BIN: EnvVar = EnvVar {
+    name: "MESHPROOF_WORKLOAD_BIN",
+    doc: "The meshproof-workload binary for the Docker lab's image (default: the one cargo builds beside the running program).",
+};
+
+/// Set by cargo for the programs it runs.
+pub const CARGO: EnvVar = EnvVar {
+    name: "CARGO",
+    doc: "Set by cargo; the Docker lab uses it to build meshproof-workload before a run, so its image never holds a stale one.",
+};
+
 /// Every variable meshproof reads, in the order the README documents them.
 pub const REGISTRY: &[EnvVar] = &[
     MESHPROOF_CACHE,
+    MESHPROOF_WORKLOAD_BIN,
+    CARGO,
     KIND_EXPERIMENTAL_DOCKER_NETWORK,
     KUBECONFIG,
     HOME,
@@ -92,6 +106,19 @@ pub fn cache_dir(root: &std::path::Path) -> PathBuf {
         .get()
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target").join("meshproof-cache"))
+}
+
+/// The workload binary named by `$MESHPROOF_WORKLOAD_BIN`, if set.
+pub fn workload_bin() -> Option<PathBuf> {
+    MESHPROOF_WORKLOAD_BIN
+        .get_os()
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+/// The cargo running this program (`$CARGO`), if any.
+pub fn cargo() -> Option<PathBuf> {
+    CARGO.get_os().filter(|v| !v.is_empty()).map(PathBuf::from)
 }
 
 /// The Docker network kind puts its nodes on.

@@ -266,6 +266,118 @@ impl Exec {
     }
 }
 
+/// A child started by [`Exec::spawn`] that runs while the caller does other work (for
+/// example, a run a test interrupts). Its output is read as it comes, so it never blocks
+/// on a full pipe, and its run is journaled when [`Running::wait`] returns.
+#[derive(Debug)]
+pub struct Running {
+    child: tokio::process::Child,
+    command: String,
+    start: Instant,
+    stdout: tokio::task::JoinHandle<Vec<u8>>,
+    stderr: tokio::task::JoinHandle<Vec<u8>>,
+    journal: Arc<Mutex<Vec<Output>>>,
+}
+
+impl Running {
+    /// The operating system's process id, while the child runs.
+    pub fn id(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Waits for the child to exit (killing it after `limit`), then journals and returns
+    /// its output whatever the exit status.
+    pub async fn wait(mut self, limit: Duration) -> Result<Output, ExecError> {
+        let status = match tokio::time::timeout(limit, self.child.wait()).await {
+            Ok(status) => status.map_err(|source| ExecError::Spawn {
+                command: self.command.clone(),
+                source,
+            })?,
+            Err(_) => {
+                let _ = self.child.kill().await;
+                return Err(ExecError::Timeout {
+                    command: self.command,
+                    after: limit,
+                });
+            }
+        };
+        let out = Output {
+            command: self.command,
+            status: status.code(),
+            stdout: self.stdout.await.unwrap_or_default(),
+            stderr: self.stderr.await.unwrap_or_default(),
+            millis: self.start.elapsed().as_millis() as u64,
+        };
+        if let Ok(mut journal) = self.journal.lock() {
+            journal.push(out.clone());
+        }
+        Ok(out)
+    }
+}
+
+impl Exec {
+    /// Starts the command and returns at once; see [`Running`]. Standard input is closed.
+    /// Not available in replay mode, which has no processes to leave running.
+    #[allow(clippy::disallowed_methods)] // This is the one module allowed to spawn processes.
+    pub fn spawn(&self, cmd: &Cmd) -> Result<Running, ExecError> {
+        use std::process::Stdio;
+        use tokio::io::AsyncReadExt;
+
+        let command = cmd.display();
+        if self.replay.is_some() {
+            return Err(ExecError::ReplayMismatch {
+                expected: "<no spawn in replay>".into(),
+                actual: command,
+            });
+        }
+        let mut child_cmd = tokio::process::Command::new(&cmd.program);
+        child_cmd
+            .args(&cmd.args)
+            .envs(cmd.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        if let Some(dir) = &cmd.cwd {
+            child_cmd.current_dir(dir);
+        }
+        let start = Instant::now();
+        let mut child = child_cmd.spawn().map_err(|source| ExecError::Spawn {
+            command: command.clone(),
+            source,
+        })?;
+        let drain = |pipe: Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>| {
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                if let Some(mut pipe) = pipe {
+                    let _ = pipe.read_to_end(&mut buf).await;
+                }
+                buf
+            })
+        };
+        let stdout = drain(
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+        );
+        let stderr = drain(
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+        );
+        Ok(Running {
+            child,
+            command,
+            start,
+            stdout,
+            stderr,
+            journal: self.journal.clone(),
+        })
+    }
+}
+
 fn next_recording(queue: &Mutex<VecDeque<Output>>, cmd: &Cmd) -> Result<Output, ExecError> {
     let actual = cmd.display();
     let next = queue.lock().ok().and_then(|mut q| q.pop_front());
@@ -404,6 +516,32 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, ExecError::ReplayMismatch { .. }));
+    }
+
+    #[tokio::test]
+    async fn spawned_children_run_alongside_and_are_journaled() {
+        let exec = Exec::new();
+        let child = exec.spawn(&Cmd::new("sleep").arg("30")).unwrap();
+        let pid = child.id().unwrap();
+        exec.run(&Cmd::new("kill").args(["-INT", &pid.to_string()]))
+            .await
+            .unwrap();
+        let out = child.wait(Duration::from_secs(10)).await.unwrap();
+        assert_eq!(out.status, None, "killed by SIGINT: {out:?}");
+        let talker = exec
+            .spawn(&Cmd::new("sh").args(["-c", "echo out; echo err >&2; exit 4"]))
+            .unwrap();
+        let out = talker.wait(Duration::from_secs(10)).await.unwrap();
+        assert_eq!(
+            (out.status, out.stdout_text(), out.stderr_text()),
+            (Some(4), "out\n".into(), "err\n".into())
+        );
+        assert_eq!(exec.journal().len(), 3);
+        let slow = exec.spawn(&Cmd::new("sleep").arg("5")).unwrap();
+        assert!(matches!(
+            slow.wait(Duration::from_millis(100)).await,
+            Err(ExecError::Timeout { .. })
+        ));
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub mod scenario;
 pub mod tools;
 pub mod verdict;
 pub mod wire;
+pub mod workload;
 
 /// Helpers shared by tests that use the local Docker engine.
 #[cfg(test)]

@@ -340,3 +340,23 @@ fn model_predictions_are_checked_against_every_seen_flow() {
         "{bad:#?}"
     );
 }
+
+#[test]
+fn refused_connection_attempts_are_not_judged() {
+    let mut refused = flow("10.244.1.5:5001", "10.244.2.7:3306", FlowClass::Unknown, 0);
+    (refused.client_bytes, refused.server_bytes) = (0, 0);
+    let mtls = flow(
+        "10.244.1.5:5000",
+        "10.244.2.7:3306",
+        FlowClass::IstioMtls,
+        0,
+    );
+    let v = verdicts(vec![front(1), refused.clone(), mtls]);
+    assert_eq!(v[1], ("db-is-mtls".into(), Verdict::Pass));
+    let v = verdicts(vec![front(1), refused]);
+    assert_eq!(
+        v[1].1,
+        Verdict::Fail,
+        "a refused attempt alone is not a seen flow"
+    );
+}

@@ -6,6 +6,8 @@
 //! A lab that cannot give an operation meaning (the Docker lab has no MetalLB and no HPA)
 //! answers [`StepOutcome::Skipped`] with a reason; it never pretends to pass.
 
+pub mod lab;
+
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -24,8 +26,8 @@ pub mod kind;
 /// Errors from provisioning or driving a lab. Each carries enough context to act on.
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
-    /// The provider exists in the CLI but is not built yet.
-    #[error("the `{0}` provider is not built yet; try `--provider lab` or `--dry-run`")]
+    /// A part of the provider that is not built yet; never a pass.
+    #[error("{0} is not built yet")]
     NotBuilt(&'static str),
     /// A precondition is missing (a tool, a daemon, a capability).
     #[error("preflight failed: {problem}\nhint: {hint}")]
@@ -258,34 +260,7 @@ pub fn for_kind(kind: ProviderKind, root: &Path) -> Box<dyn Provider> {
     match kind {
         ProviderKind::Kind => Box::new(kind::KindProvider::new(root)),
         ProviderKind::Existing => Box::new(existing::ExistingProvider::new(root)),
-        other => Box::new(NotBuilt(other.as_str())),
+        ProviderKind::Lab => Box::new(lab::LabProvider::new(root)),
     }
 }
 
-/// A provider the CLI offers before its implementation lands: every call is a clear
-/// error (exit code 2), never a pass.
-struct NotBuilt(&'static str);
-
-#[async_trait]
-impl Provider for NotBuilt {
-    fn name(&self) -> &'static str {
-        self.0
-    }
-
-    fn plan(&self, _: &Scenario, _: &RunContext) -> Result<Vec<PlanEntry>, ProviderError> {
-        Err(ProviderError::NotBuilt(self.0))
-    }
-
-    async fn preflight(&self, _: &Scenario, _: &RunContext) -> Result<(), ProviderError> {
-        Err(ProviderError::NotBuilt(self.0))
-    }
-
-    async fn provision(
-        &self,
-        _: &Scenario,
-        _: &RunContext,
-        _: &dyn Reporter,
-    ) -> Result<Box<dyn Lab>, ProviderError> {
-        Err(ProviderError::NotBuilt(self.0))
-    }
-}
