@@ -6,11 +6,13 @@
 // The library reports through `reporter::Reporter`; only the CLI prints.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod capture;
 pub mod crd;
 pub mod env_vars;
 pub mod exec;
 pub mod expect;
 pub mod gc;
+pub mod hpa;
 pub mod kube;
 pub mod ledger;
 pub mod manifest;

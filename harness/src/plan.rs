@@ -119,6 +119,11 @@ fn step_entries(s: &Scenario, section: &str, step: &Step) -> Vec<PlanEntry> {
             .iter()
             .map(|p| entry(section, probe_text(p), None))
             .collect(),
+        Step::Hpa(h) => vec![entry(
+            section,
+            steps_label(step),
+            Some(crate::hpa::live::plan_detail(h)),
+        )],
         other => vec![entry(section, steps_label(other), None)],
     }
 }

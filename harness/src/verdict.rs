@@ -58,6 +58,8 @@ pub enum CheckKind {
     Control,
     /// The policy model's expected class against the scenario's own.
     Model,
+    /// A live HPA check (`hpa:` step).
+    Autoscale,
 }
 
 /// One judged check with its evidence.

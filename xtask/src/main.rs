@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 
 mod e2e;
 mod gc;
+mod hpa;
 mod images;
 mod scenarios;
 mod signals;
@@ -48,6 +49,9 @@ enum Command {
     /// The container images scenarios run: list them, or pull them for a mirror.
     #[command(subcommand)]
     Images(images::ImagesCmd),
+    /// HPA with sidecars: predict the skew from manifests and print the fixes.
+    #[command(subcommand)]
+    Hpa(hpa::HpaCmd),
     /// Install and show the pinned kind, kubectl, istioctl and helm.
     #[command(subcommand)]
     Tools(tools::ToolsCmd),
@@ -69,6 +73,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Scenarios(cmd) => scenarios::run(&root, cmd),
         Command::E2e(args) => e2e::run(&root, args, &ui),
+        Command::Hpa(cmd) => hpa::run(&root, cmd),
         Command::Tools(cmd) => tools::run(&root, cmd, &ui),
         Command::Gc(args) => gc::run(&root, args),
         Command::Images(cmd) => images::run(&root, cmd),

@@ -206,6 +206,24 @@ pub trait Lab: Send {
     /// Stops the capture and analyses it.
     async fn stop_capture(&mut self) -> Result<CaptureResult, ProviderError>;
 
+    /// Runs the live check of an `hpa:` step (see [`crate::hpa::live`]). Providers with a
+    /// cluster call [`crate::hpa::live::run`] with their `kube::Client` and return
+    /// [`crate::hpa::live::LiveOutcome::judgements`]. Labs without Kubernetes, an HPA
+    /// controller and metrics-server keep this default: a skip with the reason, never a pass.
+    async fn hpa(
+        &mut self,
+        check: &crate::hpa::live::LiveCheck,
+        reporter: &dyn Reporter,
+    ) -> Result<Vec<crate::verdict::Judgement>, ProviderError> {
+        let _ = reporter;
+        Ok(vec![crate::verdict::Judgement::bare(
+            &format!("{}: HPA live check", check.name),
+            crate::verdict::CheckKind::Autoscale,
+            crate::verdict::Verdict::Skip,
+            "this lab has no HorizontalPodAutoscaler controller or metrics-server; run it with the kind or existing provider",
+        )])
+    }
+
     /// Writes diagnostics (events, logs, proxy config) into `dir` after a failure.
     async fn collect_diagnostics(&mut self, dir: &Path) -> Result<(), ProviderError>;
 

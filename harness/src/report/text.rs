@@ -59,6 +59,7 @@ fn line(out: &mut String, phase: &str, j: &Judgement) {
         CheckKind::Wire => "wire",
         CheckKind::Control => "control",
         CheckKind::Model => "model",
+        CheckKind::Autoscale => "autoscale",
     };
     let _ = writeln!(
         out,

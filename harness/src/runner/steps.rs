@@ -6,7 +6,9 @@ use crate::expect::{judge_capture, judge_probe};
 use crate::manifest::Document;
 use crate::provider::{Lab, ProviderError, RunContext, StepOutcome};
 use crate::reporter::Reporter;
-use crate::scenario::{CaptureStep, Phase, Probe, Scenario, Step, WaitFor, parse_duration};
+use crate::scenario::{
+    CaptureStep, HpaStep, Phase, Probe, Scenario, Step, WaitFor, parse_duration,
+};
 use crate::verdict::{CheckKind, Judgement, Verdict};
 
 use super::{Cancel, render_probe};
@@ -61,7 +63,7 @@ impl<'a> Driver<'a> {
                 ));
                 break;
             }
-            let observing = matches!(step, Step::Probe(_) | Step::Capture(_));
+            let observing = matches!(step, Step::Probe(_) | Step::Capture(_) | Step::Hpa(_));
             if observing && !judged {
                 checks.push(Judgement::bare(
                     &label(step),
@@ -91,6 +93,7 @@ impl<'a> Driver<'a> {
         let result = match step {
             Step::Probe(probes) => Ok(self.probes(probes).await),
             Step::Capture(capture) => self.capture(capture).await,
+            Step::Hpa(h) => self.hpa(h).await,
             other => self
                 .change(other)
                 .await
@@ -129,7 +132,7 @@ impl<'a> Driver<'a> {
                         .wait(w.condition, &values(&w.workloads), timeout)
                         .await
                 }
-                Step::Probe(_) | Step::Capture(_) => unreachable_step(),
+                Step::Probe(_) | Step::Capture(_) | Step::Hpa(_) => unreachable_step(),
             }
         };
         tokio::select! {
@@ -200,6 +203,18 @@ impl<'a> Driver<'a> {
         self.save_analysis(&step.name.value, &result.analysis);
         checks.extend(judge_capture(step, &result, &verdicts));
         Ok(checks)
+    }
+
+    /// The live HPA check: built from the step (pure), run by the lab, cancellable.
+    async fn hpa(&mut self, step: &HpaStep) -> Result<Vec<Judgement>, ProviderError> {
+        let artifacts = self.ctx.artifacts.join(self.scenario.name());
+        let check = crate::hpa::live::LiveCheck::from_step(self.scenario, step, &artifacts)
+            .map_err(|e| failed("hpa", e.to_string()))?;
+        let mut cancel = self.cancel.clone();
+        tokio::select! {
+            result = self.lab.hpa(&check, self.reporter) => result,
+            () = cancel.cancelled() => Err(failed("hpa", "interrupted; the busy loops end on their own bound".into())),
+        }
     }
 
     /// Keeps the full analysis beside the pcap, so a reader can see every flow, not only
@@ -285,5 +300,9 @@ pub fn label(step: &Step) -> String {
                 .join(", ")
         ),
         Step::Capture(c) => format!("capture {}", c.name.value),
+        Step::Hpa(h) => format!(
+            "hpa {}: {} holds under load where {} alone would scale, {} scales out",
+            h.name.value, h.skewed.value, h.container.value, h.fixed.value
+        ),
     }
 }

@@ -393,3 +393,33 @@ async fn cancellation_still_tears_down() {
     assert_eq!(log.last().map(String::as_str), Some("teardown"), "{log:?}");
     assert!(!log.iter().any(|l| l.starts_with("apply")), "{log:?}");
 }
+
+#[tokio::test]
+async fn a_lab_without_kubernetes_skips_the_hpa_step() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let xnat = Scenario::load(root, "xnat").unwrap();
+    let log = Log::default();
+    let provider = FakeProvider {
+        log: log.clone(),
+        db_class: FlowClass::IstioMtls,
+        fail_preflight: false,
+    };
+    let (_h, cancel) = Cancel::new();
+    let dir = tempfile::tempdir().unwrap();
+    let opts = options(Some("hpa"), dir.path());
+    let report = run(&xnat, &provider, &opts, &NullReporter, cancel).await;
+    let hpa = report.phases.last().unwrap();
+    assert_eq!(hpa.name, "hpa");
+    let j = &hpa.checks[0];
+    assert_eq!(
+        (j.kind, j.verdict),
+        (CheckKind::Autoscale, Verdict::Skip),
+        "{j:#?}"
+    );
+    assert!(
+        j.reason.contains("no HorizontalPodAutoscaler controller"),
+        "{}",
+        j.reason
+    );
+    assert_eq!(report.verdict(), Verdict::Skip, "a skip is never a pass");
+}

@@ -27,6 +27,7 @@ pub(super) fn manifest_refs(file: &ScenarioFile) -> Vec<&Spanned<String>> {
         .flat_map(|p| &p.steps)
         .flat_map(|s| match s {
             Step::Apply(files) | Step::Delete(files) => files.iter().collect(),
+            Step::Hpa(h) => vec![&h.skewed, &h.fixed],
             _ => Vec::new(),
         })
         .collect()
@@ -37,7 +38,7 @@ pub(super) fn serde_hint(message: &str) -> Option<String> {
     if message.contains("unknown field") {
         Some("check the spelling against README.md, section \"Writing a scenario\"".into())
     } else if message.contains("unknown variant") {
-        Some("step kinds are apply, delete, label, restart, wait, probe and capture".into())
+        Some("step kinds are apply, delete, label, restart, wait, probe, capture and hpa".into())
     } else if message.contains("missing field") {
         Some("this key is required here".into())
     } else {
@@ -202,18 +203,8 @@ fn step_problems<'a>(
     captures: &mut BTreeSet<&'a str>,
 ) {
     match step {
-        Step::Apply(files) | Step::Delete(files) => {
-            for file in files {
-                if !fixtures.join(&file.value).is_file() {
-                    let hint = Some(format!("manifests are read from {}", fixtures.display()));
-                    c.problem(
-                        file,
-                        format!("manifest `{}` does not exist", file.value),
-                        hint,
-                    );
-                }
-            }
-        }
+        Step::Apply(files) | Step::Delete(files) => manifests_exist(c, files.iter(), fixtures),
+        Step::Hpa(h) => hpa_step(c, h, fixtures, captures),
         Step::Label(_) => {}
         Step::Restart(names) => names
             .iter()
@@ -262,6 +253,63 @@ fn step_problems<'a>(
                 );
             }
         }
+    }
+}
+
+fn manifests_exist<'a>(
+    c: &mut Checker,
+    files: impl Iterator<Item = &'a Spanned<String>>,
+    fixtures: &Path,
+) {
+    for file in files {
+        if !fixtures.join(&file.value).is_file() {
+            let hint = Some(format!("manifests are read from {}", fixtures.display()));
+            c.problem(
+                file,
+                format!("manifest `{}` does not exist", file.value),
+                hint,
+            );
+        }
+    }
+}
+
+fn hpa_step<'a>(
+    c: &mut Checker<'a>,
+    h: &'a HpaStep,
+    fixtures: &Path,
+    names: &mut BTreeSet<&'a str>,
+) {
+    if !names.insert(h.name.value.as_str()) {
+        c.problem(
+            &h.name,
+            format!("`{}` already names a capture or hpa step", h.name.value),
+            Some("artifacts are named after it, so it must be unique".into()),
+        );
+    }
+    c.workload_ref(&h.workload, "hpa workload", &[]);
+    manifests_exist(c, [&h.skewed, &h.fixed].into_iter(), fixtures);
+    c.duration(&h.hold);
+    c.duration(&h.timeout);
+    if let (Ok(hold), Ok(timeout)) = (
+        parse_duration(&h.hold.value),
+        parse_duration(&h.timeout.value),
+    ) && hold >= timeout
+    {
+        c.problem(
+            &h.hold,
+            format!(
+                "hold {} is not shorter than timeout {}",
+                h.hold.value, h.timeout.value
+            ),
+            Some("the skewed HPA must hold still for `hold` within `timeout`".into()),
+        );
+    }
+    if !c.file.requires.metrics_server {
+        c.problem(
+            &h.name,
+            "an hpa step needs metrics-server, but the scenario does not require it".into(),
+            Some("set requires.metricsServer: true".into()),
+        );
     }
 }
 
@@ -432,6 +480,73 @@ fn edit_distance(a: &str, b: &str) -> usize {
         }
     }
     row[b.len()]
+}
+
+/// Problems with the HPAs an `hpa:` step names: each manifest holds exactly one
+/// HorizontalPodAutoscaler that scales the step's workload, and both have the same name
+/// and namespace, so the fixed one replaces the skewed one.
+pub(super) fn hpa_manifest_problems(
+    path: &Path,
+    file: &ScenarioFile,
+    manifests: &BTreeMap<String, Vec<Document>>,
+) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let steps = file.phases.iter().flat_map(|p| &p.steps);
+    for h in steps.filter_map(|s| if let Step::Hpa(h) = s { Some(h) } else { None }) {
+        let mut found = Vec::new();
+        for reference in [&h.skewed, &h.fixed] {
+            let Some(docs) = manifests.get(&reference.value) else {
+                continue;
+            };
+            let hpas: Vec<&Document> = docs
+                .iter()
+                .filter(|d| d.kind == "HorizontalPodAutoscaler")
+                .collect();
+            let mut problem = |message: String| {
+                problems.push(Problem {
+                    at: at(path, reference),
+                    message,
+                    hint: None,
+                })
+            };
+            match hpas.as_slice() {
+                [one] => {
+                    let target = one
+                        .value
+                        .pointer("/spec/scaleTargetRef/name")
+                        .and_then(|v| v.as_str());
+                    if target != Some(h.workload.value.as_str()) {
+                        problem(format!(
+                            "HPA {} in `{}` scales {}, not workload `{}`",
+                            one.name,
+                            reference.value,
+                            target.unwrap_or("nothing"),
+                            h.workload.value
+                        ));
+                    }
+                    found.push((one.name.clone(), one.namespace.clone()));
+                }
+                other => problem(format!(
+                    "`{}` must hold exactly one HorizontalPodAutoscaler, not {}",
+                    reference.value,
+                    other.len()
+                )),
+            }
+        }
+        if let [skewed, fixed] = found.as_slice()
+            && skewed != fixed
+        {
+            problems.push(Problem {
+                at: at(path, &h.fixed),
+                message: format!(
+                    "the fixed HPA {} must have the skewed HPA's name and namespace ({})",
+                    fixed.0, skewed.0
+                ),
+                hint: Some("the fixed HPA replaces the skewed one in place".into()),
+            });
+        }
+    }
+    problems
 }
 
 /// See [`Scenario::state_after`].

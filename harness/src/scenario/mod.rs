@@ -186,6 +186,7 @@ impl Scenario {
             }
         }
         problems.extend(check::problems(path, &file, fixtures));
+        problems.extend(check::hpa_manifest_problems(path, &file, &manifests));
         if !problems.is_empty() {
             return Err(invalid(problems));
         }

@@ -299,6 +299,9 @@ pub enum Step {
     Probe(Vec<Probe>),
     /// Capture packets around probes and check what the wire showed.
     Capture(CaptureStep),
+    /// Prove an HPA's sidecar skew live: under the same app load, the skewed HPA holds
+    /// still where the app alone would scale, and the fixed HPA scales out.
+    Hpa(Box<HpaStep>),
 }
 
 /// `label:` step.
@@ -538,6 +541,40 @@ pub enum CanaryRule {
     Present,
     /// No selected flow carries the canary in clear.
     Absent,
+}
+
+/// `hpa:` step. The step applies `skewed`, runs a bounded busy loop in `container` of
+/// every pod of `workload` (the load never crosses the sidecar), watches the HPA's
+/// status, then applies `fixed` under the same load and watches again. It overrides the
+/// HPAs' `behavior` so the check takes minutes, and writes a time series and an SVG plot.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HpaStep {
+    /// Unique within the scenario; names the artifacts (`hpa-<name>.json`, `.csv`, `.svg`).
+    pub name: Spanned<String>,
+    /// The workload the HPAs scale.
+    pub workload: Spanned<String>,
+    /// The app container the busy loop runs in; it needs `sh` and a CPU limit above its
+    /// request, so the load is set by the limit.
+    pub container: Spanned<String>,
+    /// Manifest with the HPA as the mesh skews it (pod-level `Resource cpu` utilization).
+    pub skewed: Spanned<String>,
+    /// Manifest with the fixed HPA, of the same name, which replaces the skewed one.
+    pub fixed: Spanned<String>,
+    /// How long the skewed HPA must hold still while the app alone would scale.
+    #[serde(default = "default_hold")]
+    pub hold: Spanned<String>,
+    /// How long each half may take before it is judged.
+    #[serde(default = "default_hpa_timeout")]
+    pub timeout: Spanned<String>,
+}
+
+fn default_hold() -> Spanned<String> {
+    unlocated("3m".to_string())
+}
+
+fn default_hpa_timeout() -> Spanned<String> {
+    unlocated("8m".to_string())
 }
 
 /// A value with no source location, for defaults.

@@ -1,266 +1,323 @@
-//! Reading pcap and pcapng, from files or from a byte stream, incrementally: a 1 GiB file
-//! costs the same memory as a small one, and a live `tcpdump -w -` stream is analysed as
-//! it arrives. Every error names the byte offset where the input stopped making sense.
+//! Reading pcap and pcapng, from a file or from a byte stream that arrives in chunks.
+//!
+//! [`CaptureParser`] is incremental: it is given whatever bytes are available, hands out
+//! every complete packet record, and reports how many bytes it consumed, so the same code
+//! reads a file through a fixed buffer and a `tcpdump -w -` stream as it arrives. Every
+//! error carries the byte offset where the input stopped making sense. Record sizes are
+//! bounded before anything is buffered, so a lying length cannot make the reader
+//! allocate without limit.
 
+use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 
-use pcap_file::PcapError;
-use pcap_file::pcap::PcapParser;
-use pcap_file::pcapng::{Block, PcapNgParser};
-
 use super::link::LinkType;
-use super::{Analysis, Analyzer, AnalyzerConfig};
+use super::{Analysis, Analyzer, AnalyzerConfig, AnalyzerStats, WireError};
 
-/// Errors from reading captures.
-#[derive(Debug, thiserror::Error)]
-pub enum WireError {
-    /// The file could not be opened or read.
-    #[error("{path}: cannot read: {source}")]
-    Io {
-        /// The file.
-        path: String,
-        /// The reason.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The input is not a capture meshproof can read.
-    #[error("{reason} (at byte {offset})")]
-    Corrupt {
-        /// Where the input stopped making sense.
-        offset: u64,
-        /// Why.
-        reason: String,
-    },
+/// The largest packet record accepted (libpcap's own maximum snapshot length is 256 KiB;
+/// this leaves room for offloaded super-segments).
+pub const MAX_RECORD: u32 = 1 << 20;
+
+/// The largest pcapng block accepted.
+pub const MAX_BLOCK: u32 = MAX_RECORD + 4096;
+
+const PCAPNG_SHB: u32 = 0x0A0D_0D0A;
+const PCAPNG_BYTE_ORDER: u32 = 0x1A2B_3C4D;
+
+#[derive(Debug, Clone, Copy)]
+struct Interface {
+    link: Option<LinkType>,
+    linktype: u32,
+    /// Timestamp units per second.
+    units: u64,
+    snaplen: u32,
 }
 
-impl WireError {
-    fn at(offset: u64, reason: impl Into<String>) -> WireError {
-        WireError::Corrupt {
-            offset,
-            reason: reason.into(),
-        }
-    }
-}
-
+#[derive(Debug, Clone)]
 enum Format {
     Unknown,
-    Pcap(PcapParser, LinkType),
-    PcapNg(PcapNgParser),
+    Pcap { le: bool, nanos: bool, link: LinkType },
+    Pcapng { le: bool, interfaces: Vec<Interface> },
 }
 
-/// An incremental pcap/pcapng parser: feed it bytes as they come.
-pub struct PcapStream {
-    buf: Vec<u8>,
-    offset: u64,
+/// One packet record, borrowing its bytes from the input.
+#[derive(Debug, Clone, Copy)]
+pub struct Record<'a> {
+    /// The link type of the interface it was captured on.
+    pub link: LinkType,
+    /// Capture time since the Unix epoch.
+    pub ts: Duration,
+    /// The captured bytes.
+    pub data: &'a [u8],
+}
+
+/// An incremental pcap/pcapng reader.
+#[derive(Debug, Clone)]
+pub struct CaptureParser {
     format: Format,
+    /// Absolute offset of the next unconsumed byte.
+    offset: u64,
 }
 
-impl Default for PcapStream {
+impl Default for CaptureParser {
     fn default() -> Self {
-        PcapStream {
-            buf: Vec::new(),
-            offset: 0,
-            format: Format::Unknown,
-        }
+        CaptureParser { format: Format::Unknown, offset: 0 }
     }
 }
 
-impl PcapStream {
-    /// Parses as many whole records as `chunk` completes, calling `sink` for each packet.
-    pub fn feed(
-        &mut self,
-        chunk: &[u8],
-        sink: &mut dyn FnMut(LinkType, Duration, &[u8]),
-    ) -> Result<(), WireError> {
-        self.buf.extend_from_slice(chunk);
-        let mut used = 0usize;
-        let result = self.parse(&mut used, sink);
-        self.buf.drain(..used);
-        self.offset += used as u64;
-        result
+fn u32_at(b: &[u8], at: usize, le: bool) -> u32 {
+    let w = [b[at], b[at + 1], b[at + 2], b[at + 3]];
+    if le { u32::from_le_bytes(w) } else { u32::from_be_bytes(w) }
+}
+
+fn u16_at(b: &[u8], at: usize, le: bool) -> u16 {
+    let w = [b[at], b[at + 1]];
+    if le { u16::from_le_bytes(w) } else { u16::from_be_bytes(w) }
+}
+
+impl CaptureParser {
+    /// Absolute offset of the first byte not consumed yet.
+    pub fn offset(&self) -> u64 {
+        self.offset
     }
 
-    /// Checks that the input ended on a record boundary.
-    pub fn finish(&self) -> Result<(), WireError> {
-        match (&self.format, self.buf.is_empty()) {
-            (Format::Unknown, _) => Err(WireError::at(
-                self.offset,
-                "not a pcap or pcapng capture: the header is missing or truncated",
-            )),
-            (_, false) => Err(WireError::at(
-                self.offset,
-                format!(
-                    "truncated: {} trailing bytes are not a whole record",
-                    self.buf.len()
-                ),
-            )),
-            _ => Ok(()),
-        }
-    }
-
-    /// libpcap reads a snap length of 0 as "the default" (262144); some writers emit it.
-    /// The parser would reject every packet, so the header is read as libpcap does.
-    fn fix_zero_snaplen(&mut self) {
-        if self.buf.len() >= 24 && self.buf[16..20] == [0, 0, 0, 0] {
-            let big_endian = self.buf[0] == 0xa1;
-            let default: u32 = 262_144;
-            let bytes = if big_endian {
-                default.to_be_bytes()
-            } else {
-                default.to_le_bytes()
+    /// Hands every complete record at the start of `buf` to `sink` and returns how many
+    /// bytes were consumed; the rest (a partial record) must be offered again with more
+    /// bytes appended.
+    pub fn parse(&mut self, buf: &[u8], sink: &mut impl FnMut(Record<'_>)) -> Result<usize, WireError> {
+        let mut used = 0;
+        loop {
+            let step = match self.format {
+                Format::Unknown => self.header(&buf[used..])?,
+                Format::Pcap { .. } => self.pcap_record(&buf[used..], sink)?,
+                Format::Pcapng { .. } => self.pcapng_block(&buf[used..], sink)?,
             };
-            self.buf[16..20].copy_from_slice(&bytes);
+            match step {
+                Some(n) => {
+                    used += n;
+                    self.offset += n as u64;
+                }
+                None => return Ok(used),
+            }
         }
     }
 
-    fn parse(
-        &mut self,
-        used: &mut usize,
-        sink: &mut dyn FnMut(LinkType, Duration, &[u8]),
-    ) -> Result<(), WireError> {
-        if matches!(self.format, Format::Unknown) {
-            let Some(magic) = self.buf.get(..4) else {
-                return Ok(());
-            };
-            let magic = u32::from_le_bytes(magic.try_into().unwrap_or_default());
-            self.format = match magic {
-                0x0a0d_0d0a => match PcapNgParser::new(&self.buf) {
-                    Ok((rest, parser)) => {
-                        *used = self.buf.len() - rest.len();
-                        Format::PcapNg(parser)
-                    }
-                    Err(PcapError::IncompleteBuffer) => return Ok(()),
-                    Err(e) => {
-                        return Err(WireError::at(
-                            self.offset,
-                            format!("bad pcapng section header: {e}"),
-                        ));
-                    }
-                },
-                0xa1b2_c3d4 | 0xd4c3_b2a1 | 0xa1b2_3c4d | 0x4d3c_b2a1 => match PcapParser::new({
-                    self.fix_zero_snaplen();
-                    &self.buf
-                }) {
-                    Ok((rest, parser)) => {
-                        let dlt = u32::from(parser.header().datalink);
-                        let link = LinkType::from_dlt(dlt).ok_or_else(|| {
-                            WireError::at(self.offset + 20, format!("unsupported link type {dlt}"))
-                        })?;
-                        *used = self.buf.len() - rest.len();
-                        Format::Pcap(parser, link)
-                    }
-                    Err(PcapError::IncompleteBuffer) => return Ok(()),
-                    Err(e) => {
-                        return Err(WireError::at(self.offset, format!("bad pcap header: {e}")));
-                    }
-                },
-                other => {
-                    return Err(WireError::at(
-                        self.offset,
-                        format!("not a pcap or pcapng capture (magic 0x{other:08x})"),
-                    ));
-                }
-            };
+    /// Reports a partial record left at the end of the input as truncation.
+    pub fn finish(&self, leftover: usize) -> Result<(), WireError> {
+        if leftover == 0 && !matches!(self.format, Format::Unknown) {
+            return Ok(());
         }
-        let offset = self.offset;
-        match &mut self.format {
-            Format::Pcap(parser, link) => loop {
-                match parser.next_packet(&self.buf[*used..]) {
-                    Ok((rest, packet)) => {
-                        sink(*link, packet.timestamp, &packet.data);
-                        *used = self.buf.len() - rest.len();
-                    }
-                    Err(PcapError::IncompleteBuffer) => return Ok(()),
-                    Err(e) => {
-                        return Err(WireError::at(
-                            offset + *used as u64,
-                            format!("bad packet record: {e}"),
-                        ));
-                    }
-                }
-            },
-            Format::PcapNg(parser) => loop {
-                match parser.next_block(&self.buf[*used..]) {
-                    Ok((rest, block)) => {
-                        let at = offset + *used as u64;
-                        ng_block(parser, &block, at, sink)?;
-                        *used = self.buf.len() - rest.len();
-                    }
-                    Err(PcapError::IncompleteBuffer) => return Ok(()),
-                    Err(e) => {
-                        return Err(WireError::at(
-                            offset + *used as u64,
-                            format!("bad pcapng block: {e}"),
-                        ));
-                    }
-                }
-            },
-            Format::Unknown => Ok(()),
+        let needed = match self.format {
+            Format::Unknown => 24,
+            Format::Pcap { .. } => 16,
+            Format::Pcapng { .. } => 12,
+        };
+        Err(WireError::Truncated { offset: self.offset, available: leftover as u64, needed })
+    }
+
+    fn header(&mut self, b: &[u8]) -> Result<Option<usize>, WireError> {
+        if b.len() < 4 {
+            return Ok(None);
         }
+        let magic = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        let (le, nanos) = match magic {
+            0xa1b2_c3d4 => (true, false),
+            0xa1b2_3c4d => (true, true),
+            0xd4c3_b2a1 => (false, false),
+            0x4d3c_b2a1 => (false, true),
+            PCAPNG_SHB => {
+                self.format = Format::Pcapng { le: true, interfaces: Vec::new() };
+                return Ok(Some(0));
+            }
+            _ => return Err(WireError::NotACapture { offset: self.offset, magic }),
+        };
+        if b.len() < 24 {
+            return Ok(None);
+        }
+        let snaplen = u32_at(b, 16, le);
+        let linktype = u32_at(b, 20, le) & 0xffff;
+        let link = LinkType::from_linktype(linktype)
+            .ok_or(WireError::UnsupportedLinkType { offset: self.offset + 20, linktype })?;
+        let _ = snaplen; // A zero or huge snapshot length is legal; records are bounded instead.
+        self.format = Format::Pcap { le, nanos, link };
+        Ok(Some(24))
+    }
+
+    fn pcap_record(&mut self, b: &[u8], sink: &mut impl FnMut(Record<'_>)) -> Result<Option<usize>, WireError> {
+        let Format::Pcap { le, nanos, link } = self.format else { return Ok(None) };
+        if b.len() < 16 {
+            return Ok(None);
+        }
+        let caplen = u32_at(b, 8, le);
+        if caplen > MAX_RECORD {
+            return Err(WireError::RecordTooLarge { offset: self.offset + 8, length: caplen, limit: MAX_RECORD });
+        }
+        let end = 16 + caplen as usize;
+        if b.len() < end {
+            return Ok(None);
+        }
+        let secs = u64::from(u32_at(b, 0, le));
+        let frac = u64::from(u32_at(b, 4, le));
+        let ts = Duration::from_secs(secs) + if nanos { Duration::from_nanos(frac) } else { Duration::from_micros(frac) };
+        sink(Record { link, ts, data: &b[16..end] });
+        Ok(Some(end))
+    }
+
+    fn pcapng_block(&mut self, b: &[u8], sink: &mut impl FnMut(Record<'_>)) -> Result<Option<usize>, WireError> {
+        if b.len() < 12 {
+            return Ok(None);
+        }
+        let raw_type = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        if raw_type == PCAPNG_SHB {
+            return self.section_header(b);
+        }
+        let Format::Pcapng { le, .. } = self.format else { return Ok(None) };
+        let kind = u32_at(b, 0, le);
+        let len = u32_at(b, 4, le);
+        if len < 12 || len % 4 != 0 || len > MAX_BLOCK {
+            return Err(WireError::BadBlockLength { offset: self.offset + 4, length: len });
+        }
+        let len = len as usize;
+        if b.len() < len {
+            return Ok(None);
+        }
+        if u32_at(b, len - 4, le) as usize != len {
+            return Err(WireError::BadBlockLength { offset: self.offset + len as u64 - 4, length: u32_at(b, len - 4, le) });
+        }
+        let body = &b[8..len - 4];
+        match kind {
+            1 => self.interface(body, le)?,
+            2 | 3 | 6 => self.packet(kind, body, le, sink)?,
+            _ => {}
+        }
+        Ok(Some(len))
+    }
+
+    fn section_header(&mut self, b: &[u8]) -> Result<Option<usize>, WireError> {
+        let le = match u32::from_le_bytes([b[8], b[9], b[10], b[11]]) {
+            PCAPNG_BYTE_ORDER => true,
+            0x4D3C_2B1A => false,
+            magic => return Err(WireError::NotACapture { offset: self.offset + 8, magic }),
+        };
+        let len = u32_at(b, 4, le);
+        if len < 28 || len % 4 != 0 || len > MAX_BLOCK {
+            return Err(WireError::BadBlockLength { offset: self.offset + 4, length: len });
+        }
+        if b.len() < len as usize {
+            return Ok(None);
+        }
+        // A new section starts over: its interfaces are numbered from zero again.
+        self.format = Format::Pcapng { le, interfaces: Vec::new() };
+        Ok(Some(len as usize))
+    }
+
+    fn interface(&mut self, body: &[u8], le: bool) -> Result<(), WireError> {
+        if body.len() < 8 {
+            return Err(WireError::BadBlockLength { offset: self.offset + 4, length: body.len() as u32 + 12 });
+        }
+        let linktype = u32::from(u16_at(body, 0, le));
+        let snaplen = u32_at(body, 4, le);
+        let mut units = 1_000_000;
+        let mut opts = &body[8..];
+        while opts.len() >= 4 {
+            let code = u16_at(opts, 0, le);
+            let olen = usize::from(u16_at(opts, 2, le));
+            let padded = (olen + 3) & !3;
+            if code == 0 || opts.len() < 4 + olen {
+                break;
+            }
+            if code == 9 && olen >= 1 {
+                // if_tsresol: a power of ten, or of two when the top bit is set.
+                let r = opts[4];
+                let exp = u32::from(r & 0x7f);
+                units = if r & 0x80 != 0 { 1u64.checked_shl(exp) } else { 10u64.checked_pow(exp) }.unwrap_or(0);
+            }
+            opts = &opts[(4 + padded).min(opts.len())..];
+        }
+        let link = LinkType::from_linktype(linktype);
+        if let Format::Pcapng { interfaces, .. } = &mut self.format {
+            interfaces.push(Interface { link, linktype, units, snaplen });
+        }
+        Ok(())
+    }
+
+    fn packet(&mut self, kind: u32, body: &[u8], le: bool, sink: &mut impl FnMut(Record<'_>)) -> Result<(), WireError> {
+        let Format::Pcapng { interfaces, .. } = &self.format else { return Ok(()) };
+        let short = || WireError::BadBlockLength { offset: self.offset + 4, length: body.len() as u32 + 12 };
+        let (iface, ts, caplen, data_at) = match kind {
+            6 if body.len() >= 20 => {
+                let ts = (u64::from(u32_at(body, 4, le)) << 32) | u64::from(u32_at(body, 8, le));
+                (u32_at(body, 0, le), ts, u32_at(body, 12, le) as usize, 20)
+            }
+            2 if body.len() >= 20 => {
+                let ts = (u64::from(u32_at(body, 4, le)) << 32) | u64::from(u32_at(body, 8, le));
+                (u32::from(u16_at(body, 0, le)), ts, u32_at(body, 12, le) as usize, 20)
+            }
+            3 if body.len() >= 4 => {
+                let orig = u32_at(body, 0, le) as usize;
+                let snap = interfaces.first().map_or(u32::MAX, |i| i.snaplen) as usize;
+                let snap = if snap == 0 { usize::MAX } else { snap };
+                (0, 0, orig.min(body.len() - 4).min(snap), 4)
+            }
+            _ => return Err(short()),
+        };
+        let Some(i) = interfaces.get(iface as usize) else {
+            return Err(WireError::UnknownInterface { offset: self.offset + 8, interface: iface, defined: interfaces.len() });
+        };
+        let link = i.link.ok_or(WireError::UnsupportedLinkType { offset: self.offset + 8, linktype: i.linktype })?;
+        if data_at + caplen > body.len() {
+            return Err(WireError::RecordTooLarge { offset: self.offset + 20, length: caplen as u32, limit: (body.len() - data_at) as u32 });
+        }
+        let ts = match i.units {
+            0 => Duration::ZERO,
+            u => Duration::from_secs(ts / u) + Duration::from_nanos(((u128::from(ts % u) * 1_000_000_000) / u128::from(u)) as u64),
+        };
+        sink(Record { link, ts, data: &body[data_at..data_at + caplen] });
+        Ok(())
     }
 }
 
-fn ng_block(
-    parser: &PcapNgParser,
-    block: &Block<'_>,
-    at: u64,
-    sink: &mut dyn FnMut(LinkType, Duration, &[u8]),
-) -> Result<(), WireError> {
-    let link_of = |id: u32| -> Result<LinkType, WireError> {
-        let iface = parser.interfaces().get(id as usize).ok_or_else(|| {
-            WireError::at(
-                at,
-                format!("packet names interface {id}, which was never described"),
-            )
-        })?;
-        let dlt = u32::from(iface.linktype);
-        LinkType::from_dlt(dlt)
-            .ok_or_else(|| WireError::at(at, format!("unsupported link type {dlt}")))
-    };
-    match block {
-        Block::EnhancedPacket(p) => sink(link_of(p.interface_id)?, p.timestamp, &p.data),
-        Block::SimplePacket(p) => sink(link_of(0)?, Duration::ZERO, &p.data),
-        _ => {}
-    }
-    Ok(())
-}
+/// The read buffer used for files: large enough to amortise system calls, small enough
+/// that memory does not depend on the file size.
+const READ_BUFFER: usize = 4 << 20;
 
-/// Analyses a whole capture from a reader, in 1 MiB chunks.
-pub fn analyze_reader(
-    mut reader: impl Read,
-    config: &AnalyzerConfig,
-    name: &str,
-) -> Result<Analysis, WireError> {
-    let mut analyzer = Analyzer::new(config.clone());
-    let mut stream = PcapStream::default();
-    let mut chunk = vec![0u8; 1 << 20];
+/// Reads a whole pcap or pcapng stream from `reader`, handing every record to `sink`.
+pub fn read_capture(mut reader: impl Read, sink: &mut impl FnMut(Record<'_>)) -> Result<(), WireError> {
+    let mut parser = CaptureParser::default();
+    let mut buf = vec![0u8; READ_BUFFER];
+    let mut filled = 0;
     loop {
-        let n = reader.read(&mut chunk).map_err(|source| WireError::Io {
-            path: name.to_string(),
-            source,
-        })?;
+        let n = loop {
+            match reader.read(&mut buf[filled..]) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(source) => return Err(WireError::Read { offset: parser.offset() + filled as u64, source }),
+            }
+        };
         if n == 0 {
-            break;
+            return parser.finish(filled);
         }
-        stream.feed(&chunk[..n], &mut |link, ts, data| {
-            analyzer.push(link, ts, data)
-        })?;
+        filled += n;
+        let used = parser.parse(&buf[..filled], sink)?;
+        buf.copy_within(used..filled, 0);
+        filled -= used;
     }
-    stream.finish()?;
-    Ok(analyzer.finish())
 }
 
 /// Analyses a pcap or pcapng file.
 pub fn analyze_file(path: &Path, config: &AnalyzerConfig) -> Result<Analysis, WireError> {
-    let name = path.display().to_string();
-    let file = std::fs::File::open(path).map_err(|source| WireError::Io {
-        path: name.clone(),
-        source,
-    })?;
-    analyze_reader(file, config, &name)
+    analyze_file_with_stats(path, config).map(|(a, _)| a)
+}
+
+/// Like [`analyze_file`], also returning the analyzer's counters.
+pub fn analyze_file_with_stats(path: &Path, config: &AnalyzerConfig) -> Result<(Analysis, AnalyzerStats), WireError> {
+    let file = File::open(path).map_err(|source| WireError::Open { path: path.to_path_buf(), source })?;
+    let mut analyzer = Analyzer::new(config.clone());
+    read_capture(file, &mut |r| analyzer.push(r.link, r.ts, r.data))?;
+    Ok(analyzer.finish_with_stats())
 }
 
 #[cfg(test)]
+#[path = "file_tests.rs"]
 mod tests;

@@ -1,20 +1,128 @@
 //! The wire analyzer: from packets to classified flows.
 //!
-//! This module owns the vocabulary for what a TCP connection looked like on the wire:
-//! [`FlowClass`], [`Flow`] and [`Analysis`].
+//! This module owns the vocabulary for what a TCP connection looked like on the wire
+//! ([`FlowClass`], [`Flow`], [`Analysis`]) and the engine that produces it:
+//! link-layer decoding ([`LinkType`]), per-direction TCP reassembly with bounded memory,
+//! TLS ClientHello parsing, mesh classification, plaintext protocol sniffing and
+//! streaming canary search. [`Analyzer`] is fed frame by frame (live captures use it
+//! directly); [`analyze_file`] reads pcap and pcapng files.
+//!
+//! The JSON contract of [`Analysis`] is documented in `docs/analyzer.md`.
 
+mod analyzer;
+mod canary;
 mod class;
+mod classify;
+mod file;
 mod flow;
-pub mod link;
-pub mod tls;
+mod link;
+mod reasm;
+mod report;
+mod sniff;
+mod stream;
+mod tls;
 
+use std::path::PathBuf;
+
+pub use analyzer::{Analyzer, AnalyzerConfig, AnalyzerStats};
 pub use class::{FlowClass, UnknownClass};
+pub use classify::{classify_hello, is_consul_sni, is_istio_sni, HBONE_PORT};
+pub use file::{analyze_file, analyze_file_with_stats, read_capture, CaptureParser, Record, MAX_RECORD};
 pub use flow::{Analysis, Flow};
 pub use link::LinkType;
-mod engine;
-mod file;
-pub mod sniff;
-pub mod stream;
+pub use report::render_table;
 
-pub use engine::{Analyzer, AnalyzerConfig, classify_tls};
-pub use file::{PcapStream, WireError, analyze_file, analyze_reader};
+/// Why a capture could not be read. Every variant that concerns the bytes carries the
+/// byte offset where they stopped making sense.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    /// The file could not be opened.
+    #[error("cannot open {}: {source}", path.display())]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's reason.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Reading failed part-way.
+    #[error("read failed at byte {offset}: {source}")]
+    Read {
+        /// Bytes read successfully before the failure.
+        offset: u64,
+        /// The operating system's reason.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The bytes are neither pcap nor pcapng.
+    #[error("not a pcap or pcapng capture: magic number 0x{magic:08x} at byte {offset}")]
+    NotACapture {
+        /// Where the magic number was read.
+        offset: u64,
+        /// The number found, read little-endian.
+        magic: u32,
+    },
+    /// The input ends inside a header or record.
+    #[error("capture is truncated at byte {offset}: {available} bytes left where a record needs at least {needed}")]
+    Truncated {
+        /// Where the incomplete header or record starts.
+        offset: u64,
+        /// Bytes present after that offset.
+        available: u64,
+        /// Bytes a header of that kind needs at least.
+        needed: u64,
+    },
+    /// A packet record claims more bytes than any capture holds or than its block has.
+    #[error("bad packet length {length} at byte {offset} (limit {limit})")]
+    RecordTooLarge {
+        /// Where the length field is.
+        offset: u64,
+        /// The length claimed.
+        length: u32,
+        /// The largest acceptable length there.
+        limit: u32,
+    },
+    /// A pcapng block length is too small, not a multiple of 4, too large, or its
+    /// trailing copy disagrees.
+    #[error("bad pcapng block length {length} at byte {offset}")]
+    BadBlockLength {
+        /// Where the length field is.
+        offset: u64,
+        /// The length found.
+        length: u32,
+    },
+    /// The capture's link-layer type is not one the analyzer decodes.
+    #[error("unsupported link type {linktype} at byte {offset} (supported: Ethernet, Linux SLL and SLL2, raw IP, loopback)")]
+    UnsupportedLinkType {
+        /// Where the link type (or the packet that uses it) is.
+        offset: u64,
+        /// The `LINKTYPE_*` number.
+        linktype: u32,
+    },
+    /// A pcapng packet names an interface that no interface block described.
+    #[error("packet at byte {offset} refers to interface {interface}, but only {defined} are described")]
+    UnknownInterface {
+        /// Where the packet block's interface field is.
+        offset: u64,
+        /// The interface number used.
+        interface: u32,
+        /// How many interfaces the section describes.
+        defined: usize,
+    },
+}
+
+impl WireError {
+    /// The byte offset the error concerns, when it concerns the bytes.
+    pub fn offset(&self) -> Option<u64> {
+        match self {
+            WireError::Open { .. } => None,
+            WireError::Read { offset, .. }
+            | WireError::NotACapture { offset, .. }
+            | WireError::Truncated { offset, .. }
+            | WireError::RecordTooLarge { offset, .. }
+            | WireError::BadBlockLength { offset, .. }
+            | WireError::UnsupportedLinkType { offset, .. }
+            | WireError::UnknownInterface { offset, .. } => Some(*offset),
+        }
+    }
+}

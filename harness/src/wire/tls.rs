@@ -1,145 +1,109 @@
-//! TLS on the wire: record framing and the ClientHello, which is all a passive observer
-//! can read of TLS 1.3 (certificates and the server's ALPN are encrypted).
+//! TLS on the wire: record headers, the start of a handshake, and the ClientHello fields
+//! (SNI, offered ALPN, highest offered version) that classification needs.
 //!
-//! The ClientHello is reassembled across TLS records and TCP segments before parsing:
-//! post-quantum key shares make it larger than one segment.
+//! Only framing and the ClientHello are read; nothing is decrypted. The parser works on
+//! a fully reassembled handshake message, so a ClientHello spread over several TCP
+//! segments or TLS records (post-quantum key shares make it larger than one MSS) parses
+//! the same as a small one.
 
-use tls_parser::{
-    TlsExtension, TlsMessage, TlsMessageHandshake, parse_tls_client_hello_extensions,
-    parse_tls_message_handshake,
-};
+/// The largest record body TLS allows (2^14 plus 2048 bytes of expansion).
+pub const MAX_RECORD_BODY: usize = 16384 + 2048;
 
-/// The largest record payload TLS allows (2^14 plus room for compression and padding).
-const MAX_RECORD: usize = 16384 + 2048;
+/// A record header is five bytes: type, two version bytes, two length bytes.
+pub const RECORD_HEADER: usize = 5;
+
+/// Bytes needed to recognise the start of a handshake (see [`handshake_start`]).
+pub const HANDSHAKE_PROBE: usize = 11;
+
+/// TLS record content type for handshake messages.
+pub const CONTENT_HANDSHAKE: u8 = 22;
+
+/// The body length of a plausible record header, or `None` when `h` is not one.
+pub fn record_header(h: &[u8]) -> Option<usize> {
+    if h.len() < RECORD_HEADER {
+        return None;
+    }
+    // Content types 20 (change_cipher_spec) to 24 (heartbeat); major version 3.
+    let len = usize::from(u16::from_be_bytes([h[3], h[4]]));
+    let plausible = (20..=24).contains(&h[0]) && h[1] == 3 && h[2] <= 4 && len <= MAX_RECORD_BODY;
+    plausible.then_some(len)
+}
+
+/// Whether a TLS handshake (a ClientHello or ServerHello record) starts at `b[0]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    /// Yes: the eleven bytes agree with a hello record.
+    Yes,
+    /// The bytes so far agree, but fewer than eleven are available.
+    Maybe,
+    /// No.
+    No,
+}
+
+/// Checks whether a ClientHello or ServerHello record starts at `b[0]`.
+///
+/// Eleven bytes are checked (record type, version and length; handshake type and
+/// length; the hello's own version), which makes a false match in clear text
+/// practically impossible while still finding TLS after a plaintext preamble
+/// (MySQL's SSLRequest, PostgreSQL's SSLRequest, STARTTLS, HTTP CONNECT).
+pub fn handshake_start(b: &[u8]) -> Probe {
+    let checks: [&dyn Fn(&[u8]) -> bool; HANDSHAKE_PROBE] = [
+        &|b| b[0] == CONTENT_HANDSHAKE,
+        &|b| b[1] == 3,
+        &|b| b[2] <= 4,
+        &|_| true,
+        &|b| (4..=MAX_RECORD_BODY).contains(&usize::from(u16::from_be_bytes([b[3], b[4]]))),
+        &|b| b[5] == 1 || b[5] == 2,
+        // A hello below 64 KiB; the largest real ones are a few KiB.
+        &|b| b[6] == 0,
+        &|_| true,
+        &|b| u16::from_be_bytes([b[7], b[8]]) >= 38,
+        &|b| b[9] == 3,
+        &|b| b[10] <= 4,
+    ];
+    for (i, check) in checks.iter().enumerate() {
+        if i >= b.len() {
+            return Probe::Maybe;
+        }
+        if !check(b) {
+            return Probe::No;
+        }
+    }
+    Probe::Yes
+}
+
+/// Finds the first position where a hello record starts.
+///
+/// Returns `(position, Probe::Yes)`, or `(position, Probe::Maybe)` when the only
+/// candidate is cut off by the end of `data`, or `(len, Probe::No)`.
+pub fn find_handshake_start(data: &[u8], search_limit: usize) -> (usize, Probe) {
+    let limit = search_limit.min(data.len());
+    let mut at = 0;
+    while let Some(found) = memchr::memchr(CONTENT_HANDSHAKE, &data[at..limit]) {
+        let pos = at + found;
+        match handshake_start(&data[pos..]) {
+            Probe::No => at = pos + 1,
+            probe => return (pos, probe),
+        }
+    }
+    (data.len(), Probe::No)
+}
 
 /// What a ClientHello offered.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Hello {
-    /// The server name, if any.
+pub struct ClientHello {
+    /// The server name from the `server_name` extension.
     pub sni: Option<String>,
-    /// ALPN protocols offered, in order.
+    /// The ALPN protocols offered, in order.
     pub alpn: Vec<String>,
-    /// The highest version offered, as `TLS1.3`.
-    pub version: Option<String>,
+    /// The highest version offered (`supported_versions`, else the legacy version);
+    /// GREASE values are ignored.
+    pub version: u16,
 }
 
-/// The outcome of looking for a ClientHello at the start of a stream.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HelloParse {
-    /// A complete ClientHello.
-    Complete(Hello),
-    /// TLS handshake framing so far, but the message is not complete yet.
-    NeedMore,
-    /// The stream does not start with a TLS handshake.
-    NotTls,
-}
-
-/// True when `b` starts a plausible TLS record header.
-pub fn is_record_header(b: &[u8]) -> bool {
-    b.len() >= 5
-        && (20..=24).contains(&b[0])
-        && b[1] == 3
-        && b[2] <= 4
-        && (u16::from_be_bytes([b[3], b[4]]) as usize) <= MAX_RECORD
-}
-
-/// Parses the ClientHello at the start of a client stream.
-pub fn client_hello(stream: &[u8]) -> HelloParse {
-    if stream.len() < 5 {
-        return if stream.is_empty() || stream[0] == 22 {
-            HelloParse::NeedMore
-        } else {
-            HelloParse::NotTls
-        };
-    }
-    if stream[0] != 22 || !is_record_header(stream) {
-        return HelloParse::NotTls;
-    }
-    // Concatenate the payloads of consecutive handshake records until the first handshake
-    // message is complete.
-    let mut message = Vec::new();
-    let mut rest = stream;
-    loop {
-        if rest.len() < 5 {
-            return HelloParse::NeedMore;
-        }
-        if rest[0] != 22 || !is_record_header(rest) {
-            return HelloParse::NotTls;
-        }
-        let len = u16::from_be_bytes([rest[3], rest[4]]) as usize;
-        let Some(payload) = rest.get(5..5 + len) else {
-            message.extend_from_slice(&rest[5..]);
-            return if message.first().is_some_and(|t| *t != 1) {
-                HelloParse::NotTls
-            } else {
-                HelloParse::NeedMore
-            };
-        };
-        message.extend_from_slice(payload);
-        rest = &rest[5 + len..];
-        if message.len() >= 4 {
-            if message[0] != 1 {
-                return HelloParse::NotTls;
-            }
-            let want = 4 + u32::from_be_bytes([0, message[1], message[2], message[3]]) as usize;
-            if message.len() >= want {
-                return parse_hello(&message[..want]);
-            }
-        }
-    }
-}
-
-fn parse_hello(message: &[u8]) -> HelloParse {
-    let Ok((_, TlsMessage::Handshake(TlsMessageHandshake::ClientHello(ch)))) =
-        parse_tls_message_handshake(message)
-    else {
-        return HelloParse::NotTls;
-    };
-    let mut hello = Hello {
-        version: Some(version_name(ch.version.0)),
-        ..Hello::default()
-    };
-    let extensions = ch
-        .ext
-        .and_then(|ext| parse_tls_client_hello_extensions(ext).ok())
-        .map(|(_, e)| e)
-        .unwrap_or_default();
-    for ext in extensions {
-        match ext {
-            TlsExtension::SNI(names) => {
-                hello.sni = names
-                    .first()
-                    .map(|(_, name)| String::from_utf8_lossy(name).into_owned());
-            }
-            TlsExtension::ALPN(protocols) => {
-                hello.alpn = protocols
-                    .iter()
-                    .map(|p| String::from_utf8_lossy(p).into_owned())
-                    .collect();
-            }
-            TlsExtension::SupportedVersions(versions) => {
-                let best = versions
-                    .iter()
-                    .map(|v| v.0)
-                    .filter(|v| !is_grease(*v))
-                    .max();
-                if let Some(v) = best {
-                    hello.version = Some(version_name(v));
-                }
-            }
-            _ => {}
-        }
-    }
-    HelloParse::Complete(hello)
-}
-
-/// GREASE values (RFC 8701) are random placeholders, not versions.
-fn is_grease(v: u16) -> bool {
-    v & 0x0f0f == 0x0a0a && (v >> 8) == (v & 0xff)
-}
-
-fn version_name(v: u16) -> String {
-    match v {
+/// The spelling of a TLS version number used in reports (`TLS1.3`).
+pub fn version_name(version: u16) -> String {
+    match version {
         0x0300 => "SSL3.0".into(),
         0x0301 => "TLS1.0".into(),
         0x0302 => "TLS1.1".into(),
@@ -149,75 +113,215 @@ fn version_name(v: u16) -> String {
     }
 }
 
-/// True when `buf` (a stream seen from somewhere in its middle) holds a chain of at least
-/// two TLS records, or one record that fills the buffer exactly, starting within the first
-/// record's length. This recognises TLS on connections that began before the capture.
-pub fn midstream_records(buf: &[u8]) -> bool {
-    midstream_start(buf).is_some()
+/// A cursor over a byte slice whose reads fail instead of panicking.
+struct Cursor<'a> {
+    b: &'a [u8],
 }
 
-/// Where the first record of a chain starts in `buf`, as for [`midstream_records`].
-pub fn midstream_start(buf: &[u8]) -> Option<usize> {
-    let window = buf.len().min(MAX_RECORD + 5);
-    (0..window).find(|start| chained(&buf[*start..]))
-}
-
-fn chained(buf: &[u8]) -> bool {
-    let mut rest = buf;
-    let mut count = 0;
-    while is_record_header(rest) {
-        let len = u16::from_be_bytes([rest[3], rest[4]]) as usize;
-        count += 1;
-        match rest.get(5 + len..) {
-            Some([]) => return true,
-            Some(next) => rest = next,
-            None => return count >= 2,
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.b.len() < n {
+            return None;
         }
-        if count >= 3 {
-            return true;
-        }
+        let (head, rest) = self.b.split_at(n);
+        self.b = rest;
+        Some(head)
     }
-    false
+
+    fn u8(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+
+    fn u16(&mut self) -> Option<u16> {
+        self.take(2).map(|b| u16::from_be_bytes([b[0], b[1]]))
+    }
+
+    fn vec8(&mut self) -> Option<&'a [u8]> {
+        let n = usize::from(self.u8()?);
+        self.take(n)
+    }
+
+    fn vec16(&mut self) -> Option<&'a [u8]> {
+        let n = usize::from(self.u16()?);
+        self.take(n)
+    }
 }
 
-/// Walks TLS record framing so the canary search can skip record contents: everything
-/// inside a record is ciphertext or handshake data, never application plaintext.
-#[derive(Debug, Clone, Default)]
-pub struct RecordWalker {
-    /// Header bytes collected so far (a header may span segments).
-    header: Vec<u8>,
-    /// Payload bytes of the current record still to skip.
-    remaining: usize,
-    /// Framing broke: stop trusting it.
-    lost: bool,
+fn is_grease(v: u16) -> bool {
+    v & 0x0f0f == 0x0a0a && (v >> 8) == (v & 0xff)
 }
 
-impl RecordWalker {
-    /// Consumes bytes; returns false once the framing is lost.
-    pub fn feed(&mut self, mut data: &[u8]) -> bool {
-        while !data.is_empty() && !self.lost {
-            if self.remaining > 0 {
-                let skip = self.remaining.min(data.len());
-                self.remaining -= skip;
-                data = &data[skip..];
-                continue;
-            }
-            let need = 5 - self.header.len();
-            let take = need.min(data.len());
-            self.header.extend_from_slice(&data[..take]);
-            data = &data[take..];
-            if self.header.len() == 5 {
-                if !is_record_header(&self.header) {
-                    self.lost = true;
-                } else {
-                    self.remaining = u16::from_be_bytes([self.header[3], self.header[4]]) as usize;
+/// Parses a ClientHello body (the handshake message without its 4-byte header).
+/// Returns `None` when the bytes are not a well-formed ClientHello.
+pub fn parse_client_hello(body: &[u8]) -> Option<ClientHello> {
+    let mut c = Cursor { b: body };
+    let legacy = c.u16()?;
+    c.take(32)?;
+    c.vec8()?;
+    let suites = c.vec16()?;
+    if suites.is_empty() || suites.len() % 2 != 0 {
+        return None;
+    }
+    c.vec8()?;
+    let mut hello = ClientHello { version: legacy, ..ClientHello::default() };
+    if c.b.is_empty() {
+        // SSLv3 and some TLS 1.0 clients send no extensions at all.
+        return Some(hello);
+    }
+    let mut exts = Cursor { b: c.vec16()? };
+    while !exts.b.is_empty() {
+        let kind = exts.u16()?;
+        let data = exts.vec16()?;
+        match kind {
+            0 => hello.sni = server_name(data),
+            16 => hello.alpn = alpn(data)?,
+            43 => {
+                if let Some(v) = highest_supported(data) {
+                    hello.version = v;
                 }
-                self.header.clear();
             }
+            _ => {}
         }
-        !self.lost
     }
+    Some(hello)
+}
+
+fn server_name(data: &[u8]) -> Option<String> {
+    let mut list = Cursor { b: Cursor { b: data }.vec16()? };
+    while !list.b.is_empty() {
+        let kind = list.u8()?;
+        let name = list.vec16()?;
+        if kind == 0 {
+            return Some(String::from_utf8_lossy(name).into_owned());
+        }
+    }
+    None
+}
+
+fn alpn(data: &[u8]) -> Option<Vec<String>> {
+    let mut list = Cursor { b: Cursor { b: data }.vec16()? };
+    let mut out = Vec::new();
+    while !list.b.is_empty() {
+        out.push(String::from_utf8_lossy(list.vec8()?).into_owned());
+    }
+    Some(out)
+}
+
+fn highest_supported(data: &[u8]) -> Option<u16> {
+    let list = Cursor { b: data }.vec8()?;
+    list.chunks_exact(2).map(|v| u16::from_be_bytes([v[0], v[1]])).filter(|v| !is_grease(*v)).max()
 }
 
 #[cfg(test)]
-pub(crate) mod tests;
+pub(crate) mod tests {
+    use super::*;
+
+    /// Builds a ClientHello handshake message (with its 4-byte header) for unit tests.
+    /// Real handshakes from rustls and openssl are covered by the integration tests.
+    pub(crate) fn client_hello(sni: Option<&str>, alpn: &[&str], versions: &[u16], pad: usize) -> Vec<u8> {
+        let mut exts = Vec::new();
+        if let Some(name) = sni {
+            let mut entry = vec![0u8];
+            entry.extend_from_slice(&(name.len() as u16).to_be_bytes());
+            entry.extend_from_slice(name.as_bytes());
+            push_ext(&mut exts, 0, &with_len16(&entry));
+        }
+        if !alpn.is_empty() {
+            let mut list = Vec::new();
+            for p in alpn {
+                list.push(p.len() as u8);
+                list.extend_from_slice(p.as_bytes());
+            }
+            push_ext(&mut exts, 16, &with_len16(&list));
+        }
+        if !versions.is_empty() {
+            let mut list = vec![(versions.len() * 2) as u8];
+            for v in versions {
+                list.extend_from_slice(&v.to_be_bytes());
+            }
+            push_ext(&mut exts, 43, &list);
+        }
+        // A large key share stands in for post-quantum hybrid shares.
+        push_ext(&mut exts, 51, &vec![0x42; pad]);
+        let mut body = vec![3, 3];
+        body.extend_from_slice(&[7u8; 32]);
+        body.push(0);
+        body.extend_from_slice(&[0, 2, 0x13, 0x01, 1, 0]);
+        body.extend_from_slice(&with_len16(&exts));
+        let mut msg = vec![1, 0];
+        msg.extend_from_slice(&(body.len() as u16).to_be_bytes());
+        msg.extend_from_slice(&body);
+        msg
+    }
+
+    /// Wraps handshake bytes into TLS records of at most `max` body bytes each.
+    pub(crate) fn records(handshake: &[u8], max: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        for chunk in handshake.chunks(max) {
+            out.extend_from_slice(&[22, 3, 1]);
+            out.extend_from_slice(&(chunk.len() as u16).to_be_bytes());
+            out.extend_from_slice(chunk);
+        }
+        out
+    }
+
+    fn with_len16(b: &[u8]) -> Vec<u8> {
+        let mut v = (b.len() as u16).to_be_bytes().to_vec();
+        v.extend_from_slice(b);
+        v
+    }
+
+    fn push_ext(out: &mut Vec<u8>, kind: u16, data: &[u8]) {
+        out.extend_from_slice(&kind.to_be_bytes());
+        out.extend_from_slice(&with_len16(data));
+    }
+
+    #[test]
+    fn parses_sni_alpn_and_highest_version_ignoring_grease() {
+        let msg = client_hello(
+            Some("outbound_.3306_._.mysql.ns.svc.cluster.local"),
+            &["istio-peer-exchange", "istio"],
+            &[0x3a3a, 0x0304, 0x0303],
+            1200,
+        );
+        let hello = parse_client_hello(&msg[4..]).unwrap();
+        assert_eq!(hello.sni.as_deref(), Some("outbound_.3306_._.mysql.ns.svc.cluster.local"));
+        assert_eq!(hello.alpn, vec!["istio-peer-exchange", "istio"]);
+        assert_eq!(version_name(hello.version), "TLS1.3");
+    }
+
+    #[test]
+    fn every_truncation_is_rejected_without_panic() {
+        let msg = client_hello(Some("a.example"), &["h2"], &[0x0304], 10);
+        for cut in 0..msg.len() - 4 {
+            let body = &msg[4..4 + cut];
+            if let Some(h) = parse_client_hello(body) {
+                // Only a cut exactly before the extensions block parses (as no extensions).
+                assert!(h.sni.is_none() && h.alpn.is_empty(), "cut {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn handshake_start_needs_all_eleven_bytes() {
+        let rec = records(&client_hello(None, &[], &[], 0), 16384);
+        assert_eq!(handshake_start(&rec), Probe::Yes);
+        assert_eq!(handshake_start(&rec[..7]), Probe::Maybe);
+        let mut wrong = rec.clone();
+        wrong[5] = 4;
+        assert_eq!(handshake_start(&wrong), Probe::No);
+        let mut text = b"GET / HTTP/1.1\r\n\x16\x03".to_vec();
+        assert_eq!(find_handshake_start(&text, usize::MAX), (16, Probe::Maybe));
+        text.extend_from_slice(&rec);
+        assert_eq!(find_handshake_start(&text, usize::MAX), (18, Probe::Yes));
+        assert_eq!(find_handshake_start(&text, 10).1, Probe::No);
+    }
+
+    #[test]
+    fn record_header_bounds() {
+        assert_eq!(record_header(&[23, 3, 3, 0x40, 0x00]), Some(16384));
+        assert_eq!(record_header(&[23, 3, 3, 0x48, 0x01]), None);
+        assert_eq!(record_header(&[25, 3, 3, 0, 1]), None);
+        assert_eq!(record_header(&[23, 2, 0, 0, 1]), None);
+    }
+}
