@@ -91,9 +91,6 @@ pub struct KindNetwork {
     pub gateway: Option<Ipv4Addr>,
 }
 
-/// Docker's option that names a bridge explicitly.
-const BRIDGE_NAME_OPTION: &str = "com.docker.network.bridge.name";
-
 impl KindNetwork {
     /// Reads the answer of Docker's network inspect.
     pub fn from_inspect(net: &NetworkInspect) -> Result<KindNetwork, KindError> {
@@ -106,25 +103,30 @@ impl KindNetwork {
         if net.driver.as_deref() != Some("bridge") {
             return Err(bad(format!("driver is {:?}, not bridge", net.driver)));
         }
-        let configs = net.ipam.as_ref().and_then(|i| i.config.as_ref()).into_iter().flatten();
+        let configs = net
+            .ipam
+            .as_ref()
+            .and_then(|i| i.config.as_ref())
+            .into_iter()
+            .flatten();
         let (ipv4, gateway) = configs
             .filter_map(|c| {
                 let subnet = c.subnet.as_deref()?.parse::<Ipv4Net>().ok()?;
-                Some((subnet, c.gateway.as_deref().and_then(|g| g.parse::<Ipv4Addr>().ok())))
+                Some((
+                    subnet,
+                    c.gateway
+                        .as_deref()
+                        .and_then(|g| g.parse::<Ipv4Addr>().ok()),
+                ))
             })
             .next()
             .ok_or_else(|| bad("has no IPv4 subnet".into()))?;
         if id.len() < 12 {
             return Err(bad(format!("has a malformed id `{id}`")));
         }
-        let named = net
-            .options
-            .as_ref()
-            .and_then(|o| o.get(BRIDGE_NAME_OPTION))
-            .filter(|n| !n.is_empty());
-        let bridge = named
-            .cloned()
-            .unwrap_or_else(|| format!("br-{}", &id[..12]));
+        let options = net.options.clone().unwrap_or_default();
+        let bridge =
+            crate::capture::bridge_interface(&id, &options).map_err(|e| bad(e.to_string()))?;
         Ok(KindNetwork {
             name,
             id,
