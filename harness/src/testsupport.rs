@@ -20,20 +20,28 @@ pub struct TinyImage {
 impl TinyImage {
     /// Builds the image for one test run.
     pub async fn build(run: &str) -> TinyImage {
+        TinyImage::build_with(run, &["/usr/bin/sleep"]).await
+    }
+
+    /// Builds an image holding these host binaries (at their host paths) and their libraries.
+    pub async fn build_with(run: &str, binaries: &[&str]) -> TinyImage {
         let exec = Exec::new();
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("rootfs");
         std::fs::create_dir_all(root.join("bin")).unwrap();
-        std::fs::copy("/usr/bin/sleep", root.join("bin/sleep")).unwrap();
-        let ldd = exec
-            .run(&Cmd::new("ldd").arg("/usr/bin/sleep"))
-            .await
-            .unwrap()
-            .stdout_text();
-        for lib in ldd.split_whitespace().filter(|w| w.starts_with('/')) {
-            let dest = root.join(lib.trim_start_matches('/'));
-            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-            std::fs::copy(lib, &dest).unwrap();
+        for binary in binaries {
+            let name = std::path::Path::new(binary).file_name().unwrap();
+            std::fs::copy(binary, root.join("bin").join(name)).unwrap();
+            let ldd = exec
+                .run(&Cmd::new("ldd").arg(*binary))
+                .await
+                .unwrap()
+                .stdout_text();
+            for lib in ldd.split_whitespace().filter(|w| w.starts_with('/')) {
+                let dest = root.join(lib.trim_start_matches('/'));
+                std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+                std::fs::copy(lib, &dest).unwrap();
+            }
         }
         let tar = dir.path().join("rootfs.tar");
         exec.run(&Cmd::new("tar").args([
@@ -69,6 +77,18 @@ impl TinyImage {
         labels: &[(&str, &str)],
         network: Option<&str>,
     ) -> String {
+        self.run_command(docker, name, labels, network, None).await
+    }
+
+    /// Like [`TinyImage::run_container`], with a command instead of the image's default.
+    pub async fn run_command(
+        &self,
+        docker: &Docker,
+        name: &str,
+        labels: &[(&str, &str)],
+        network: Option<&str>,
+        cmd: Option<Vec<String>>,
+    ) -> String {
         let labels: HashMap<String, String> = labels
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -76,6 +96,7 @@ impl TinyImage {
         let body = ContainerCreateBody {
             image: Some(self.tag.clone()),
             labels: Some(labels),
+            cmd,
             host_config: Some(HostConfig {
                 network_mode: network.map(str::to_string),
                 ..Default::default()

@@ -99,3 +99,29 @@ impl Kube {
             .map_err(|_| err(format!("did not finish within {limit:?}")))?
     }
 }
+
+impl Kube {
+    /// Starts `command` in a pod with stdin and stdout attached and returns at once, for
+    /// long-running streams (`tcpdump -w -`). The caller reads stdout as it comes and
+    /// ends the command by writing to or closing stdin.
+    pub async fn exec_stream(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+        command: &[String],
+    ) -> Result<::kube::api::AttachedProcess, KubeError> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let params = AttachParams::default()
+            .container(container)
+            .stdin(true)
+            .stdout(true)
+            .stderr(false);
+        api.exec(pod, command.iter().map(String::as_str), &params)
+            .await
+            .map_err(|e| KubeError::Exec {
+                pod: format!("{namespace}/{pod}"),
+                message: e.to_string(),
+            })
+    }
+}

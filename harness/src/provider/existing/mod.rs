@@ -6,6 +6,7 @@
 //! pinned in `fixtures/versions.toml`), streamed back through exec. Only point it at
 //! clusters you own: meshproof applies manifests, restarts workloads and captures traffic.
 
+pub(crate) mod capture;
 mod capture_pod;
 
 use std::path::{Path, PathBuf};
@@ -190,6 +191,7 @@ impl Provider for ExistingProvider {
             kube,
             exec,
             tools,
+            docker: bollard::Docker::connect_with_local_defaults().map_err(KindError::from)?,
             cluster: name,
             created: false,
             existing: true,

@@ -40,6 +40,7 @@ pub struct LabParts {
     pub ledger: Ledger,
     pub network: Option<KindNetwork>,
     pub versions: Versions,
+    pub docker: bollard::Docker,
 }
 
 /// A kind cluster prepared for one scenario.
@@ -48,6 +49,15 @@ pub struct KindLab {
     pool: Option<Pool>,
     gateway_ip: Option<IpAddr>,
     torn_down: bool,
+    capture: Option<Capturing>,
+}
+
+/// The capture in progress, by provider flavour.
+enum Capturing {
+    /// Bridge or node-namespace capture on kind.
+    Kind(super::live_capture::Running),
+    /// Capture pods on an existing cluster.
+    Existing(crate::provider::existing::capture::Running),
 }
 
 impl Drop for KindLab {
@@ -82,46 +92,47 @@ impl KindLab {
             pool: None,
             gateway_ip: None,
             torn_down: false,
+            capture: None,
         }
     }
 
-    pub(super) fn kube(&self) -> &Kube {
+    pub(crate) fn kube(&self) -> &Kube {
         &self.p.kube
     }
-    pub(super) fn exec(&self) -> &Exec {
+    pub(crate) fn exec(&self) -> &Exec {
         &self.p.exec
     }
-    pub(super) fn tools(&self) -> &Toolset {
+    pub(crate) fn tools(&self) -> &Toolset {
         &self.p.tools
     }
-    pub(super) fn ledger(&self) -> &Ledger {
+    pub(crate) fn ledger(&self) -> &Ledger {
         &self.p.ledger
     }
-    pub(super) fn versions(&self) -> &Versions {
+    pub(crate) fn versions(&self) -> &Versions {
         &self.p.versions
     }
-    pub(super) fn network(&self) -> Result<&KindNetwork, KindError> {
+    pub(crate) fn network(&self) -> Result<&KindNetwork, KindError> {
         self.p.network.as_ref().ok_or_else(|| KindError::Network {
             network: "kind".into(),
             message: "is unknown for this lab".into(),
         })
     }
-    pub(super) fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         &self.p.root
     }
-    pub(super) fn run_id(&self) -> String {
+    pub(crate) fn run_id(&self) -> String {
         self.p.ctx.run_id.clone()
     }
-    pub(super) fn artifacts(&self) -> &Path {
+    pub(crate) fn artifacts(&self) -> &Path {
         &self.p.ctx.artifacts
     }
-    pub(super) fn kubeconfig_arg(&self) -> String {
+    pub(crate) fn kubeconfig_arg(&self) -> String {
         self.p.kubeconfig.display().to_string()
     }
-    pub(super) fn set_pool(&mut self, pool: Pool) {
+    pub(crate) fn set_pool(&mut self, pool: Pool) {
         self.pool = Some(pool);
     }
-    pub(super) fn set_gateway_ip(&mut self, ip: &str) {
+    pub(crate) fn set_gateway_ip(&mut self, ip: &str) {
         self.gateway_ip = ip.parse().ok();
     }
 
@@ -395,20 +406,30 @@ impl Lab for KindLab {
 
     async fn start_capture(
         &mut self,
-        _name: &str,
-        _canaries: &[String],
+        name: &str,
+        canaries: &[String],
     ) -> Result<(), ProviderError> {
-        // The capture engine (`capture::LiveCapture`, issue 3) is not on this branch yet;
-        // saying so is the only honest answer: a capture step must never pass unseen.
-        Err(ProviderError::NotBuilt(
-            "kind node-to-node capture (waits for the capture engine)",
-        ))
+        if self.capture.is_some() {
+            return Err(failed("capture", "a capture is already running".into()));
+        }
+        self.capture = Some(if self.p.existing {
+            Capturing::Existing(
+                crate::provider::existing::capture::start(self, name, canaries).await?,
+            )
+        } else {
+            Capturing::Kind(super::live_capture::start(self, name, canaries).await?)
+        });
+        Ok(())
     }
 
     async fn stop_capture(&mut self) -> Result<CaptureResult, ProviderError> {
-        Err(ProviderError::NotBuilt(
-            "kind node-to-node capture (waits for the capture engine)",
-        ))
+        match self.capture.take() {
+            Some(Capturing::Kind(running)) => super::live_capture::stop(self, running).await,
+            Some(Capturing::Existing(running)) => {
+                crate::provider::existing::capture::stop(self, running).await
+            }
+            None => Err(failed("capture", "no capture is running".into())),
+        }
     }
 
     async fn collect_diagnostics(&mut self, dir: &Path) -> Result<(), ProviderError> {
@@ -421,16 +442,19 @@ impl Lab for KindLab {
 }
 
 impl KindLab {
-    pub(super) fn scenario(&self) -> &Scenario {
+    pub(crate) fn scenario(&self) -> &Scenario {
         &self.p.scenario
     }
-    pub(super) fn cluster(&self) -> &str {
+    pub(crate) fn cluster(&self) -> &str {
         &self.p.cluster
     }
-    pub(super) fn is_existing(&self) -> bool {
+    pub(crate) fn docker(&self) -> &bollard::Docker {
+        &self.p.docker
+    }
+    pub(crate) fn is_existing(&self) -> bool {
         self.p.existing
     }
-    pub(super) fn gateway_ip(&self) -> Option<IpAddr> {
+    pub(crate) fn gateway_ip(&self) -> Option<IpAddr> {
         self.gateway_ip
     }
 }

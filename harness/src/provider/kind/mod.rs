@@ -11,6 +11,7 @@ mod diagnostics;
 pub mod images;
 pub(crate) mod istio;
 pub(crate) mod lab;
+mod live_capture;
 pub(crate) mod metallb;
 mod network;
 mod plan;

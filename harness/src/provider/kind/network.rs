@@ -91,9 +91,6 @@ pub struct KindNetwork {
     pub gateway: Option<Ipv4Addr>,
 }
 
-/// Docker's option that names a bridge explicitly.
-const BRIDGE_NAME_OPTION: &str = "com.docker.network.bridge.name";
-
 impl KindNetwork {
     /// Reads the answer of Docker's network inspect.
     pub fn from_inspect(net: &NetworkInspect) -> Result<KindNetwork, KindError> {
@@ -127,14 +124,9 @@ impl KindNetwork {
         if id.len() < 12 {
             return Err(bad(format!("has a malformed id `{id}`")));
         }
-        let named = net
-            .options
-            .as_ref()
-            .and_then(|o| o.get(BRIDGE_NAME_OPTION))
-            .filter(|n| !n.is_empty());
-        let bridge = named
-            .cloned()
-            .unwrap_or_else(|| format!("br-{}", &id[..12]));
+        let options = net.options.clone().unwrap_or_default();
+        let bridge =
+            crate::capture::bridge_interface(&id, &options).map_err(|e| bad(e.to_string()))?;
         Ok(KindNetwork {
             name,
             id,

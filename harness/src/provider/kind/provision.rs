@@ -148,6 +148,7 @@ pub async fn provision(
         kube,
         exec,
         tools: toolset,
+        docker,
         cluster,
         created,
         existing: false,
