@@ -293,6 +293,9 @@ fn erlang_dist(b: &[u8]) -> Sniff {
         return Sniff::NeedMore;
     }
     let len = be16(b, 0);
+    if len == 0 {
+        return Sniff::NotFound;
+    }
     let Some(msg) = b.get(2..2 + len) else {
         return if len <= 1024 && matches!(b[2], b'N' | b'n' | b's') { Sniff::NeedMore } else { Sniff::NotFound };
     };
@@ -401,6 +404,8 @@ mod tests {
     #[test]
     fn random_text_is_not_found_and_never_panics() {
         assert_eq!(sniff(b"hello there, this is not a protocol"), Sniff::NotFound);
+        // Found by fuzzing: a zero length prefix must not index an empty message.
+        assert_eq!(erlang_dist(&[0, 0, 0]), Sniff::NotFound);
         for len in 0..64 {
             let junk: Vec<u8> = (0..len).map(|i| (i * 91 + 7) as u8).collect();
             let _ = sniff(&junk);
