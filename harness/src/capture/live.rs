@@ -36,8 +36,9 @@ pub struct CaptureConfig {
     pub poll_interval: Duration,
     /// How long [`LiveCapture::stop`] keeps draining packets the kernel already holds.
     pub drain_limit: Duration,
-    /// Whether to put the interface into promiscuous mode (needed on a bridge port to
-    /// see traffic between other hosts; not on the bridge itself).
+    /// Whether to put the interface into promiscuous mode. On a Linux bridge this is
+    /// what makes frames forwarded between two ports (node to node, container to
+    /// container) visible to the capture, so it is on by default.
     pub promiscuous: bool,
 }
 
@@ -52,7 +53,7 @@ impl Default for CaptureConfig {
             buffer_size: 16 << 20,
             poll_interval: Duration::from_millis(50),
             drain_limit: Duration::from_secs(2),
-            promiscuous: false,
+            promiscuous: true,
         }
     }
 }

@@ -405,9 +405,11 @@ impl CaptureParser {
     }
 }
 
-/// The read buffer used for files: large enough to amortise system calls, small enough
-/// that memory does not depend on the file size.
+/// The read buffer grows to this size: large enough to amortise system calls, small
+/// enough that memory does not depend on the file size. It starts small so reading a
+/// tiny capture does not cost a large allocation.
 const READ_BUFFER: usize = 4 << 20;
+const FIRST_READ_BUFFER: usize = 64 << 10;
 
 /// Reads a whole pcap or pcapng stream from `reader`, handing every record to `sink`.
 pub fn read_capture(
@@ -415,9 +417,15 @@ pub fn read_capture(
     sink: &mut impl FnMut(Record<'_>),
 ) -> Result<(), WireError> {
     let mut parser = CaptureParser::default();
-    let mut buf = vec![0u8; READ_BUFFER];
+    let mut buf = vec![0u8; FIRST_READ_BUFFER];
     let mut filled = 0;
     loop {
+        if filled == buf.len() {
+            // Either the reads fill the buffer (a big file) or one record is larger
+            // than it; both call for a bigger buffer, up to what one record can need.
+            let cap = READ_BUFFER.max(MAX_BLOCK as usize + 16);
+            buf.resize((buf.len() * 2).min(cap), 0);
+        }
         let n = loop {
             match reader.read(&mut buf[filled..]) {
                 Ok(n) => break n,
