@@ -83,6 +83,9 @@ pub struct LiveCapture {
     handle: JoinHandle<Result<CaptureSummary, CaptureError>>,
 }
 
+/// How long the capture thread sleeps when the kernel has nothing for it.
+const IDLE_WAIT: Duration = Duration::from_millis(2);
+
 struct Opened {
     cap: Capture<Active>,
     save: Savefile,
@@ -168,6 +171,9 @@ fn open(config: &CaptureConfig) -> Result<Opened, CaptureError> {
                 source,
             })?;
     }
+    // Non-blocking reads: libpcap's read timeout is not guaranteed to return when no packet
+    // arrives at all (pcap(3PCAP)), and an idle bridge would then hold a stop forever.
+    let cap = cap.setnonblock().map_err(open_err)?;
     let dlt = cap.get_datalink().0;
     let link = u32::try_from(dlt)
         .ok()
@@ -220,7 +226,7 @@ fn run(
             }
             // Nothing arrived within the poll interval: the kernel's buffer is empty.
             Err(pcap::Error::TimeoutExpired) if drain_until.is_some() => break,
-            Err(pcap::Error::TimeoutExpired) => {}
+            Err(pcap::Error::TimeoutExpired) => std::thread::sleep(IDLE_WAIT),
             Err(source) => {
                 return Err(CaptureError::Read {
                     interface: config.interface,

@@ -90,11 +90,23 @@ impl<'a> Driver<'a> {
         let id = format!("{}/{phase}/{}", self.scenario.name(), self.counter);
         let name = label(step);
         self.reporter.started(&id, &name);
-        let result = match step {
-            Step::Probe(probes) => Ok(self.probes(probes).await),
-            Step::Capture(capture) => self.capture(phase, capture).await,
-            Step::Hpa(h) => self.hpa(h).await,
-            other => self
+        let mut cancel = self.cancel.clone();
+        let observe = async {
+            match step {
+                Step::Probe(probes) => Some(Ok(self.probes(probes).await)),
+                Step::Capture(capture) => Some(self.capture(phase, capture).await),
+                _ => None,
+            }
+        };
+        // Probes and captures are interrupted too; the lab's teardown stops a running capture.
+        let observed = tokio::select! {
+            r = observe => r,
+            () = cancel.cancelled() => Some(Err(failed("step", "interrupted".into()))),
+        };
+        let result = match (observed, step) {
+            (Some(r), _) => r,
+            (None, Step::Hpa(h)) => self.hpa(h).await,
+            (None, other) => self
                 .change(other)
                 .await
                 .map(|outcome| vec![outcome_judgement(&name, outcome)]),

@@ -22,7 +22,7 @@ mod flow;
 mod link;
 mod reasm;
 mod report;
-mod sniff;
+pub mod sniff;
 mod stream;
 mod tls;
 

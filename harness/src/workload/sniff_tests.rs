@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
 
 use super::{amqp, erlang, http, mysql};
-use crate::wire::sniff::protocol;
+use crate::wire::sniff::{Sniff, sniff};
 
 /// A stream that records everything written through it.
 struct Tee {
@@ -65,8 +65,12 @@ fn pipe() -> (Tee, Tee, Sent, Sent) {
     )
 }
 
+/// The protocol the analyzer's sniffer recognises in the client's bytes, else the server's.
 fn sniffed(client: &Mutex<Vec<u8>>, server: &Mutex<Vec<u8>>) -> Option<&'static str> {
-    protocol(&client.lock().unwrap(), &server.lock().unwrap())
+    [client, server].into_iter().find_map(|side| match sniff(&side.lock().unwrap()) {
+        Sniff::Found(protocol, _) => Some(protocol.as_str()),
+        _ => None,
+    })
 }
 
 #[tokio::test]
