@@ -32,7 +32,8 @@ pub struct CaptureConfig {
     pub snaplen: i32,
     /// The kernel buffer, in bytes; large enough that bursts are not dropped.
     pub buffer_size: i32,
-    /// How often the capture thread checks whether it was asked to stop.
+    /// How long the capture thread sleeps when the kernel has no packet for it (the
+    /// kernel buffers packets meanwhile, so this adds latency, not loss).
     pub poll_interval: Duration,
     /// How long [`LiveCapture::stop`] keeps draining packets the kernel already holds.
     pub drain_limit: Duration,
@@ -51,7 +52,7 @@ impl Default for CaptureConfig {
             analyzer: AnalyzerConfig::default(),
             snaplen: 262_144,
             buffer_size: 16 << 20,
-            poll_interval: Duration::from_millis(50),
+            poll_interval: Duration::from_millis(5),
             drain_limit: Duration::from_secs(2),
             promiscuous: true,
         }
@@ -145,6 +146,7 @@ fn open(config: &CaptureConfig) -> Result<Opened, CaptureError> {
         .promisc(config.promiscuous)
         .timeout(timeout_ms)
         .open()
+        .and_then(|c| c.setnonblock())
         .map_err(open_err)?;
     if !config.bpf.is_empty() {
         cap.filter(&config.bpf, true)
@@ -187,9 +189,11 @@ fn run(
                 analyzer.push(link, Duration::from_secs(secs) + Duration::from_micros(micros), packet.data);
                 packets.fetch_add(1, Ordering::Relaxed);
             }
-            // Nothing arrived within the poll interval: the kernel's buffer is empty.
+            // The kernel's buffer is empty. The handle is non-blocking because a blocking
+            // read in immediate mode may wait for the next packet indefinitely, and a
+            // quiet interface would then never notice the request to stop.
             Err(pcap::Error::TimeoutExpired) if drain_until.is_some() => break,
-            Err(pcap::Error::TimeoutExpired) => {}
+            Err(pcap::Error::TimeoutExpired) => std::thread::sleep(config.poll_interval),
             Err(source) => return Err(CaptureError::Read { interface: config.interface, source }),
         }
         if drain_until.is_none() && stop.load(Ordering::Relaxed) {

@@ -6,6 +6,10 @@
 //!     └── veth ── namespace meshproof-<id>-b: eth0 10.<n>.<m>.3/24
 //! ```
 //! Everything is deleted when the lab is dropped, also when the test fails.
+//!
+//! Traffic should run between the root namespace and a lab namespace: traffic between
+//! the two lab namespaces is bridged through the host's FORWARD chain (br_netfilter),
+//! which Docker sets to DROP.
 
 use std::time::Duration;
 
