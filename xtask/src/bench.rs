@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use meshproof::exec::{Cmd, Exec};
-use meshproof::wire::bench::{self, BenchConfig, BenchReport, BENCH_CANARY};
 use meshproof::wire::AnalyzerConfig;
+use meshproof::wire::bench::{self, BENCH_CANARY, BenchConfig, BenchReport};
 
-use crate::ui::Ui;
 use crate::Outcome;
+use crate::ui::Ui;
 
 /// Run a benchmark.
 #[derive(Debug, Args)]
@@ -56,8 +56,12 @@ pub fn run(args: BenchArgs, ui: &Ui) -> anyhow::Result<Outcome> {
 
 fn analyzer(args: AnalyzerBench, ui: &Ui) -> anyhow::Result<Outcome> {
     if let Some(file) = &args.analyze_only {
-        let config = AnalyzerConfig { canaries: vec![BENCH_CANARY.to_vec()], ..AnalyzerConfig::default() };
-        let m = bench::measure_file(file, &config).with_context(|| format!("cannot analyse {}", file.display()))?;
+        let config = AnalyzerConfig {
+            canaries: vec![BENCH_CANARY.to_vec()],
+            ..AnalyzerConfig::default()
+        };
+        let m = bench::measure_file(file, &config)
+            .with_context(|| format!("cannot analyse {}", file.display()))?;
         serde_json::to_writer(std::io::stdout().lock(), &m)?;
         return Ok(Outcome::Passed);
     }
@@ -67,10 +71,16 @@ fn analyzer(args: AnalyzerBench, ui: &Ui) -> anyhow::Result<Outcome> {
         concurrent: args.concurrent,
         response_bytes: args.response_kib * 1024,
         work_dir: args.dir.clone(),
-        analyze_cmd: Cmd::new(exe.display().to_string()).args(["bench", "analyzer", "--analyze-only"]),
+        analyze_cmd: Cmd::new(exe.display().to_string()).args([
+            "bench",
+            "analyzer",
+            "--analyze-only",
+        ]),
         tshark: !args.no_tshark,
     };
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let report = runtime.block_on(bench::run_bench(&config, &Exec::new(), ui))?;
     print_report(&report)?;
     Ok(Outcome::Passed)
@@ -83,27 +93,59 @@ fn print_report(r: &BenchReport) -> anyhow::Result<()> {
     writeln!(
         out,
         "capture:   {:.0} MiB, {} packets, {} TLS + {} plaintext connections (generated in {:.1} s)",
-        g.bytes as f64 / 1048576.0, g.packets, g.tls_flows, g.plain_flows, r.generate_seconds
+        g.bytes as f64 / 1048576.0,
+        g.packets,
+        g.tls_flows,
+        g.plain_flows,
+        r.generate_seconds
     )?;
     writeln!(
         out,
         "meshproof: {:.2} s, {:.0} MB/s, {:.0} packets/s, {} flows ({} TLS, {} plaintext), {} canary hits",
-        a.seconds, a.mb_per_second(), a.packets_per_second(), a.flows, a.tls_flows, a.plain_flows, a.canary_hits
+        a.seconds,
+        a.mb_per_second(),
+        a.packets_per_second(),
+        a.flows,
+        a.tls_flows,
+        a.plain_flows,
+        a.canary_hits
     )?;
     match a.peak_rss {
-        Some(rss) => writeln!(out, "peak RSS:  {:.1} MiB (VmHWM of the analysing process)", rss as f64 / 1048576.0)?,
+        Some(rss) => writeln!(
+            out,
+            "peak RSS:  {:.1} MiB (VmHWM of the analysing process)",
+            rss as f64 / 1048576.0
+        )?,
         None => writeln!(out, "peak RSS:  not reported by this kernel")?,
     }
     let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
-    writeln!(out, "target ≥ 1000 MB/s on one core: {}", verdict(a.mb_per_second() >= 1000.0))?;
+    writeln!(
+        out,
+        "target ≥ 1000 MB/s on one core: {}",
+        verdict(a.mb_per_second() >= 1000.0)
+    )?;
     if let Some(rss) = a.peak_rss {
-        writeln!(out, "target peak RSS ≤ 64 MiB: {}", verdict(rss <= 64 << 20))?;
+        writeln!(
+            out,
+            "target peak RSS ≤ 64 MiB: {}",
+            verdict(rss <= 64 << 20)
+        )?;
     }
     match &r.tshark {
         Some(t) => {
             let ratio = t.elapsed.as_secs_f64() / a.seconds.max(1e-9);
-            writeln!(out, "tshark:    {:.2} s, {} ClientHello SNIs ({})", t.elapsed.as_secs_f64(), t.server_names, t.command)?;
-            writeln!(out, "speed-up over tshark: {ratio:.1}x (target ≥ 20x: {})", verdict(ratio >= 20.0))?;
+            writeln!(
+                out,
+                "tshark:    {:.2} s, {} ClientHello SNIs ({})",
+                t.elapsed.as_secs_f64(),
+                t.server_names,
+                t.command
+            )?;
+            writeln!(
+                out,
+                "speed-up over tshark: {ratio:.1}x (target ≥ 20x: {})",
+                verdict(ratio >= 20.0)
+            )?;
         }
         None => writeln!(out, "tshark:    skipped (not installed or --no-tshark)")?,
     }

@@ -43,7 +43,11 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<Outcome> {
 
 fn analyze(args: AnalyzeArgs) -> anyhow::Result<Outcome> {
     let config = AnalyzerConfig {
-        canaries: args.canaries.iter().map(|c| c.as_bytes().to_vec()).collect(),
+        canaries: args
+            .canaries
+            .iter()
+            .map(|c| c.as_bytes().to_vec())
+            .collect(),
         ..AnalyzerConfig::default()
     };
     let (analysis, stats) = wire::analyze_file_with_stats(&args.file, &config)
@@ -58,7 +62,12 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<Outcome> {
         writeln!(
             err,
             "{} TCP segments, {} other packets, {} malformed, {} gaps ({} bytes), {} retransmissions",
-            stats.tcp_segments, stats.other_packets, stats.malformed_packets, stats.gaps, stats.gap_bytes, stats.retransmissions
+            stats.tcp_segments,
+            stats.other_packets,
+            stats.malformed_packets,
+            stats.gaps,
+            stats.gap_bytes,
+            stats.retransmissions
         )?;
     }
     Ok(Outcome::Passed)

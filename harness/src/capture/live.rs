@@ -32,7 +32,8 @@ pub struct CaptureConfig {
     pub snaplen: i32,
     /// The kernel buffer, in bytes; large enough that bursts are not dropped.
     pub buffer_size: i32,
-    /// How often the capture thread checks whether it was asked to stop.
+    /// How long the capture thread sleeps when the kernel has no packet for it (the
+    /// kernel buffers packets meanwhile, so this adds latency, not loss).
     pub poll_interval: Duration,
     /// How long [`LiveCapture::stop`] keeps draining packets the kernel already holds.
     pub drain_limit: Duration,
@@ -51,7 +52,7 @@ impl Default for CaptureConfig {
             analyzer: AnalyzerConfig::default(),
             snaplen: 262_144,
             buffer_size: 16 << 20,
-            poll_interval: Duration::from_millis(50),
+            poll_interval: Duration::from_millis(5),
             drain_limit: Duration::from_secs(2),
             promiscuous: true,
         }
@@ -82,9 +83,6 @@ pub struct LiveCapture {
     packets: Arc<AtomicU64>,
     handle: JoinHandle<Result<CaptureSummary, CaptureError>>,
 }
-
-/// How long the capture thread sleeps when the kernel has nothing for it.
-const IDLE_WAIT: Duration = Duration::from_millis(2);
 
 struct Opened {
     cap: Capture<Active>,
@@ -163,6 +161,7 @@ fn open(config: &CaptureConfig) -> Result<Opened, CaptureError> {
         .promisc(config.promiscuous)
         .timeout(timeout_ms)
         .open()
+        .and_then(|c| c.setnonblock())
         .map_err(open_err)?;
     if !config.bpf.is_empty() {
         cap.filter(&config.bpf, true)
@@ -171,9 +170,6 @@ fn open(config: &CaptureConfig) -> Result<Opened, CaptureError> {
                 source,
             })?;
     }
-    // Non-blocking reads: libpcap's read timeout is not guaranteed to return when no packet
-    // arrives at all (pcap(3PCAP)), and an idle bridge would then hold a stop forever.
-    let cap = cap.setnonblock().map_err(open_err)?;
     let dlt = cap.get_datalink().0;
     let link = u32::try_from(dlt)
         .ok()
@@ -224,9 +220,11 @@ fn run(
                 );
                 packets.fetch_add(1, Ordering::Relaxed);
             }
-            // Nothing arrived within the poll interval: the kernel's buffer is empty.
+            // The kernel's buffer is empty. The handle is non-blocking because a blocking
+            // read in immediate mode may wait for the next packet indefinitely, and a
+            // quiet interface would then never notice the request to stop.
             Err(pcap::Error::TimeoutExpired) if drain_until.is_some() => break,
-            Err(pcap::Error::TimeoutExpired) => std::thread::sleep(IDLE_WAIT),
+            Err(pcap::Error::TimeoutExpired) => std::thread::sleep(config.poll_interval),
             Err(source) => {
                 return Err(CaptureError::Read {
                     interface: config.interface,

@@ -263,4 +263,3 @@ pub fn for_kind(kind: ProviderKind, root: &Path) -> Box<dyn Provider> {
         ProviderKind::Lab => Box::new(lab::LabProvider::new(root)),
     }
 }
-

@@ -68,8 +68,16 @@ pub const SNIFF_LIMIT: usize = 1024;
 
 /// Sniffs the first clear bytes of one direction.
 pub fn sniff(b: &[u8]) -> Sniff {
-    let recognisers: [fn(&[u8]) -> Sniff; 8] =
-        [http, http2, mysql, amqp, mongodb, postgres, epmd, erlang_dist];
+    let recognisers: [fn(&[u8]) -> Sniff; 8] = [
+        http,
+        http2,
+        mysql,
+        amqp,
+        mongodb,
+        postgres,
+        epmd,
+        erlang_dist,
+    ];
     let mut need_more = false;
     for recognise in recognisers {
         match recognise(b) {
@@ -78,7 +86,11 @@ pub fn sniff(b: &[u8]) -> Sniff {
             Sniff::NotFound => {}
         }
     }
-    if need_more && b.len() < SNIFF_LIMIT { Sniff::NeedMore } else { Sniff::NotFound }
+    if need_more && b.len() < SNIFF_LIMIT {
+        Sniff::NeedMore
+    } else {
+        Sniff::NotFound
+    }
 }
 
 fn le32(b: &[u8], at: usize) -> u32 {
@@ -104,15 +116,30 @@ fn starts(b: &[u8], want: &[u8]) -> Option<bool> {
     }
 }
 
-const METHODS: [&[u8]; 9] =
-    [b"GET ", b"POST ", b"PUT ", b"DELETE ", b"HEAD ", b"OPTIONS ", b"PATCH ", b"CONNECT ", b"TRACE "];
+const METHODS: [&[u8]; 9] = [
+    b"GET ",
+    b"POST ",
+    b"PUT ",
+    b"DELETE ",
+    b"HEAD ",
+    b"OPTIONS ",
+    b"PATCH ",
+    b"CONNECT ",
+    b"TRACE ",
+];
 
 fn http(b: &[u8]) -> Sniff {
     match starts(b, b"HTTP/1.") {
         Some(true) => {
             let ok = b.len() >= 12 && (b[7] == b'0' || b[7] == b'1') && b[8] == b' ';
             let code = b.len() >= 12 && b[9..12].iter().all(u8::is_ascii_digit);
-            return if ok && code { Sniff::Found(Protocol::Http, Speaker::Server) } else if b.len() < 12 { Sniff::NeedMore } else { Sniff::NotFound };
+            return if ok && code {
+                Sniff::Found(Protocol::Http, Speaker::Server)
+            } else if b.len() < 12 {
+                Sniff::NeedMore
+            } else {
+                Sniff::NotFound
+            };
         }
         None => return Sniff::NeedMore,
         Some(false) => {}
@@ -125,7 +152,11 @@ fn http(b: &[u8]) -> Sniff {
             Some(false) => {}
         }
     }
-    if prefix_of_method { Sniff::NeedMore } else { Sniff::NotFound }
+    if prefix_of_method {
+        Sniff::NeedMore
+    } else {
+        Sniff::NotFound
+    }
 }
 
 /// Checks `target SP HTTP/1.x CRLF` after the method.
@@ -136,9 +167,18 @@ fn request_line(rest: &[u8]) -> Sniff {
             let good = line.len() > 9
                 && (line.ends_with(b" HTTP/1.1") || line.ends_with(b" HTTP/1.0"))
                 && !line[0].is_ascii_whitespace();
-            if good { Sniff::Found(Protocol::Http, Speaker::Client) } else { Sniff::NotFound }
+            if good {
+                Sniff::Found(Protocol::Http, Speaker::Client)
+            } else {
+                Sniff::NotFound
+            }
         }
-        None if rest.iter().all(|c| c.is_ascii_graphic() || *c == b' ' || *c == b'\r') => Sniff::NeedMore,
+        None if rest
+            .iter()
+            .all(|c| c.is_ascii_graphic() || *c == b' ' || *c == b'\r') =>
+        {
+            Sniff::NeedMore
+        }
         None => Sniff::NotFound,
     }
 }
@@ -155,7 +195,11 @@ fn http2(b: &[u8]) -> Sniff {
 /// sent instead of it (`Host ... is not allowed to connect`).
 fn mysql(b: &[u8]) -> Sniff {
     if b.len() < 5 {
-        return if b.len() < 4 || b[3] == 0 { Sniff::NeedMore } else { Sniff::NotFound };
+        return if b.len() < 4 || b[3] == 0 {
+            Sniff::NeedMore
+        } else {
+            Sniff::NotFound
+        };
     }
     let len = usize::from(b[0]) | usize::from(b[1]) << 8 | usize::from(b[2]) << 16;
     if b[3] != 0 || !(3..=4096).contains(&len) {
@@ -168,16 +212,26 @@ fn mysql(b: &[u8]) -> Sniff {
                 Some(0) => Sniff::NotFound,
                 Some(end) if body[..end].iter().all(u8::is_ascii_graphic) => {
                     // Version, thread id, 8 bytes of scramble and a filler byte follow.
-                    if len >= 1 + end + 1 + 4 + 9 { Sniff::Found(Protocol::Mysql, Speaker::Server) } else { Sniff::NotFound }
+                    if len >= 1 + end + 1 + 4 + 9 {
+                        Sniff::Found(Protocol::Mysql, Speaker::Server)
+                    } else {
+                        Sniff::NotFound
+                    }
                 }
                 Some(_) => Sniff::NotFound,
-                None if body.len() < len - 1 && body.iter().all(u8::is_ascii_graphic) => Sniff::NeedMore,
+                None if body.len() < len - 1 && body.iter().all(u8::is_ascii_graphic) => {
+                    Sniff::NeedMore
+                }
                 None => Sniff::NotFound,
             }
         }
         0xff if b.len() >= 7 => {
             let code = u16::from_le_bytes([b[5], b[6]]);
-            if (1000..=5000).contains(&code) { Sniff::Found(Protocol::Mysql, Speaker::Server) } else { Sniff::NotFound }
+            if (1000..=5000).contains(&code) {
+                Sniff::Found(Protocol::Mysql, Speaker::Server)
+            } else {
+                Sniff::NotFound
+            }
         }
         0xff => Sniff::NeedMore,
         _ => Sniff::NotFound,
@@ -192,14 +246,22 @@ fn amqp(b: &[u8]) -> Sniff {
         Some(true) => {
             let v = &b[4..8];
             let known = v == [0, 0, 9, 1] || v == [1, 1, 0, 9] || v == [1, 1, 8, 0];
-            return if known { Sniff::Found(Protocol::Amqp, Speaker::Client) } else { Sniff::NotFound };
+            return if known {
+                Sniff::Found(Protocol::Amqp, Speaker::Client)
+            } else {
+                Sniff::NotFound
+            };
         }
         Some(false) => {}
     }
     // The server's first frame: a method frame on channel 0 carrying connection.start
     // (class 10, method 10), ended by the frame-end octet 0xCE.
     if b.len() < 11 {
-        return if b.first().is_none_or(|t| *t == 1) { Sniff::NeedMore } else { Sniff::NotFound };
+        return if b.first().is_none_or(|t| *t == 1) {
+            Sniff::NeedMore
+        } else {
+            Sniff::NotFound
+        };
     }
     let size = be32(b, 3) as usize;
     let start = b[0] == 1 && b[1] == 0 && b[2] == 0 && b[7..11] == [0, 10, 0, 10];
@@ -223,21 +285,32 @@ fn mongodb(b: &[u8]) -> Sniff {
     if !(21..=48 << 20).contains(&len) {
         return Sniff::NotFound;
     }
-    let speaker = if response_to == 0 { Speaker::Client } else { Speaker::Server };
+    let speaker = if response_to == 0 {
+        Speaker::Client
+    } else {
+        Speaker::Server
+    };
     let framed = match opcode {
         // OP_MSG: flag bits with only defined bits set, then section kind 0 or 1.
         2013 => le32(b, 16) & !0x0001_0003 == 0 && b[20] <= 1,
         // OP_QUERY from a client: flags, then a NUL-terminated `db.collection`.
-        2004 => response_to == 0 && memchr::memchr(0, &b[20..b.len().min(len)]).is_some_and(|end| {
-            let name = &b[20..20 + end];
-            name.contains(&b'.') && name.iter().all(u8::is_ascii_graphic)
-        }),
+        2004 => {
+            response_to == 0
+                && memchr::memchr(0, &b[20..b.len().min(len)]).is_some_and(|end| {
+                    let name = &b[20..20 + end];
+                    name.contains(&b'.') && name.iter().all(u8::is_ascii_graphic)
+                })
+        }
         // OP_REPLY from a server, OP_COMPRESSED either way.
         1 => response_to != 0,
         2012 => true,
         _ => false,
     };
-    if framed { Sniff::Found(Protocol::Mongodb, speaker) } else { Sniff::NotFound }
+    if framed {
+        Sniff::Found(Protocol::Mongodb, speaker)
+    } else {
+        Sniff::NotFound
+    }
 }
 
 fn postgres(b: &[u8]) -> Sniff {
@@ -276,10 +349,13 @@ fn epmd(b: &[u8]) -> Sniff {
             None => Sniff::NeedMore,
         },
         b'x' if len >= 13 => {
-            let Some(req) = b.get(2..2 + len) else { return Sniff::NeedMore };
+            let Some(req) = b.get(2..2 + len) else {
+                return Sniff::NeedMore;
+            };
             let versions_ok = (5..=6).contains(&be16(req, 5)) && (5..=6).contains(&be16(req, 7));
             let name_len = be16(req, 9);
-            let ok = matches!(req[3], 72 | 77) && req[4] == 0 && versions_ok && 11 + name_len + 2 <= len;
+            let ok =
+                matches!(req[3], 72 | 77) && req[4] == 0 && versions_ok && 11 + name_len + 2 <= len;
             if ok { found } else { Sniff::NotFound }
         }
         _ => Sniff::NotFound,
@@ -297,7 +373,11 @@ fn erlang_dist(b: &[u8]) -> Sniff {
         return Sniff::NotFound;
     }
     let Some(msg) = b.get(2..2 + len) else {
-        return if len <= 1024 && matches!(b[2], b'N' | b'n' | b's') { Sniff::NeedMore } else { Sniff::NotFound };
+        return if len <= 1024 && matches!(b[2], b'N' | b'n' | b's') {
+            Sniff::NeedMore
+        } else {
+            Sniff::NotFound
+        };
     };
     let node_name = |name: &[u8]| name.contains(&b'@') && name.iter().all(u8::is_ascii_graphic);
     let ok = match msg[0] {
@@ -305,13 +385,28 @@ fn erlang_dist(b: &[u8]) -> Sniff {
         b'n' => len >= 8 && be16(msg, 1) == 5 && node_name(&msg[7..]),
         b's' => {
             let status = &msg[1..];
-            [&b"ok"[..], b"ok_simultaneous", b"nok", b"not_allowed", b"alive"].contains(&status)
+            [
+                &b"ok"[..],
+                b"ok_simultaneous",
+                b"nok",
+                b"not_allowed",
+                b"alive",
+            ]
+            .contains(&status)
                 || status.starts_with(b"named:")
         }
         _ => false,
     };
-    let speaker = if msg[0] == b's' { Speaker::Server } else { Speaker::Client };
-    if ok { Sniff::Found(Protocol::ErlangDist, speaker) } else { Sniff::NotFound }
+    let speaker = if msg[0] == b's' {
+        Speaker::Server
+    } else {
+        Speaker::Client
+    };
+    if ok {
+        Sniff::Found(Protocol::ErlangDist, speaker)
+    } else {
+        Sniff::NotFound
+    }
 }
 
 #[cfg(test)]
@@ -330,9 +425,15 @@ mod tests {
         let req = b"POST /submit HTTP/1.1\r\nHost: a\r\n\r\n";
         assert_eq!(found(req), Some((Protocol::Http, Speaker::Client)));
         assert_eq!(sniff(&req[..8]), Sniff::NeedMore);
-        assert_eq!(found(b"HTTP/1.1 200 OK\r\n"), Some((Protocol::Http, Speaker::Server)));
+        assert_eq!(
+            found(b"HTTP/1.1 200 OK\r\n"),
+            Some((Protocol::Http, Speaker::Server))
+        );
         assert_eq!(found(b"GETTING / HTTP/1.1\r\n"), None);
-        assert_eq!(found(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), Some((Protocol::Http2, Speaker::Client)));
+        assert_eq!(
+            found(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
+            Some((Protocol::Http2, Speaker::Client))
+        );
     }
 
     #[test]
@@ -352,7 +453,10 @@ mod tests {
 
     #[test]
     fn amqp_header_and_connection_start() {
-        assert_eq!(found(b"AMQP\x00\x00\x09\x01"), Some((Protocol::Amqp, Speaker::Client)));
+        assert_eq!(
+            found(b"AMQP\x00\x00\x09\x01"),
+            Some((Protocol::Amqp, Speaker::Client))
+        );
         assert_eq!(sniff(b"AMQ"), Sniff::NeedMore);
         let mut start = vec![1, 0, 0, 0, 0, 0, 6, 0, 10, 0, 10, 0, 9];
         start.push(0xce);
@@ -376,7 +480,10 @@ mod tests {
 
     #[test]
     fn postgres_startup_and_ssl_request() {
-        assert_eq!(found(&[0, 0, 0, 8, 4, 210, 22, 47]), Some((Protocol::Postgres, Speaker::Client)));
+        assert_eq!(
+            found(&[0, 0, 0, 8, 4, 210, 22, 47]),
+            Some((Protocol::Postgres, Speaker::Client))
+        );
         let mut s = vec![0, 0, 0, 0, 0, 3, 0, 0];
         s.extend_from_slice(b"user\0app\0\0");
         s[3] = s.len() as u8;
@@ -385,7 +492,10 @@ mod tests {
 
     #[test]
     fn epmd_and_distribution_are_told_apart() {
-        assert_eq!(found(&[0, 1, b'n']), Some((Protocol::Epmd, Speaker::Client)));
+        assert_eq!(
+            found(&[0, 1, b'n']),
+            Some((Protocol::Epmd, Speaker::Client))
+        );
         let mut pp = vec![0, 7, b'z'];
         pp.extend_from_slice(b"rabbit");
         assert_eq!(found(&pp), Some((Protocol::Epmd, Speaker::Client)));
@@ -398,12 +508,18 @@ mod tests {
         let len = (n.len() - 2) as u16;
         n[..2].copy_from_slice(&len.to_be_bytes());
         assert_eq!(found(&n), Some((Protocol::ErlangDist, Speaker::Client)));
-        assert_eq!(found(&[0, 3, b's', b'o', b'k']), Some((Protocol::ErlangDist, Speaker::Server)));
+        assert_eq!(
+            found(&[0, 3, b's', b'o', b'k']),
+            Some((Protocol::ErlangDist, Speaker::Server))
+        );
     }
 
     #[test]
     fn random_text_is_not_found_and_never_panics() {
-        assert_eq!(sniff(b"hello there, this is not a protocol"), Sniff::NotFound);
+        assert_eq!(
+            sniff(b"hello there, this is not a protocol"),
+            Sniff::NotFound
+        );
         // Found by fuzzing: a zero length prefix must not index an empty message.
         assert_eq!(erlang_dist(&[0, 0, 0]), Sniff::NotFound);
         for len in 0..64 {

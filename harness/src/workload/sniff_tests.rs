@@ -67,10 +67,12 @@ fn pipe() -> (Tee, Tee, Sent, Sent) {
 
 /// The protocol the analyzer's sniffer recognises in the client's bytes, else the server's.
 fn sniffed(client: &Mutex<Vec<u8>>, server: &Mutex<Vec<u8>>) -> Option<&'static str> {
-    [client, server].into_iter().find_map(|side| match sniff(&side.lock().unwrap()) {
-        Sniff::Found(protocol, _) => Some(protocol.as_str()),
-        _ => None,
-    })
+    [client, server]
+        .into_iter()
+        .find_map(|side| match sniff(&side.lock().unwrap()) {
+            Sniff::Found(protocol, _) => Some(protocol.as_str()),
+            _ => None,
+        })
 }
 
 #[tokio::test]

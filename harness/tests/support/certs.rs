@@ -27,21 +27,37 @@ impl Ca {
         let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
         let ca_path = dir.join("ca.pem");
         std::fs::write(&ca_path, issuer.pem()).unwrap();
-        Ca { issuer, ca_path, dir: dir.to_path_buf() }
+        Ca {
+            issuer,
+            ca_path,
+            dir: dir.to_path_buf(),
+        }
     }
 
     /// A leaf with DNS names and an optional SPIFFE identity.
     pub fn leaf(&self, name: &str, dns: &[&str], spiffe: Option<&str>) -> Leaf {
-        let mut params = CertificateParams::new(dns.iter().map(|d| d.to_string()).collect::<Vec<_>>()).unwrap();
+        let mut params =
+            CertificateParams::new(dns.iter().map(|d| d.to_string()).collect::<Vec<_>>()).unwrap();
         if let Some(uri) = spiffe {
-            params.subject_alt_names.push(SanType::URI(uri.try_into().unwrap()));
+            params
+                .subject_alt_names
+                .push(SanType::URI(uri.try_into().unwrap()));
         }
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.issuer).unwrap();
-        let (cert_path, key_path) = (self.dir.join(format!("{name}.pem")), self.dir.join(format!("{name}-key.pem")));
+        let (cert_path, key_path) = (
+            self.dir.join(format!("{name}.pem")),
+            self.dir.join(format!("{name}-key.pem")),
+        );
         std::fs::write(&cert_path, cert.pem()).unwrap();
         std::fs::write(&key_path, key.serialize_pem()).unwrap();
-        Leaf { cert: cert_path, key: key_path, ca: self.ca_path.clone(), cert_pem: cert.pem(), key_pem: key.serialize_pem() }
+        Leaf {
+            cert: cert_path,
+            key: key_path,
+            ca: self.ca_path.clone(),
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        }
     }
 
     pub fn ca_der(&self) -> rustls::pki_types::CertificateDer<'static> {

@@ -6,6 +6,10 @@
 //!     └── veth ── namespace meshproof-<id>-b: eth0 10.<n>.<m>.3/24
 //! ```
 //! Everything is deleted when the lab is dropped, also when the test fails.
+//!
+//! Traffic should run between the root namespace and a lab namespace: traffic between
+//! the two lab namespaces is bridged through the host's FORWARD chain (br_netfilter),
+//! which Docker sets to DROP.
 
 use std::time::Duration;
 
@@ -25,7 +29,9 @@ pub struct NetLab {
 }
 
 fn ip(args: &[&str]) -> Cmd {
-    Cmd::new("ip").args(args.iter().copied()).timeout(Duration::from_secs(10))
+    Cmd::new("ip")
+        .args(args.iter().copied())
+        .timeout(Duration::from_secs(10))
 }
 
 impl NetLab {
@@ -45,25 +51,49 @@ impl NetLab {
             id,
             exec: Exec::new(),
         };
-        lab.build().await.map_err(|e| format!("cannot build a namespace lab (needs root and iproute2): {e}"))?;
+        lab.build()
+            .await
+            .map_err(|e| format!("cannot build a namespace lab (needs root and iproute2): {e}"))?;
         Ok(lab)
     }
 
     async fn build(&self) -> Result<(), ExecError> {
         let br = self.bridge.as_str();
         self.run(ip(&["link", "add", br, "type", "bridge"])).await?;
-        self.run(ip(&["addr", "add", &format!("{}/24", self.root_ip), "dev", br])).await?;
+        self.run(ip(&[
+            "addr",
+            "add",
+            &format!("{}/24", self.root_ip),
+            "dev",
+            br,
+        ]))
+        .await?;
         self.run(ip(&["link", "set", br, "up"])).await?;
         for (ns, addr, side) in [(&self.ns_a, &self.ip_a, "a"), (&self.ns_b, &self.ip_b, "b")] {
             let host = format!("mpv{side}{}", self.id);
             let peer = format!("mpp{side}{}", self.id);
             self.run(ip(&["netns", "add", ns])).await?;
-            self.run(ip(&["link", "add", &host, "type", "veth", "peer", "name", &peer])).await?;
-            self.run(ip(&["link", "set", &host, "master", br, "up"])).await?;
+            self.run(ip(&[
+                "link", "add", &host, "type", "veth", "peer", "name", &peer,
+            ]))
+            .await?;
+            self.run(ip(&["link", "set", &host, "master", br, "up"]))
+                .await?;
             self.run(ip(&["link", "set", &peer, "netns", ns])).await?;
-            self.run(ip(&["-n", ns, "link", "set", &peer, "name", "eth0"])).await?;
-            self.run(ip(&["-n", ns, "addr", "add", &format!("{addr}/24"), "dev", "eth0"])).await?;
-            self.run(ip(&["-n", ns, "link", "set", "eth0", "up"])).await?;
+            self.run(ip(&["-n", ns, "link", "set", &peer, "name", "eth0"]))
+                .await?;
+            self.run(ip(&[
+                "-n",
+                ns,
+                "addr",
+                "add",
+                &format!("{addr}/24"),
+                "dev",
+                "eth0",
+            ]))
+            .await?;
+            self.run(ip(&["-n", ns, "link", "set", "eth0", "up"]))
+                .await?;
             self.run(ip(&["-n", ns, "link", "set", "lo", "up"])).await?;
         }
         Ok(())
@@ -75,7 +105,9 @@ impl NetLab {
 
     /// A command run inside namespace `ns`.
     pub fn in_ns(ns: &str, program: &str, args: &[&str]) -> Cmd {
-        Cmd::new("ip").args(["netns", "exec", ns, program]).args(args.iter().copied())
+        Cmd::new("ip")
+            .args(["netns", "exec", ns, program])
+            .args(args.iter().copied())
     }
 
     /// Waits until something listens on TCP `port` inside `ns` (so that no connection
@@ -83,7 +115,11 @@ impl NetLab {
     pub async fn wait_listening(&self, ns: &str, port: u16) -> Result<(), String> {
         let filter = format!("sport = :{port}");
         for _ in 0..100 {
-            let out = self.exec.output(&Self::in_ns(ns, "ss", &["-Hltn", &filter])).await.map_err(|e| e.to_string())?;
+            let out = self
+                .exec
+                .output(&Self::in_ns(ns, "ss", &["-Hltn", &filter]))
+                .await
+                .map_err(|e| e.to_string())?;
             if !out.stdout_text().trim().is_empty() {
                 return Ok(());
             }
@@ -104,7 +140,10 @@ impl NetLab {
         // Drop may run inside the test's runtime, where blocking on another runtime is
         // not allowed, so the teardown gets a thread and a runtime of its own.
         let _ = std::thread::spawn(move || {
-            if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
                 rt.block_on(async {
                     for cmd in cmds {
                         let _ = exec.output(&cmd).await;

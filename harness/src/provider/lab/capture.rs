@@ -35,20 +35,32 @@ pub struct Capture {
 
 impl std::fmt::Debug for Capture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Capture").field("pcap", &self.pcap).finish_non_exhaustive()
+        f.debug_struct("Capture")
+            .field("pcap", &self.pcap)
+            .finish_non_exhaustive()
     }
 }
 
 /// Starts capturing on the lab bridge into `dir/<name>.pcap`; returns once libpcap has
 /// the interface open and is taking packets.
-pub async fn start(_exec: &Exec, network: &LabNetwork, dir: &Path, name: &str, canaries: &[String]) -> Result<Capture, LabError> {
-    std::fs::create_dir_all(dir).map_err(|e| LabError::Capture(format!("{}: {e}", dir.display())))?;
+pub async fn start(
+    _exec: &Exec,
+    network: &LabNetwork,
+    dir: &Path,
+    name: &str,
+    canaries: &[String],
+) -> Result<Capture, LabError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| LabError::Capture(format!("{}: {e}", dir.display())))?;
     let pcap = dir.join(format!("{name}.pcap"));
     let config = CaptureConfig {
         interface: network.bridge.clone(),
         bpf: BPF.to_string(),
         pcap_path: pcap.clone(),
-        analyzer: AnalyzerConfig { canaries: canaries.iter().map(|c| c.as_bytes().to_vec()).collect(), ..AnalyzerConfig::default() },
+        analyzer: AnalyzerConfig {
+            canaries: canaries.iter().map(|c| c.as_bytes().to_vec()).collect(),
+            ..AnalyzerConfig::default()
+        },
         ..CaptureConfig::default()
     };
     let live = tokio::task::spawn_blocking(move || LiveCapture::start(config))
@@ -59,14 +71,23 @@ pub async fn start(_exec: &Exec, network: &LabNetwork, dir: &Path, name: &str, c
 }
 
 /// Stops the capture and returns every flow, classified, with the lab's peer names.
-pub async fn stop(capture: Capture, peers: PeerMap, network: &LabNetwork) -> Result<CaptureResult, LabError> {
+pub async fn stop(
+    capture: Capture,
+    peers: PeerMap,
+    network: &LabNetwork,
+) -> Result<CaptureResult, LabError> {
     // Packets of the last probe may still be in flight between the pods.
     tokio::time::sleep(GRACE).await;
     let (analysis, pcap) = tokio::task::spawn_blocking(move || capture.live.stop())
         .await
         .map_err(|e| LabError::Capture(e.to_string()))?
         .map_err(|e| LabError::Capture(e.to_string()))?;
-    Ok(CaptureResult { pcap, analysis, peers, point: network.bridge.clone() })
+    Ok(CaptureResult {
+        pcap,
+        analysis,
+        peers,
+        point: network.bridge.clone(),
+    })
 }
 
 /// Who is who on the lab network: pods by IP, the gateway, and the host (the bridge's

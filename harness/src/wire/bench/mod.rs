@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-pub use synth::{write_synthetic_capture, SynthConfig, SynthSummary};
+pub use synth::{SynthConfig, SynthSummary, write_synthetic_capture};
 
-use super::{analyze_file_with_stats, AnalyzerConfig, FlowClass, WireError};
+use super::{AnalyzerConfig, FlowClass, WireError, analyze_file_with_stats};
 use crate::exec::{Cmd, Exec, ExecError};
 use crate::reporter::Reporter;
 
@@ -74,16 +74,33 @@ pub struct BenchReport {
 pub const BENCH_CANARY: &[u8] = b"meshproof-bench-canary-4111111111111111";
 
 /// Generates the capture, has it analysed in a separate process, and times tshark.
-pub async fn run_bench(config: &BenchConfig, exec: &Exec, reporter: &dyn Reporter) -> Result<BenchReport, BenchError> {
+pub async fn run_bench(
+    config: &BenchConfig,
+    exec: &Exec,
+    reporter: &dyn Reporter,
+) -> Result<BenchReport, BenchError> {
     let temp = match &config.work_dir {
         Some(_) => None,
-        None => Some(tempfile::Builder::new().prefix("meshproof-bench-").tempdir().map_err(|source| {
-            BenchError::Generate { dir: std::env::temp_dir(), source }
-        })?),
+        None => Some(
+            tempfile::Builder::new()
+                .prefix("meshproof-bench-")
+                .tempdir()
+                .map_err(|source| BenchError::Generate {
+                    dir: std::env::temp_dir(),
+                    source,
+                })?,
+        ),
     };
-    let dir = config.work_dir.clone().or_else(|| temp.as_ref().map(|t| t.path().to_path_buf())).unwrap_or_default();
+    let dir = config
+        .work_dir
+        .clone()
+        .or_else(|| temp.as_ref().map(|t| t.path().to_path_buf()))
+        .unwrap_or_default();
     let path = dir.join("meshproof-bench.pcap");
-    reporter.started("bench/generate", &format!("Generating a {} MiB capture", config.size_bytes >> 20));
+    reporter.started(
+        "bench/generate",
+        &format!("Generating a {} MiB capture", config.size_bytes >> 20),
+    );
     let synth = SynthConfig {
         target_bytes: config.size_bytes,
         concurrent: config.concurrent,
@@ -91,18 +108,30 @@ pub async fn run_bench(config: &BenchConfig, exec: &Exec, reporter: &dyn Reporte
         canary: BENCH_CANARY.to_vec(),
     };
     let start = Instant::now();
-    let generated = write_synthetic_capture(&path, &synth).map_err(|source| BenchError::Generate { dir: dir.clone(), source })?;
+    let generated =
+        write_synthetic_capture(&path, &synth).map_err(|source| BenchError::Generate {
+            dir: dir.clone(),
+            source,
+        })?;
     let generate_seconds = start.elapsed().as_secs_f64();
-    reporter.finished("bench/generate", true, &format!("{} packets in {generate_seconds:.1} s", generated.packets));
+    reporter.finished(
+        "bench/generate",
+        true,
+        &format!("{} packets in {generate_seconds:.1} s", generated.packets),
+    );
     reporter.started("bench/analyze", "Analysing with meshproof");
-    let out = exec.run(&config.analyze_cmd.clone().arg(path.display().to_string())).await?;
-    let analysis: Measurement =
-        serde_json::from_slice(&out.stdout).map_err(|_| BenchError::ChildOutput(out.stdout_text()))?;
+    let out = exec
+        .run(&config.analyze_cmd.clone().arg(path.display().to_string()))
+        .await?;
+    let analysis: Measurement = serde_json::from_slice(&out.stdout)
+        .map_err(|_| BenchError::ChildOutput(out.stdout_text()))?;
     reporter.finished("bench/analyze", true, &format!("{:.2} s", analysis.seconds));
     let tshark = if config.tshark {
         reporter.started("bench/tshark", "Timing tshark on the same file");
         let run = run_tshark(exec, &path).await?;
-        let summary = run.as_ref().map_or("not installed".to_string(), |r| format!("{:.1} s", r.elapsed.as_secs_f64()));
+        let summary = run.as_ref().map_or("not installed".to_string(), |r| {
+            format!("{:.1} s", r.elapsed.as_secs_f64())
+        });
         reporter.finished("bench/tshark", true, &summary);
         run
     } else {
@@ -111,7 +140,12 @@ pub async fn run_bench(config: &BenchConfig, exec: &Exec, reporter: &dyn Reporte
     if temp.is_none() {
         let _ = std::fs::remove_file(&path);
     }
-    Ok(BenchReport { generated, generate_seconds, analysis, tshark })
+    Ok(BenchReport {
+        generated,
+        generate_seconds,
+        analysis,
+        tshark,
+    })
 }
 
 /// The figures from analysing one file.
@@ -152,7 +186,8 @@ pub fn measure_file(path: &Path, config: &AnalyzerConfig) -> Result<Measurement,
     let start = Instant::now();
     let (analysis, _) = analyze_file_with_stats(path, config)?;
     let seconds = start.elapsed().as_secs_f64();
-    let count = |f: fn(FlowClass) -> bool| analysis.flows.iter().filter(|x| f(x.class)).count() as u64;
+    let count =
+        |f: fn(FlowClass) -> bool| analysis.flows.iter().filter(|x| f(x.class)).count() as u64;
     Ok(Measurement {
         bytes: analysis.bytes,
         packets: analysis.packets,
@@ -208,8 +243,15 @@ pub async fn run_tshark(exec: &Exec, path: &Path) -> Result<Option<TsharkRun>, E
     };
     let elapsed = start.elapsed();
     let text = out.stdout_text();
-    let server_names = text.lines().filter(|l| l.contains('.') && !l.contains('<') && !l.contains('|')).count() as u64;
-    Ok(Some(TsharkRun { elapsed, server_names, command: cmd.display() }))
+    let server_names = text
+        .lines()
+        .filter(|l| l.contains('.') && !l.contains('<') && !l.contains('|'))
+        .count() as u64;
+    Ok(Some(TsharkRun {
+        elapsed,
+        server_names,
+        command: cmd.display(),
+    }))
 }
 
 #[cfg(test)]
@@ -220,14 +262,25 @@ mod tests {
     fn synthetic_capture_is_classified_as_generated() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bench.pcap");
-        let config = SynthConfig { target_bytes: 3 << 20, concurrent: 5, response_bytes: 200_000, canary: b"bench-canary-0001".to_vec() };
+        let config = SynthConfig {
+            target_bytes: 3 << 20,
+            concurrent: 5,
+            response_bytes: 200_000,
+            canary: b"bench-canary-0001".to_vec(),
+        };
         let made = write_synthetic_capture(&path, &config).unwrap();
         assert!(made.bytes >= 3 << 20);
-        let analyzer = AnalyzerConfig { canaries: vec![config.canary.clone()], ..AnalyzerConfig::default() };
+        let analyzer = AnalyzerConfig {
+            canaries: vec![config.canary.clone()],
+            ..AnalyzerConfig::default()
+        };
         let m = measure_file(&path, &analyzer).unwrap();
         assert_eq!(m.packets, made.packets);
         assert_eq!(m.bytes + 24 + 16 * made.packets, made.bytes);
-        assert_eq!((m.tls_flows, m.plain_flows), (made.tls_flows, made.plain_flows));
+        assert_eq!(
+            (m.tls_flows, m.plain_flows),
+            (made.tls_flows, made.plain_flows)
+        );
         assert_eq!(m.canary_hits, made.canary_hits);
         assert!(m.peak_rss.unwrap_or(1) > 0);
     }

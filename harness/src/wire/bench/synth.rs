@@ -60,7 +60,9 @@ fn other(e: impl std::fmt::Display) -> io::Error {
 fn tls_template(sni: &str, alpn: &[&[u8]], response_bytes: usize) -> io::Result<Template> {
     let certified = rcgen::generate_simple_self_signed(vec![sni.to_string()]).map_err(other)?;
     let cert: CertificateDer<'static> = certified.cert.der().clone();
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der()));
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+        certified.signing_key.serialize_der(),
+    ));
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     roots.add(cert.clone()).map_err(other)?;
@@ -82,7 +84,9 @@ fn tls_template(sni: &str, alpn: &[&[u8]], response_bytes: usize) -> io::Result<
     let mut server = ServerConnection::new(Arc::new(server_cfg)).map_err(other)?;
     let mut messages = Vec::new();
     pump(&mut client, &mut server, &mut messages)?;
-    client.writer().write_all(b"GET /bench HTTP/1.1\r\nHost: bench\r\n\r\n")?;
+    client
+        .writer()
+        .write_all(b"GET /bench HTTP/1.1\r\nHost: bench\r\n\r\n")?;
     pump(&mut client, &mut server, &mut messages)?;
     // rustls bounds its send buffer, so the body goes out in record-sized pieces.
     let piece = vec![b'x'; 16 * 1024];
@@ -93,11 +97,20 @@ fn tls_template(sni: &str, alpn: &[&[u8]], response_bytes: usize) -> io::Result<
         pump(&mut client, &mut server, &mut messages)?;
         left -= n;
     }
-    Ok(Template { messages, server_port: 443, tls: true, canary_hits: 0 })
+    Ok(Template {
+        messages,
+        server_port: 443,
+        tls: true,
+        canary_hits: 0,
+    })
 }
 
 /// Moves TLS bytes between the two ends until neither has anything to send.
-fn pump(client: &mut ClientConnection, server: &mut ServerConnection, out: &mut Vec<Message>) -> io::Result<()> {
+fn pump(
+    client: &mut ClientConnection,
+    server: &mut ServerConnection,
+    out: &mut Vec<Message>,
+) -> io::Result<()> {
     loop {
         let mut moved = false;
         let mut buf = Vec::new();
@@ -154,7 +167,12 @@ fn plain_template(canary: &[u8], response_bytes: usize) -> Template {
             hits += 1;
         }
     }
-    Template { messages: vec![(true, request), (false, body)], server_port: 80, tls: false, canary_hits: hits }
+    Template {
+        messages: vec![(true, request), (false, body)],
+        server_port: 80,
+        tls: false,
+        canary_hits: hits,
+    }
 }
 
 /// One connection being written: which template, how far, and its sequence numbers.
@@ -172,9 +190,17 @@ const MSS: usize = 1448;
 /// Writes a synthetic pcap of at least `config.target_bytes` bytes.
 pub fn write_synthetic_capture(path: &Path, config: &SynthConfig) -> io::Result<SynthSummary> {
     let templates = [
-        tls_template("outbound_.9080_._.reviews.bookinfo.svc.cluster.local", &[b"istio-http/1.1", b"istio", b"http/1.1"], config.response_bytes)?,
+        tls_template(
+            "outbound_.9080_._.reviews.bookinfo.svc.cluster.local",
+            &[b"istio-http/1.1", b"istio", b"http/1.1"],
+            config.response_bytes,
+        )?,
         plain_template(&config.canary, config.response_bytes),
-        tls_template("api.bench.meshproof.test", &[b"h2", b"http/1.1"], config.response_bytes)?,
+        tls_template(
+            "api.bench.meshproof.test",
+            &[b"h2", b"http/1.1"],
+            config.response_bytes,
+        )?,
         plain_template(&config.canary, config.response_bytes / 2),
     ];
     let mut w = PcapWriter::create(path)?;
@@ -186,9 +212,20 @@ pub fn write_synthetic_capture(path: &Path, config: &SynthConfig) -> io::Result<
         while !done && active.len() < config.concurrent.max(1) {
             let t = (next_id % templates.len() as u64) as usize;
             let tpl = &templates[t];
-            if tpl.tls { summary.tls_flows += 1 } else { summary.plain_flows += 1 }
+            if tpl.tls {
+                summary.tls_flows += 1
+            } else {
+                summary.plain_flows += 1
+            }
             summary.canary_hits += tpl.canary_hits;
-            active.push(Conn { template: t, id: next_id, message: 0, offset: 0, seq: [1000, 50_000], stage: 0 });
+            active.push(Conn {
+                template: t,
+                id: next_id,
+                message: 0,
+                offset: 0,
+                seq: [1000, 50_000],
+                stage: 0,
+            });
             next_id += 1;
         }
         let mut failure = None;
@@ -213,7 +250,10 @@ pub fn write_synthetic_capture(path: &Path, config: &SynthConfig) -> io::Result<
 
 /// Writes up to a burst of packets for one connection; false once it has closed.
 fn step(w: &mut PcapWriter, t: &Template, c: &mut Conn) -> io::Result<bool> {
-    let client = ([10, 1, (c.id >> 8) as u8, c.id as u8], 20_000 + (c.id % 40_000) as u16);
+    let client = (
+        [10, 1, (c.id >> 8) as u8, c.id as u8],
+        20_000 + (c.id % 40_000) as u16,
+    );
     let server = ([10, 2, 0, (c.id % 200) as u8 + 1], t.server_port);
     let ends = [client, server];
     match c.stage {
@@ -270,15 +310,41 @@ impl PcapWriter {
         out.write_all(&[2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0])?;
         out.write_all(&262_144u32.to_le_bytes())?;
         out.write_all(&1u32.to_le_bytes())?;
-        Ok(PcapWriter { out, frame: Vec::with_capacity(2048), bytes: 24, packets: 0 })
+        Ok(PcapWriter {
+            out,
+            frame: Vec::with_capacity(2048),
+            bytes: 24,
+            packets: 0,
+        })
     }
 
-    fn tcp(&mut self, src: ([u8; 4], u16), dst: ([u8; 4], u16), seq: u32, ack: u32, flags: u8, payload: &[u8]) -> io::Result<()> {
+    fn tcp(
+        &mut self,
+        src: ([u8; 4], u16),
+        dst: ([u8; 4], u16),
+        seq: u32,
+        ack: u32,
+        flags: u8,
+        payload: &[u8],
+    ) -> io::Result<()> {
         let f = &mut self.frame;
         f.clear();
         f.extend_from_slice(&[0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00]);
         let total = (40 + payload.len()) as u16;
-        f.extend_from_slice(&[0x45, 0, (total >> 8) as u8, total as u8, 0, 0, 0x40, 0, 64, 6, 0, 0]);
+        f.extend_from_slice(&[
+            0x45,
+            0,
+            (total >> 8) as u8,
+            total as u8,
+            0,
+            0,
+            0x40,
+            0,
+            64,
+            6,
+            0,
+            0,
+        ]);
         f.extend_from_slice(&src.0);
         f.extend_from_slice(&dst.0);
         f.extend_from_slice(&src.1.to_be_bytes());
@@ -288,8 +354,10 @@ impl PcapWriter {
         f.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
         f.extend_from_slice(payload);
         let ts_us = self.packets * 20;
-        self.out.write_all(&((1_750_000_000 + ts_us / 1_000_000) as u32).to_le_bytes())?;
-        self.out.write_all(&((ts_us % 1_000_000) as u32).to_le_bytes())?;
+        self.out
+            .write_all(&((1_750_000_000 + ts_us / 1_000_000) as u32).to_le_bytes())?;
+        self.out
+            .write_all(&((ts_us % 1_000_000) as u32).to_le_bytes())?;
         let len = (f.len() as u32).to_le_bytes();
         self.out.write_all(&len)?;
         self.out.write_all(&len)?;
