@@ -74,12 +74,18 @@ pub struct E2eArgs {
     /// Print the full ordered plan and touch nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Use kind/kubectl/istioctl/helm from PATH whatever their version (kind provider).
+    #[arg(long)]
+    use_path_tools: bool,
 }
 
 pub fn run(root: &Path, args: E2eArgs, ui: &Ui) -> Result<Outcome> {
     let scenarios = load(root, &args)?;
     let kind = ProviderKind::from(args.provider);
-    let provider = provider::for_kind(kind, root);
+    let options = provider::ProviderOptions {
+        use_path_tools: args.use_path_tools,
+    };
+    let provider = provider::for_kind(kind, root, options);
     let run_id = run_id();
     let ctx = RunContext {
         run_id: run_id.clone(),

@@ -6,6 +6,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use meshproof::env_vars;
 use meshproof::reporter::{Event, Level, Reporter};
 
 /// Renders library progress on stderr: a spinner per running step on a terminal, plain
@@ -19,7 +20,7 @@ pub struct Ui {
 impl Ui {
     /// A renderer; `no_progress` forces plain lines.
     pub fn new(verbose: bool, no_progress: bool) -> Self {
-        let quiet_env = std::env::var_os("NO_COLOR").is_some() || std::env::var_os("CI").is_some();
+        let quiet_env = env_vars::NO_COLOR.is_set() || env_vars::CI.is_set();
         let fancy = !no_progress && !verbose && !quiet_env && std::io::stderr().is_terminal();
         Ui {
             verbose,

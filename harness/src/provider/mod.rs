@@ -26,9 +26,6 @@ pub mod kind;
 /// Errors from provisioning or driving a lab. Each carries enough context to act on.
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
-    /// A part of the provider that is not built yet; never a pass.
-    #[error("{0} is not built yet")]
-    NotBuilt(&'static str),
     /// A precondition is missing (a tool, a daemon, a capability).
     #[error("preflight failed: {problem}\nhint: {hint}")]
     Preflight {
@@ -255,10 +252,21 @@ impl ProviderKind {
     }
 }
 
+/// Choices that shape how a provider provisions, shared by every provider kind.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProviderOptions {
+    /// Accept kind/kubectl/istioctl/helm from `PATH` whatever their version, instead of
+    /// the pinned, checksum-verified downloads (kind provider only; the existing
+    /// provider always uses the user's own tools and the lab needs none).
+    pub use_path_tools: bool,
+}
+
 /// The provider of that kind, for a repository rooted at `root`.
-pub fn for_kind(kind: ProviderKind, root: &Path) -> Box<dyn Provider> {
+pub fn for_kind(kind: ProviderKind, root: &Path, options: ProviderOptions) -> Box<dyn Provider> {
     match kind {
-        ProviderKind::Kind => Box::new(kind::KindProvider::new(root)),
+        ProviderKind::Kind => {
+            Box::new(kind::KindProvider::new(root).use_path_tools(options.use_path_tools))
+        }
         ProviderKind::Existing => Box::new(existing::ExistingProvider::new(root)),
         ProviderKind::Lab => Box::new(lab::LabProvider::new(root)),
     }

@@ -76,7 +76,10 @@ fn junit_has_a_case_per_check_with_failures_and_skips() {
 #[test]
 fn text_shows_evidence_for_failures_only() {
     let text = to_text(&sample());
-    assert!(text.contains("pii-demo on lab: FAIL"), "{text}");
+    assert!(
+        text.contains("pii-demo on lab: FAIL (3 checks: 1 passed, 1 failed, 1 skipped)"),
+        "{text}"
+    );
     assert!(
         text.contains("✗ strict-mtls/db-is-mtls [wire] fail"),
         "{text}"

@@ -11,10 +11,11 @@ pub fn to_text(run: &RunReport) -> String {
     for s in &run.scenarios {
         let _ = writeln!(
             out,
-            "\n{} on {}: {}",
+            "\n{} on {}: {} ({})",
             s.name,
             run.provider,
-            s.verdict().as_str().to_uppercase()
+            s.verdict().as_str().to_uppercase(),
+            tally(s.checks())
         );
         for note in &s.notes {
             let _ = writeln!(out, "  note: {note}");
@@ -44,6 +45,32 @@ pub fn to_text(run: &RunReport) -> String {
         run.artifacts.display()
     );
     out
+}
+
+/// How many checks ended each way, so that a scenario whose verdict is SKIP shows at a
+/// glance whether everything else passed.
+fn tally<'a>(checks: impl Iterator<Item = &'a Judgement>) -> String {
+    let mut counts = [0usize; 4];
+    for j in checks {
+        counts[match j.verdict {
+            Verdict::Pass => 0,
+            Verdict::Fail => 1,
+            Verdict::Error => 2,
+            Verdict::Skip => 3,
+        }] += 1;
+    }
+    let names = ["passed", "failed", "errored", "skipped"];
+    let parts: Vec<String> = counts
+        .iter()
+        .zip(names)
+        .filter(|(n, _)| **n > 0)
+        .map(|(n, name)| format!("{n} {name}"))
+        .collect();
+    format!(
+        "{} checks: {}",
+        counts.iter().sum::<usize>(),
+        parts.join(", ")
+    )
 }
 
 fn line(out: &mut String, phase: &str, j: &Judgement) {

@@ -236,7 +236,7 @@ impl CaptureParser {
         };
         let kind = u32_at(b, 0, le);
         let len = u32_at(b, 4, le);
-        if len < 12 || len % 4 != 0 || len > MAX_BLOCK {
+        if len < 12 || !len.is_multiple_of(4) || len > MAX_BLOCK {
             return Err(WireError::BadBlockLength {
                 offset: self.offset + 4,
                 length: len,
@@ -273,7 +273,7 @@ impl CaptureParser {
             }
         };
         let len = u32_at(b, 4, le);
-        if len < 28 || len % 4 != 0 || len > MAX_BLOCK {
+        if len < 28 || !len.is_multiple_of(4) || len > MAX_BLOCK {
             return Err(WireError::BadBlockLength {
                 offset: self.offset + 4,
                 length: len,

@@ -35,7 +35,7 @@ pub use file::{
     CaptureParser, MAX_RECORD, Record, analyze_file, analyze_file_with_stats, read_capture,
 };
 pub use flow::{Analysis, Flow};
-pub use link::LinkType;
+pub use link::{Decoded, Endpoint, LinkType, Segment, decode, flags as tcp_flags};
 pub use report::render_table;
 
 /// Why a capture could not be read. Every variant that concerns the bytes carries the

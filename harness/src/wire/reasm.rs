@@ -23,6 +23,23 @@ pub enum Chunk<'a> {
 /// anything further is treated as noise (a stray packet of an older connection).
 const MAX_AHEAD: i64 = 1 << 30;
 
+/// Data segments a direction without a SYN holds before it picks its first byte. A
+/// capture that starts mid-stream cannot know where the stream starts; taking the first
+/// segment seen would drop an earlier segment that arrives just after it (reordering at
+/// the capture's start) as if it were a retransmission, and a canary in it would be lost.
+/// Holding a few segments and starting at the lowest sequence number among them survives
+/// the reordering a network actually produces.
+const MID_STREAM_HOLD: usize = 8;
+
+/// A segment held while a mid-stream direction decides where its stream starts.
+#[derive(Debug)]
+struct Held {
+    seq: u32,
+    fin: bool,
+    wire_len: u32,
+    data: Vec<u8>,
+}
+
 #[derive(Debug)]
 struct Pending {
     offset: u64,
@@ -48,6 +65,9 @@ pub struct Reassembly {
     pub fin: bool,
     /// Segments or parts of segments that repeated bytes already delivered.
     pub retransmitted: u64,
+    /// Data segments of a direction without a SYN, held until its start is chosen.
+    held: Vec<Held>,
+    held_bytes: usize,
 }
 
 impl Reassembly {
@@ -65,6 +85,8 @@ impl Reassembly {
                 self.base = Some(seq.wrapping_add(1));
                 self.from_syn = true;
                 self.syn_seq = Some(seq);
+                // Data that overtook the SYN now has its place in the stream.
+                self.release_held(limit, sink);
             }
             // The SYN occupies one sequence number; data on a SYN (TCP Fast Open) follows it.
             seq = seq.wrapping_add(1);
@@ -75,20 +97,85 @@ impl Reassembly {
         if seg.wire_len == 0 {
             return;
         }
-        let base = *self.base.get_or_insert(seq);
+        if self.base.is_none() {
+            self.hold(seq, seg, limit, sink);
+            return;
+        }
+        self.place(seq, seg.payload, seg.wire_len, limit, sink);
+    }
+
+    /// Holds a data segment of a direction whose start is not known yet (see
+    /// [`MID_STREAM_HOLD`]); once enough are held, starts at the lowest of them.
+    fn hold(
+        &mut self,
+        seq: u32,
+        seg: SegmentIn<'_>,
+        limit: usize,
+        sink: &mut impl FnMut(Chunk<'_>),
+    ) {
+        self.held_bytes += seg.payload.len();
+        self.held.push(Held {
+            seq,
+            fin: seg.fin,
+            wire_len: seg.wire_len,
+            data: seg.payload.to_vec(),
+        });
+        if self.held.len() >= MID_STREAM_HOLD || self.held_bytes > limit {
+            self.start_mid_stream(limit, sink);
+        }
+    }
+
+    /// Picks the lowest held sequence number (wrap-aware, relative to the first held
+    /// segment) as the stream's start and plays the held segments in.
+    fn start_mid_stream(&mut self, limit: usize, sink: &mut impl FnMut(Chunk<'_>)) {
+        let Some(first) = self.held.first().map(|h| h.seq) else {
+            return;
+        };
+        let lowest = self
+            .held
+            .iter()
+            .map(|h| h.seq)
+            .min_by_key(|&s| s.wrapping_sub(first) as i32)
+            .unwrap_or(first);
+        self.base = Some(lowest);
+        self.release_held(limit, sink);
+    }
+
+    /// Plays held segments in, now that the stream has a start.
+    fn release_held(&mut self, limit: usize, sink: &mut impl FnMut(Chunk<'_>)) {
+        let held = std::mem::take(&mut self.held);
+        self.held_bytes = 0;
+        for h in held {
+            self.fin |= h.fin;
+            self.place(h.seq, &h.data, h.wire_len, limit, sink);
+        }
+    }
+
+    /// Places a data segment in a stream whose start is known.
+    fn place(
+        &mut self,
+        seq: u32,
+        payload: &[u8],
+        wire_len: u32,
+        limit: usize,
+        sink: &mut impl FnMut(Chunk<'_>),
+    ) {
+        let Some(base) = self.base else {
+            return;
+        };
         let expected = base.wrapping_add(self.next as u32);
         let ahead = i64::from(seq.wrapping_sub(expected) as i32);
         let offset = self.next as i64 + ahead;
-        let end = offset + i64::from(seg.wire_len);
+        let end = offset + i64::from(wire_len);
         if end <= self.next as i64 {
             self.retransmitted += 1;
             return;
         }
         if offset <= self.next as i64 {
-            self.deliver(offset, seg.payload, seg.wire_len, sink);
+            self.deliver(offset, payload, wire_len, sink);
             self.drain(sink);
         } else if ahead <= MAX_AHEAD {
-            self.queue(offset as u64, seg.payload, seg.wire_len);
+            self.queue(offset as u64, payload, wire_len);
             if self.pending_bytes > limit {
                 self.skip_hole(sink);
             }
@@ -156,8 +243,9 @@ impl Reassembly {
         }
     }
 
-    /// Flushes everything queued, declaring every remaining hole a gap.
+    /// Flushes everything held or queued, declaring every remaining hole a gap.
     pub fn flush(&mut self, sink: &mut impl FnMut(Chunk<'_>)) {
+        self.start_mid_stream(usize::MAX, sink);
         while !self.pending.is_empty() {
             self.skip_hole(sink);
         }
@@ -272,6 +360,35 @@ mod tests {
         let (out, gaps) = run(&mut r, &[cut, seg(10, b"next")], 1 << 20);
         assert_eq!(out, b"abcnext");
         assert_eq!(gaps, 7);
+    }
+
+    #[test]
+    fn a_mid_stream_start_survives_reordering_of_its_first_segments() {
+        let mut r = Reassembly::default();
+        let (out, gaps) = run(
+            &mut r,
+            &[seg(5006, b"world"), seg(5000, b"hello "), seg(5011, b"!")],
+            1 << 20,
+        );
+        assert_eq!(out, b"hello world!");
+        assert_eq!(gaps, 0);
+        assert!(!r.from_syn);
+    }
+
+    #[test]
+    fn data_that_overtakes_the_syn_is_placed_after_it() {
+        let mut r = Reassembly::default();
+        let syn = SegmentIn {
+            seq: 99,
+            syn: true,
+            fin: false,
+            payload: b"",
+            wire_len: 0,
+        };
+        let (out, gaps) = run(&mut r, &[seg(103, b"def"), syn, seg(100, b"abc")], 1 << 20);
+        assert_eq!(out, b"abcdef");
+        assert_eq!(gaps, 0);
+        assert!(r.from_syn);
     }
 
     #[test]

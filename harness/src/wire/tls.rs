@@ -40,6 +40,10 @@ pub enum Probe {
     No,
 }
 
+/// One test on the bytes of a candidate hello; it may read only the bytes its position
+/// in the list guarantees are there.
+type ByteCheck = dyn Fn(&[u8]) -> bool;
+
 /// Checks whether a ClientHello or ServerHello record starts at `b[0]`.
 ///
 /// Eleven bytes are checked (record type, version and length; handshake type and
@@ -47,7 +51,7 @@ pub enum Probe {
 /// practically impossible while still finding TLS after a plaintext preamble
 /// (MySQL's SSLRequest, PostgreSQL's SSLRequest, STARTTLS, HTTP CONNECT).
 pub fn handshake_start(b: &[u8]) -> Probe {
-    let checks: [&dyn Fn(&[u8]) -> bool; HANDSHAKE_PROBE] = [
+    let checks: [&ByteCheck; HANDSHAKE_PROBE] = [
         &|b| b[0] == CONTENT_HANDSHAKE,
         &|b| b[1] == 3,
         &|b| b[2] <= 4,

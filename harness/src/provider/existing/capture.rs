@@ -38,7 +38,7 @@ fn failed(message: String) -> ProviderError {
 pub fn remote_command(bpf: &str) -> Vec<String> {
     let quoted = bpf.replace('\'', r"'\''");
     let line = format!(
-        "tcpdump -i any -y LINUX_SLL -U -s 0 -w - '{quoted}' & p=$!; read _; kill -INT $p; wait $p"
+        "tcpdump -i any -y LINUX_SLL --immediate-mode -U -s 0 -w - '{quoted}' & p=$!; read _; kill -INT $p; wait $p"
     );
     vec!["sh".into(), "-c".into(), line]
 }

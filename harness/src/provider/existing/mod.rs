@@ -7,6 +7,7 @@
 //! clusters you own: meshproof applies manifests, restarts workloads and captures traffic.
 
 pub(crate) mod capture;
+pub use capture::remote_command;
 mod capture_pod;
 
 use std::path::{Path, PathBuf};

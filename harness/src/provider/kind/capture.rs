@@ -77,14 +77,27 @@ pub fn choose_point(interface: &str, first_worker: &str, tcpdump_image: &str) ->
     }
 }
 
-/// The helper container's command: unbuffered, full packets, pcap on stdout, with the
-/// classic SLL header so every reader understands the link type.
+/// The helper container's command: unbuffered, full packets, pcap on stdout.
+///
+/// `--immediate-mode` matters: with TPACKET_V3, libpcap hands packets over a block at a
+/// time, and a tcpdump stopped by a signal drops the block it has not been given yet, so
+/// the last second of traffic (often the probe the capture was for) would be missing.
 pub fn tcpdump_command(bpf: &str) -> Vec<String> {
-    ["tcpdump", "-i", "eth0", "-U", "-s", "0", "-w", "-"]
-        .into_iter()
-        .map(str::to_string)
-        .chain(std::iter::once(bpf.to_string()))
-        .collect()
+    [
+        "tcpdump",
+        "-i",
+        "eth0",
+        "--immediate-mode",
+        "-U",
+        "-s",
+        "0",
+        "-w",
+        "-",
+    ]
+    .into_iter()
+    .map(str::to_string)
+    .chain(std::iter::once(bpf.to_string()))
+    .collect()
 }
 
 /// The pcap path of a named capture in the artifacts directory.

@@ -432,6 +432,17 @@ impl Lab for KindLab {
         }
     }
 
+    /// A kind or existing cluster has the HPA controller and metrics-server, so the
+    /// live check runs for real (see [`crate::hpa::live`]).
+    async fn hpa(
+        &mut self,
+        check: &crate::hpa::live::LiveCheck,
+        reporter: &dyn crate::reporter::Reporter,
+    ) -> Result<Vec<crate::verdict::Judgement>, ProviderError> {
+        let client = self.p.kube.client().clone();
+        Ok(crate::hpa::live::judged(client, check, reporter).await)
+    }
+
     async fn collect_diagnostics(&mut self, dir: &Path) -> Result<(), ProviderError> {
         super::diagnostics::collect(self, dir).await
     }

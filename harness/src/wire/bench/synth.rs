@@ -275,7 +275,7 @@ fn step(w: &mut PcapWriter, t: &Template, c: &mut Conn) -> io::Result<bool> {
                 w.tcp(ends[d], ends[1 - d], c.seq[d], c.seq[1 - d], 0x18, piece)?;
                 c.seq[d] = c.seq[d].wrapping_add(piece.len() as u32);
                 c.offset += piece.len();
-                if c.offset / MSS % 2 == 0 || c.offset == bytes.len() {
+                if (c.offset / MSS).is_multiple_of(2) || c.offset == bytes.len() {
                     // Delayed ACK: the receiver acknowledges every second segment.
                     w.tcp(ends[1 - d], ends[d], c.seq[1 - d], c.seq[d], 0x10, b"")?;
                 }
