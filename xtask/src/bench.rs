@@ -65,6 +65,14 @@ fn analyzer(args: AnalyzerBench, ui: &Ui) -> anyhow::Result<Outcome> {
         serde_json::to_writer(std::io::stdout().lock(), &m)?;
         return Ok(Outcome::Passed);
     }
+    // Figures from an unoptimised build would be off by an order of magnitude and
+    // mislead whoever compares them; refuse rather than print them.
+    if cfg!(debug_assertions) {
+        anyhow::bail!(
+            "benchmarks need an optimised build: run `cargo xtask-release bench analyzer` \
+             (`cargo run --release -p xtask -- bench analyzer`)"
+        );
+    }
     let exe = std::env::current_exe().context("cannot find the running executable")?;
     let config = BenchConfig {
         size_bytes: args.size_mib << 20,
@@ -83,7 +91,25 @@ fn analyzer(args: AnalyzerBench, ui: &Ui) -> anyhow::Result<Outcome> {
         .build()?;
     let report = runtime.block_on(bench::run_bench(&config, &Exec::new(), ui))?;
     print_report(&report)?;
-    Ok(Outcome::Passed)
+    // Speed means nothing if the answer is wrong: the analysis must find exactly what
+    // the generator wrote.
+    let (a, g) = (&report.analysis, &report.generated);
+    let found = (a.tls_flows, a.plain_flows, a.canary_hits);
+    let written = (g.tls_flows, g.plain_flows, g.canary_hits);
+    let mut out = std::io::stdout().lock();
+    if found == written {
+        writeln!(
+            out,
+            "accuracy:  flows and canary hits match what was generated"
+        )?;
+        Ok(Outcome::Passed)
+    } else {
+        writeln!(
+            out,
+            "accuracy:  MISMATCH: found (TLS, plaintext, canary hits) {found:?}, generated {written:?}"
+        )?;
+        Ok(Outcome::Failed)
+    }
 }
 
 fn print_report(r: &BenchReport) -> anyhow::Result<()> {
