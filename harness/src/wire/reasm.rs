@@ -281,6 +281,16 @@ mod tests {
         }
     }
 
+    fn syn(seq: u32) -> SegmentIn<'static> {
+        SegmentIn {
+            seq,
+            syn: true,
+            fin: false,
+            payload: b"",
+            wire_len: 0,
+        }
+    }
+
     fn run(r: &mut Reassembly, segs: &[SegmentIn<'_>], limit: usize) -> (Vec<u8>, u64) {
         let mut out = Vec::new();
         let mut gaps = 0;
@@ -298,13 +308,7 @@ mod tests {
     #[test]
     fn out_of_order_overlap_and_retransmission() {
         let mut r = Reassembly::default();
-        let syn = SegmentIn {
-            seq: 999,
-            syn: true,
-            fin: false,
-            payload: b"",
-            wire_len: 0,
-        };
+        let syn = syn(999);
         let (out, gaps) = run(
             &mut r,
             &[
@@ -378,13 +382,7 @@ mod tests {
     #[test]
     fn data_that_overtakes_the_syn_is_placed_after_it() {
         let mut r = Reassembly::default();
-        let syn = SegmentIn {
-            seq: 99,
-            syn: true,
-            fin: false,
-            payload: b"",
-            wire_len: 0,
-        };
+        let syn = syn(99);
         let (out, gaps) = run(&mut r, &[seg(103, b"def"), syn, seg(100, b"abc")], 1 << 20);
         assert_eq!(out, b"abcdef");
         assert_eq!(gaps, 0);
