@@ -217,8 +217,15 @@ fn check_flows(e: &WireExpectation, flows: &[&Flow], selector: &str) -> (Verdict
 /// True when the flow matches the selector's endpoints. A connection attempt that carried
 /// no payload either way (a SYN to a pod that was restarting, refused or unanswered) has
 /// no class to judge, so it is not selected.
+/// Whether a flow carried any payload. Connection attempts that were refused or closed
+/// before a byte moved say nothing about encryption, so no check judges them, and every
+/// check counts flows the same way.
+fn carries_data(f: &Flow) -> bool {
+    f.client_bytes > 0 || f.server_bytes > 0
+}
+
 fn selects(e: &WireExpectation, f: &Flow, peers_map: &PeerMap) -> bool {
-    (f.client_bytes > 0 || f.server_bytes > 0)
+    carries_data(f)
         && f.server.port() == e.flow.port
         && peer_is(&e.flow.to.value, f.server, peers_map)
         && (e.flow.from.value == peers::ANY || peer_is(&e.flow.from.value, f.client, peers_map))
@@ -275,7 +282,8 @@ pub fn judge_model(
             .flows
             .iter()
             .filter(|f| {
-                f.server.port() == m.port
+                carries_data(f)
+                    && f.server.port() == m.port
                     && peer_is(&m.to, f.server, &capture.peers)
                     && peer_is(&m.from, f.client, &capture.peers)
             })

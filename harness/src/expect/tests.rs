@@ -360,3 +360,28 @@ fn refused_connection_attempts_are_not_judged() {
         "a refused attempt alone is not a seen flow"
     );
 }
+
+#[test]
+fn the_model_check_counts_flows_as_the_wire_checks_do() {
+    let mut refused = flow("10.244.1.5:5001", "10.244.2.7:3306", FlowClass::Unknown, 0);
+    (refused.client_bytes, refused.server_bytes) = (0, 0);
+    let mtls = flow(
+        "10.244.1.5:5000",
+        "10.244.2.7:3306",
+        FlowClass::IstioMtls,
+        0,
+    );
+    let m = [model("web", "db", 3306, FlowClass::IstioMtls)];
+    let js = judge_model(&step(), &m, &capture(vec![refused.clone(), mtls]));
+    assert_eq!(js.len(), 1, "{js:#?}");
+    assert_eq!(js[0].evidence.flows.len(), 1, "{js:#?}");
+    assert!(
+        js[0].reason.starts_with("1 flow(s) are istio-mtls"),
+        "{js:#?}"
+    );
+    let js = judge_model(&step(), &m, &capture(vec![refused]));
+    assert!(
+        js.is_empty(),
+        "an attempt without data is not judged: {js:#?}"
+    );
+}
