@@ -10,7 +10,7 @@
 //! The scenario runner compares [`expected_flows`] with a scenario's own wire
 //! expectations; the Docker lab programs Envoy from [`inbound`] and [`outbound`].
 
-pub(crate) mod authz;
+mod authz;
 pub(crate) mod cluster;
 mod connect;
 mod consul;
