@@ -18,6 +18,11 @@ pub struct Ctx {
     pub rules: RuleIndex,
     /// Mesh install options.
     pub mesh: MeshOptions,
+    /// Workloads whose pods already run, keyed `namespace/name`, with whether they run a
+    /// mesh proxy. Injection happens when a pod is created, so running pods keep what they
+    /// were created with until they are restarted; workloads not listed are as their
+    /// manifests say.
+    pub running: BTreeMap<String, bool>,
 }
 
 /// A peer resolved to what the mesh sees of it.
@@ -42,6 +47,7 @@ impl Ctx {
             cluster,
             rules,
             mesh: mesh.clone(),
+            running: BTreeMap::new(),
         }
     }
 
@@ -70,8 +76,30 @@ impl Ctx {
         }
     }
 
-    /// Whether the configured mesh puts a proxy in this pod, and its interception.
+    /// Whether the pod runs a mesh proxy, and its interception: what the configured mesh
+    /// injects, unless [`Ctx::running`] says the running pods were created otherwise.
     pub fn proxy(&self, pod: &PodInfo) -> (Injection, Interception) {
+        let (injection, interception) = self.proxy_by_manifest(pod);
+        let key = format!("{}/{}", pod.namespace, pod.name);
+        match self.running.get(&key) {
+            Some(&running) if running != injection.injected => {
+                let reason = if running {
+                    "the running pods were created with a proxy and keep it until restarted"
+                } else {
+                    "the running pods were created without a proxy and get one when restarted"
+                };
+                let injection = Injection {
+                    injected: running,
+                    reason: reason.into(),
+                };
+                (injection, interception)
+            }
+            _ => (injection, interception),
+        }
+    }
+
+    /// What the configured mesh's injector decides for pods created now.
+    fn proxy_by_manifest(&self, pod: &PodInfo) -> (Injection, Interception) {
         let ns = self.cluster.namespace_labels(&pod.namespace);
         match self.mesh.kind {
             super::MeshKind::Istio => (

@@ -11,20 +11,20 @@
 //! expectations; the Docker lab programs Envoy from [`inbound`] and [`outbound`].
 
 mod authz;
-mod cluster;
+pub(crate) mod cluster;
 mod connect;
 mod consul;
-mod context;
+pub(crate) mod context;
 mod destination;
 mod external;
 mod gateway;
-mod inbound;
+pub(crate) mod inbound;
 mod injection;
 mod matrix;
-mod outbound;
+pub(crate) mod outbound;
 mod pairs;
 mod peer;
-mod protocol;
+pub(crate) mod protocol;
 mod table;
 mod types;
 

@@ -436,3 +436,27 @@ fn headless_service_with_an_endpoint_without_sidecar_gets_plaintext() {
     assert_eq!(out.tls, ClientTls::Disable);
     assert!(out.headless);
 }
+
+#[test]
+fn auto_mtls_follows_the_running_pods_not_the_manifest() {
+    let svc = ServiceRef {
+        name: "web",
+        namespace: "demo",
+    };
+    let tls = |yaml: &str, web_runs_a_proxy: bool| {
+        let mut ctx = context::Ctx::new(&docs(yaml), &MeshOptions::istio());
+        ctx.running.insert("demo/web".into(), web_runs_a_proxy);
+        ctx.running.insert("demo/client".into(), true);
+        outbound_in(&ctx, &Peer::workload("client", "demo"), svc, 80, None)
+            .unwrap()
+            .tls
+    };
+    // The namespace is labelled, but web's pods predate the label: no mTLS until restarted.
+    assert_eq!(tls(&base(), false), ClientTls::Disable);
+    assert_eq!(tls(&base(), true), ClientTls::IstioMutual);
+    // The label is gone, but web's pods still carry the sidecar they were created with.
+    let unlabelled = base().replace("labels: {istio-injection: enabled}", "labels: {}");
+    assert_ne!(unlabelled, base());
+    assert_eq!(tls(&unlabelled, true), ClientTls::IstioMutual);
+    assert_eq!(tls(&unlabelled, false), ClientTls::Disable);
+}

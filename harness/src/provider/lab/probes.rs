@@ -68,7 +68,7 @@ fn dial(lab: &DockerLab, probe: &Probe) -> Result<String, LabError> {
         return Ok(format!("{}:{port}", gw.running.ip));
     }
     let docs = lab.docs();
-    let mesh = Mesh::new(&docs);
+    let mesh = Mesh::for_scenario(&lab.scenario, &docs);
     let callee = lab
         .scenario
         .workload(to)

@@ -132,8 +132,8 @@ impl Provider for LabProvider {
             ),
             entry("cluster", DISCLAIMER.into(), None),
         ];
-        let docs = scenario.state_after(None);
-        let topo = Topology::new(scenario, Mesh::new(&docs));
+        let docs = crate::policy::creation_order(scenario, None);
+        let topo = Topology::new(scenario, Mesh::for_scenario(scenario, &docs));
         for w in &scenario.file.workloads {
             let pods = topology::instances(w).join(", ");
             let ports: Vec<String> = w
@@ -242,6 +242,7 @@ impl Provider for LabProvider {
             ca: LabCa::generate(&ctx.run_id)?,
             cookie: hex::encode(rand::random::<[u8; 16]>()),
             objects: BTreeMap::new(),
+            created: Vec::new(),
             pods: BTreeMap::new(),
             capture: None,
             guard,

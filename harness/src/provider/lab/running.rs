@@ -44,6 +44,9 @@ pub struct DockerLab {
     pub(super) cookie: String,
     /// Applied objects by `kind/namespace/name`, as the cluster would hold them.
     pub(super) objects: BTreeMap<String, Document>,
+    /// The keys of `objects` in creation order: the policy model breaks ties between
+    /// policies by age, as Istio does, so it must see the oldest first.
+    pub(super) created: Vec<String>,
     /// Pods by name; the gateway is under [`GATEWAY_POD`].
     pub(super) pods: BTreeMap<String, PodState>,
     pub(super) capture: Option<Capture>,
@@ -81,7 +84,11 @@ fn no_lab_meaning(doc: &Document) -> Option<&'static str> {
 
 impl DockerLab {
     pub(super) fn docs(&self) -> Vec<Document> {
-        self.objects.values().cloned().collect()
+        self.created
+            .iter()
+            .filter_map(|k| self.objects.get(k))
+            .cloned()
+            .collect()
     }
 
     fn has_sidecar_map(&self) -> BTreeMap<String, bool> {
@@ -107,8 +114,9 @@ impl DockerLab {
         reporter: &dyn Reporter,
     ) -> Result<Vec<String>, LabError> {
         let docs = self.docs();
-        let topo = Topology::new(&self.scenario, Mesh::new(&docs));
-        let sidecar = Mesh::new(&docs).injected(&w.namespace, &w.name.value);
+        let mesh = Mesh::for_scenario(&self.scenario, &docs);
+        let sidecar = mesh.injected(&w.namespace, &w.name.value);
+        let topo = Topology::new(&self.scenario, mesh);
         let mut names = Vec::new();
         for instance in topology::instances(w) {
             let role = topo.role(w, &instance, sidecar, &self.cookie);
@@ -175,7 +183,8 @@ impl DockerLab {
         .await?;
         self.history.insert(running.ip, running.clone());
         let docs = self.docs();
-        let cfg = Topology::new(&self.scenario, Mesh::new(&docs)).gateway(running.ip, &|_| false);
+        let cfg = Topology::new(&self.scenario, Mesh::for_scenario(&self.scenario, &docs))
+            .gateway(running.ip, &|_| false);
         self.pods.insert(
             GATEWAY_POD.into(),
             PodState {
@@ -194,7 +203,7 @@ impl DockerLab {
         let docs = self.docs();
         let sidecars = self.has_sidecar_map();
         let has = |w: &str| sidecars.get(w).copied().unwrap_or(false);
-        let topo = Topology::new(&self.scenario, Mesh::new(&docs));
+        let topo = Topology::new(&self.scenario, Mesh::for_scenario(&self.scenario, &docs));
         let mut changed = Vec::new();
         for (name, state) in &self.pods {
             if state.sidecar.is_none() {
@@ -281,14 +290,17 @@ impl DockerLab {
             .map(|p| p.running.workload.clone())
             .collect();
         for d in docs.iter().filter(|d| no_lab_meaning(d).is_none()) {
-            self.objects.insert(d.key(), d.clone());
+            if self.objects.insert(d.key(), d.clone()).is_none() {
+                self.created.push(d.key());
+            }
         }
         let objects = self.docs();
-        let present: Vec<Workload> = Topology::new(&self.scenario, Mesh::new(&objects))
-            .present()
-            .into_iter()
-            .cloned()
-            .collect();
+        let present: Vec<Workload> =
+            Topology::new(&self.scenario, Mesh::for_scenario(&self.scenario, &objects))
+                .present()
+                .into_iter()
+                .cloned()
+                .collect();
         let mut created = Vec::new();
         for w in present.iter().filter(|w| !before.contains(&w.name.value)) {
             created.extend(self.create_pods(w, reporter).await?);
@@ -316,13 +328,15 @@ impl DockerLab {
     async fn do_delete(&mut self, docs: &[Document]) -> Result<StepOutcome, LabError> {
         for d in docs {
             self.objects.remove(&d.key());
+            self.created.retain(|k| *k != d.key());
         }
         let objects = self.docs();
-        let present: BTreeSet<String> = Topology::new(&self.scenario, Mesh::new(&objects))
-            .present()
-            .iter()
-            .map(|w| w.name.value.clone())
-            .collect();
+        let present: BTreeSet<String> =
+            Topology::new(&self.scenario, Mesh::for_scenario(&self.scenario, &objects))
+                .present()
+                .iter()
+                .map(|w| w.name.value.clone())
+                .collect();
         let gone: BTreeSet<String> = self
             .pods
             .values()
@@ -347,6 +361,9 @@ impl DockerLab {
         labels: &BTreeMap<String, Option<String>>,
     ) -> StepOutcome {
         let key = format!("Namespace/-/{namespace}");
+        if !self.objects.contains_key(&key) {
+            self.created.push(key.clone());
+        }
         let doc = self.objects.entry(key).or_insert_with(|| Document {
             at: crate::manifest::SourceRef { path: "label step".into(), line: 0, column: 0 },
             api_version: "v1".into(),

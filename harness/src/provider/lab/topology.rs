@@ -6,11 +6,12 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
 use super::envoy::{
-    ALPN_HTTP11, ALPN_TCP, InboundPort, IngressRoute, OutboundRoute, SidecarConfig,
-    UpstreamCluster, UpstreamTls, istio_sni,
+    ALPN_HTTP11, ALPN_TCP, IngressRoute, OutboundRoute, SidecarConfig, UpstreamCluster,
+    UpstreamTls, istio_sni,
 };
 use super::mesh::{Mesh, Service, ServicePort, Target};
 use super::pki::SpiffeId;
+use crate::policy::Peer;
 use crate::scenario::{Protocol, Scenario, Workload, WorkloadKind};
 use crate::workload::{Listener, Role, Upstream};
 
@@ -57,7 +58,7 @@ impl Destination {
 }
 
 /// Decides the lab's layout for one scenario state.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub struct Topology<'a> {
     scenario: &'a Scenario,
     mesh: Mesh<'a>,
@@ -105,7 +106,7 @@ impl<'a> Topology<'a> {
 
     /// The workloads whose manifests are applied, in scenario order.
     pub fn present(&self) -> Vec<&'a Workload> {
-        let mesh = self.mesh;
+        let mesh = &self.mesh;
         self.scenario
             .file
             .workloads
@@ -186,7 +187,6 @@ impl<'a> Topology<'a> {
                 wanted.push((to, service, probe.to.port, false));
             }
         }
-        let excluded = self.mesh.excluded_ports(&w.namespace, &w.name.value, false);
         let mut out = Vec::new();
         for (to, service_name, port, call) in wanted {
             let Some(callee) = self.scenario.workload(&to) else {
@@ -226,8 +226,11 @@ impl<'a> Topology<'a> {
                 vec![(service.fqdn(), None)]
             };
             for (host, peer_node) in hosts {
-                let via_sidecar =
-                    (sidecar && !excluded.contains(&port)).then(|| loopback(out.len(), port));
+                let via_sidecar = (sidecar
+                    && self
+                        .mesh
+                        .intercepts_outbound(&w.namespace, &w.name.value, port))
+                .then(|| loopback(out.len(), port));
                 out.push(Destination {
                     callee: to.clone(),
                     protocol,
@@ -263,13 +266,15 @@ impl<'a> Topology<'a> {
     /// The role of pod `instance`: listeners behind the sidecar bind to loopback (the
     /// sidecar owns the pod IP), others to every address.
     pub fn role(&self, w: &Workload, instance: &str, sidecar: bool, cookie: &str) -> Role {
-        let excluded = self.mesh.excluded_ports(&w.namespace, &w.name.value, true);
         let listeners = w
             .ports
             .iter()
             .filter(|p| servable(p.protocol))
             .map(|p| {
-                let ip: IpAddr = if sidecar && !excluded.contains(&p.port) {
+                let intercepted = self
+                    .mesh
+                    .intercepts_inbound(&w.namespace, &w.name.value, p.port);
+                let ip: IpAddr = if sidecar && intercepted {
                     [127, 0, 0, 1].into()
                 } else {
                     [0, 0, 0, 0].into()
@@ -302,20 +307,11 @@ impl<'a> Topology<'a> {
         }
     }
 
-    /// The cluster a sidecar (or the gateway) uses for a destination, with Istio's client
-    /// TLS decision given which workloads have sidecars now.
-    fn cluster(&self, d: &Destination, has_sidecar: &dyn Fn(&str) -> bool) -> UpstreamCluster {
+    /// The cluster a sidecar (or the gateway) of `client` uses for a destination, with the
+    /// model's client TLS decision given which workloads' pods run sidecars (`observed`).
+    fn cluster(&self, observed: &Mesh, client: &Peer, d: &Destination) -> UpstreamCluster {
         let callee = self.scenario.workload(&d.callee);
-        let server_sidecar = has_sidecar(&d.callee);
-        let mode = callee.map(|c| {
-            self.mesh
-                .inbound_mode(&c.namespace, &c.name.value, d.target_port)
-                .0
-        });
-        let mtls = mode.is_some_and(|m| {
-            self.mesh
-                .client_mtls(&d.service, d.service_port, server_sidecar, m)
-        });
+        let mtls = observed.client_mtls(client, &d.service, d.service_port, d.protocol, &d.callee);
         let http = d.protocol == Protocol::Http;
         UpstreamCluster {
             http,
@@ -338,6 +334,21 @@ impl<'a> Topology<'a> {
         }
     }
 
+    /// The model's view with the scenario's workloads running as `has_sidecar` says.
+    fn observed(&self, has_sidecar: &dyn Fn(&str) -> bool) -> Mesh<'a> {
+        let running = self
+            .scenario
+            .file
+            .workloads
+            .iter()
+            .map(|w| {
+                let key = format!("{}/{}", w.namespace, w.name.value);
+                (key, has_sidecar(&w.name.value))
+            })
+            .collect();
+        self.mesh.observing(running)
+    }
+
     /// The Envoy configuration of `instance`'s sidecar.
     pub fn sidecar(
         &self,
@@ -347,25 +358,22 @@ impl<'a> Topology<'a> {
         has_sidecar: &dyn Fn(&str) -> bool,
     ) -> SidecarConfig {
         let name = &w.name.value;
-        let excluded = self.mesh.excluded_ports(&w.namespace, name, true);
-        let inbound = w
+        let served: Vec<(u16, Protocol)> = w
             .ports
             .iter()
-            .filter(|p| servable(p.protocol) && !excluded.contains(&p.port))
-            .map(|p| InboundPort {
-                port: p.port,
-                http: p.protocol == Protocol::Http,
-                mode: self.mesh.inbound_mode(&w.namespace, name, p.port).0,
-                authz: self.mesh.authz(&w.namespace, name, p.port),
-            })
+            .filter(|p| servable(p.protocol))
+            .map(|p| (p.port, p.protocol))
             .collect();
+        let inbound = self.mesh.inbound_ports(&w.namespace, name, &served);
+        let observed = self.observed(has_sidecar);
+        let client = Peer::workload(name, &w.namespace);
         let outbound = self
             .destinations(w, instance, true)
             .iter()
             .filter_map(|d| {
                 Some(OutboundRoute {
                     listen: d.via_sidecar?,
-                    cluster: self.cluster(d, has_sidecar),
+                    cluster: self.cluster(&observed, &client, d),
                 })
             })
             .collect();
@@ -383,6 +391,7 @@ impl<'a> Topology<'a> {
     /// The ingress gateway's Envoy configuration: the Gateways' routes to mesh services.
     pub fn gateway(&self, pod_ip: IpAddr, has_sidecar: &dyn Fn(&str) -> bool) -> SidecarConfig {
         let mut ingress = Vec::new();
+        let observed = self.observed(has_sidecar);
         for route in self.mesh.gateway_routes() {
             let Some((callee, service)) = self.service_by_fqdn(&route.destination) else {
                 continue;
@@ -411,7 +420,7 @@ impl<'a> Topology<'a> {
             ingress.push(IngressRoute {
                 port: route.port,
                 hosts: route.hosts.clone(),
-                cluster: self.cluster(&d, has_sidecar),
+                cluster: self.cluster(&observed, &Peer::IngressGateway, &d),
             });
         }
         SidecarConfig {

@@ -16,8 +16,8 @@ fn scenario(name: &str) -> Scenario {
 #[test]
 fn pii_demo_baseline_dials_mysql_directly() {
     let s = scenario("pii-demo");
-    let docs = s.state_after(Some("baseline"));
-    let topo = Topology::new(&s, Mesh::new(&docs));
+    let docs = crate::policy::creation_order(&s, Some("baseline"));
+    let topo = Topology::new(&s, Mesh::for_scenario(&s, &docs));
     let web = s.workload("httpd-server").unwrap();
     let role = topo.role(web, "httpd-server-0", false, "c");
     assert_eq!(role.listeners[0].bind, "0.0.0.0:80".parse().unwrap());
@@ -35,8 +35,8 @@ fn pii_demo_baseline_dials_mysql_directly() {
 #[test]
 fn pii_demo_strict_goes_through_sidecars_with_istio_mtls() {
     let s = scenario("pii-demo");
-    let docs = s.state_after(Some("strict-mtls"));
-    let topo = Topology::new(&s, Mesh::new(&docs));
+    let docs = crate::policy::creation_order(&s, Some("strict-mtls"));
+    let topo = Topology::new(&s, Mesh::for_scenario(&s, &docs));
     let web = s.workload("httpd-server").unwrap();
     let role = topo.role(web, "httpd-server-0", true, "c");
     assert_eq!(role.listeners[0].bind, "127.0.0.1:80".parse().unwrap());
@@ -74,8 +74,8 @@ fn pii_demo_strict_goes_through_sidecars_with_istio_mtls() {
 #[test]
 fn rabbitmq_peers_call_each_other_and_epmd_stays_plain() {
     let s = scenario("rabbitmq");
-    let docs = s.state_after(Some("strict-mtls"));
-    let topo = Topology::new(&s, Mesh::new(&docs));
+    let docs = crate::policy::creation_order(&s, Some("strict-mtls"));
+    let topo = Topology::new(&s, Mesh::for_scenario(&s, &docs));
     let rabbit = s.workload("rabbitmq").unwrap();
     let dests = topo.destinations(rabbit, "rabbitmq-0", true);
     let hosts: Vec<(String, u16)> = dests
