@@ -1,7 +1,7 @@
-//! Lab tier: the project's own scenarios, end to end, in the Docker lab: provision,
-//! traffic, capture, classify, judge, report and teardown, all for real. Plus the mutation
-//! test that proves the judgement can fail: with TLS dropped on one port, the scenario
-//! fails with that flow's plaintext and canary as evidence.
+//! Lab tier: the project's own scenarios (pii-demo, rabbitmq, xnat), end to end, in the
+//! Docker lab: provision, traffic, capture, classify, judge, report and teardown, all for
+//! real. Plus the mutation test that proves the judgement can fail: with TLS dropped on one
+//! port, the scenario fails with that flow's plaintext and canary as evidence.
 
 use std::path::Path;
 
@@ -77,7 +77,9 @@ fn assert_passes(report: &ScenarioReport) {
     );
     for j in report.checks() {
         let allowed = j.verdict == Verdict::Pass
-            || (j.verdict == Verdict::Skip && j.reason.contains("no LoadBalancer in the lab"));
+            || (j.verdict == Verdict::Skip
+                && (j.reason.contains("no LoadBalancer in the lab")
+                    || j.reason.contains("no HorizontalPodAutoscaler controller")));
         assert!(
             allowed,
             "{} is {:?}: {}\n\nall checks:\n{}",
@@ -115,6 +117,44 @@ async fn pii_demo_passes_in_the_lab() {
     assert!(
         strict.evidence.flows.iter().all(|f| f.sni.as_deref()
             == Some("outbound_.3306_._.mysql-server.pii-demo.svc.cluster.local"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xnat_passes_in_the_lab() {
+    let (report, _) = run("xnat", None).await;
+    assert_passes(&report);
+    // Mesh-wide STRICT refuses the proxy outside the mesh; the port-level DISABLE lets it
+    // through in clear while DICOM stays mTLS; the method-level ALLOW denies POST.
+    let refused = check(&report, "alb-gets-502");
+    assert_eq!(
+        refused.evidence.observation.as_ref().and_then(|o| o.status),
+        Some(502),
+        "{refused:#?}"
+    );
+    let clear = check(&report, "alb-to-web-is-plaintext");
+    assert!(
+        clear
+            .evidence
+            .flows
+            .iter()
+            .all(|f| f.class == "plaintext" && f.canary_hits > 0),
+        "{clear:#?}"
+    );
+    let denied = check(&report, "post-denied");
+    assert_eq!(
+        denied.evidence.observation.as_ref().and_then(|o| o.status),
+        Some(403),
+        "{denied:#?}"
+    );
+    let hpa = report
+        .checks()
+        .find(|j| j.kind == meshproof::verdict::CheckKind::Autoscale)
+        .expect("the HPA step is reported");
+    assert_eq!(
+        hpa.verdict,
+        Verdict::Skip,
+        "never a pass without a controller"
     );
 }
 

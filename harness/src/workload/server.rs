@@ -157,19 +157,67 @@ async fn serve_tcp(stream: &mut TcpStream, instance: &str) -> Result<(), Workloa
     Ok(())
 }
 
+/// An HTTP request, answered as the scenario's workload would: a workload that calls an
+/// HTTP upstream is a reverse proxy (the ALB in front of XNAT) and relays every request;
+/// a write to a workload with other upstreams is stored there (the pii-demo form into
+/// MySQL); anything else gets a one-line JSON echo of what arrived.
 async fn serve_http(stream: &mut TcpStream, shared: &Shared) -> Result<(), WorkloadError> {
     let req = http::read_request(stream).await?;
-    let (status, body) = match req.method.as_str() {
-        "POST" | "PUT" => store(&req, shared).await,
-        _ => (
-            200,
-            format!(
-                "{} ({}) {} {}\n",
-                shared.role.workload, shared.role.instance, req.method, req.path
-            ),
-        ),
+    let http_upstream = shared
+        .role
+        .upstreams
+        .iter()
+        .find(|u| u.protocol == Protocol::Http);
+    let (status, body) = match (http_upstream, req.method.as_str()) {
+        (Some(up), _) => relay(up, &req).await,
+        (None, "POST" | "PUT") if !shared.role.upstreams.is_empty() => store(&req, shared).await,
+        _ => (200, echo(&shared.role, &req)),
     };
     http::write_response(stream, status, body.as_bytes()).await
+}
+
+/// `{"app":…,"instance":…,"method":…,"uri":…}`: which workload answered, and the method
+/// and URI it saw, so probes can tell where a request really arrived.
+fn echo(role: &Role, req: &http::Request) -> String {
+    let line = serde_json::json!({
+        "app": role.workload,
+        "instance": role.instance,
+        "method": req.method,
+        "uri": req.path,
+    });
+    format!("{line}\n")
+}
+
+/// Relays a request to the upstream and its answer back. An upstream that cannot be
+/// reached, resets or times out is a 502, as from any reverse proxy.
+async fn relay(up: &Upstream, req: &http::Request) -> (u16, String) {
+    let exchange = async {
+        let mut stream = TcpStream::connect(&up.dial).await?;
+        let mut fwd = req.clone();
+        fwd.headers.retain(|k, _| k == "content-type");
+        fwd.headers.insert("host".into(), up.workload.clone());
+        http::exchange(&mut stream, &fwd).await
+    };
+    match tokio::time::timeout(UPSTREAM_TIMEOUT, exchange).await {
+        Ok(Ok(resp)) => (
+            resp.status,
+            String::from_utf8_lossy(&resp.body).into_owned(),
+        ),
+        Ok(Err(e)) => (
+            502,
+            format!(
+                "502 Bad Gateway: upstream {} at {}: {e}\n",
+                up.workload, up.dial
+            ),
+        ),
+        Err(_) => (
+            502,
+            format!(
+                "502 Bad Gateway: upstream {} at {} timed out\n",
+                up.workload, up.dial
+            ),
+        ),
+    }
 }
 
 /// A write: every upstream receives the submitted data in its own protocol, as the
@@ -338,6 +386,45 @@ async fn contact_peer(up: &Upstream, role: &Role) -> Result<(), WorkloadError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_echo_is_one_json_line_naming_workload_method_and_uri() {
+        let role: Role = serde_json::from_value(serde_json::json!({
+            "workload": "xnat-web", "instance": "xnat-web-0", "node": "", "cookie": "",
+            "listeners": [], "upstreams": [], "cluster_interval_ms": 0
+        }))
+        .unwrap();
+        let req = http::Request {
+            method: "GET".into(),
+            path: "/data?probe=\"x\"".into(),
+            ..Default::default()
+        };
+        let line = echo(&role, &req);
+        assert!(line.contains(r#""method":"GET""#), "{line}");
+        assert!(line.contains(r#""app":"xnat-web""#), "{line}");
+        let back: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(back["uri"], "/data?probe=\"x\"");
+    }
+
+    #[tokio::test]
+    async fn a_relay_to_an_unreachable_upstream_is_a_502() {
+        // Bind and drop a listener, so the port is known to refuse connections.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let up = Upstream {
+            workload: "xnat-web".into(),
+            protocol: Protocol::Http,
+            dial: format!("127.0.0.1:{port}"),
+            peer_node: None,
+        };
+        let (status, body) = relay(&up, &http::Request::default()).await;
+        assert_eq!(status, 502);
+        assert!(body.starts_with("502 Bad Gateway"), "{body}");
+    }
 
     #[test]
     fn form_posts_become_inserts() {
