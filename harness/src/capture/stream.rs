@@ -89,7 +89,7 @@ impl StreamCapture {
         self.file.flush().map_err(|e| self.file_error(&e))?;
         if let Err(WireError::Truncated {
             offset, available, ..
-        }) = self.parser.finish(self.pending.len())
+        }) = self.parser.finish(&self.pending)
         {
             if self.parser.offset() == 0 {
                 return Err(CaptureError::EmptyStream(available));

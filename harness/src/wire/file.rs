@@ -125,19 +125,25 @@ impl CaptureParser {
         }
     }
 
-    /// Reports a partial record left at the end of the input as truncation.
-    pub fn finish(&self, leftover: usize) -> Result<(), WireError> {
-        if leftover == 0 && !matches!(self.format, Format::Unknown) {
+    /// Reports a partial record left at the end of the input (`leftover`, the bytes not
+    /// consumed by [`CaptureParser::parse`]) as truncation, naming how many bytes the
+    /// record needs in all when its header is there to say so.
+    pub fn finish(&self, leftover: &[u8]) -> Result<(), WireError> {
+        if leftover.is_empty() && !matches!(self.format, Format::Unknown) {
             return Ok(());
         }
         let needed = match self.format {
             Format::Unknown => 24,
+            Format::Pcap { le, .. } if leftover.len() >= 16 => {
+                16 + u64::from(u32_at(leftover, 8, le))
+            }
             Format::Pcap { .. } => 16,
+            Format::Pcapng { le, .. } if leftover.len() >= 8 => u64::from(u32_at(leftover, 4, le)),
             Format::Pcapng { .. } => 12,
         };
         Err(WireError::Truncated {
             offset: self.offset,
-            available: leftover as u64,
+            available: leftover.len() as u64,
             needed,
         })
     }
@@ -439,7 +445,7 @@ pub fn read_capture(
             }
         };
         if n == 0 {
-            return parser.finish(filled);
+            return parser.finish(&buf[..filled]);
         }
         filled += n;
         let used = parser.parse(&buf[..filled], sink)?;

@@ -70,7 +70,7 @@ fn parse_in_chunks(
         let used = parser.parse(&pending, &mut |r| seen.push((r.link, r.ts, r.data.len())))?;
         pending.drain(..used);
     }
-    parser.finish(pending.len())?;
+    parser.finish(&pending)?;
     Ok(seen)
 }
 

@@ -343,17 +343,20 @@ fn tcp<'a>(mut src: Endpoint, mut dst: Endpoint, t: &'a [u8], wire: usize) -> De
         return Decoded::Malformed;
     }
     let offset = usize::from(t[12] >> 4) * 4;
-    if offset < 20 || t.len() < offset || wire < offset {
+    if offset < 20 || wire < offset {
         return Decoded::Malformed;
     }
     src.port = be16(t, 0);
     dst.port = be16(t, 2);
+    // A small snapshot length (`tcpdump -s 54`) can cut the options off while the IP
+    // header says they were sent: the fixed header still names the flow and its
+    // sequence, and the analyzer needs nothing from the options.
     Decoded::Tcp(Segment {
         src,
         dst,
         seq: be32(t, 4),
         flags: t[13],
-        payload: &t[offset..],
+        payload: t.get(offset..).unwrap_or_default(),
         wire_len: u32::try_from(wire - offset).unwrap_or(u32::MAX),
     })
 }
@@ -440,6 +443,20 @@ mod tests {
         let s = expect_tcp(decode(LinkType::Raw, &ip[..ip.len() - 4]));
         assert_eq!(s.payload, b"012345");
         assert_eq!(s.wire_len, 10);
+    }
+
+    #[test]
+    fn snaplen_cut_inside_the_options_keeps_the_segment() {
+        // Twenty bytes after the fixed header: twelve of options, eight of payload.
+        let mut ip = ipv4_packet(&[0x01; 20]);
+        ip[20 + 12] = 8 << 4;
+        let s = expect_tcp(decode(LinkType::Raw, &ip[..40]));
+        assert!(s.payload.is_empty());
+        assert_eq!(s.wire_len, 8);
+        assert_eq!((s.src.port, s.dst.port, s.seq), (40000, 443, 7));
+        let mut lying = ipv4_packet(b"");
+        lying[20 + 12] = 8 << 4;
+        assert!(matches!(decode(LinkType::Raw, &lying), Decoded::Malformed));
     }
 
     #[test]

@@ -77,7 +77,8 @@ pub enum WireError {
         offset: u64,
         /// Bytes present after that offset.
         available: u64,
-        /// Bytes a header of that kind needs at least.
+        /// Bytes the header or record needs: its whole length when its header is there
+        /// to say so, else the size of the header.
         needed: u64,
     },
     /// A packet record claims more bytes than any capture holds or than its block has.
