@@ -260,3 +260,44 @@ fn regression_inputs_keep_their_recorded_results() {
         "every regression input needs a line in expected.txt"
     );
 }
+
+/// The payloads of the first segments a recording's client sent, in capture order.
+fn first_client_payloads(file: &Path) -> Vec<Vec<u8>> {
+    let mut client = None;
+    let mut out = Vec::new();
+    for p in packets(file) {
+        if let Decoded::Tcp(s) = decode(p.link, &p.data) {
+            if s.payload.is_empty() {
+                continue;
+            }
+            let from = *client.get_or_insert(s.src);
+            if s.src != from {
+                break;
+            }
+            out.push(s.payload.to_vec());
+        }
+    }
+    out
+}
+
+#[test]
+fn the_split_hello_recordings_really_split_their_client_hello() {
+    // A fixture that claims a multi-segment ClientHello proves nothing if segmentation
+    // offload handed the capture one large frame (it once did, at MTU 256).
+    for (name, min_hello) in [
+        ("istio-mtls-split-hello.pcap", 300),
+        // X25519MLKEM768's key share alone is 1,216 bytes.
+        ("istio-mtls-pq.pcap", 1_400),
+    ] {
+        let payloads = first_client_payloads(&captures_dir().join(name));
+        let first = &payloads[0];
+        assert_eq!(first[0], 0x16, "{name}: not a TLS handshake record");
+        let record = 5 + usize::from(u16::from_be_bytes([first[3], first[4]]));
+        assert!(record >= min_hello, "{name}: ClientHello of {record} bytes");
+        assert!(
+            first.len() < record && payloads.len() >= 2,
+            "{name}: ClientHello of {record} bytes arrived in a {}-byte segment",
+            first.len()
+        );
+    }
+}
