@@ -39,7 +39,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     if chunked_result.is_ok() {
-        chunked_result = parser.finish(pending.len());
+        chunked_result = parser.finish(&pending);
     }
     assert_eq!(whole, chunked);
     assert_eq!(whole_result.err().and_then(|e| e.offset()), chunked_result.err().and_then(|e| e.offset()));
