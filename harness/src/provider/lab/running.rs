@@ -131,14 +131,16 @@ impl DockerLab {
                     "no sidecar"
                 }
             ));
-            let placeholder = sidecar.then(|| topo.sidecar(w, &instance, running.ip, &|_| false));
+            // Which peers have sidecars is known only once every pod runs; until the
+            // configs are rebuilt with that, this one treats every peer as plain.
+            let provisional = sidecar.then(|| topo.sidecar(w, &instance, running.ip, &|_| false));
             self.history.insert(running.ip, running.clone());
             self.pods.insert(
                 instance.clone(),
                 PodState {
                     running,
                     role,
-                    sidecar: placeholder,
+                    sidecar: provisional,
                 },
             );
             names.push(instance);
