@@ -341,8 +341,9 @@ fn model_predictions_are_checked_against_every_seen_flow() {
     );
 }
 
-#[test]
-fn refused_connection_attempts_are_not_judged() {
+/// A connection attempt to the database that carried no payload (refused or reset),
+/// and a real Istio mTLS flow to the same port.
+fn refused_attempt_and_mtls_flow() -> (Flow, Flow) {
     let mut refused = flow("10.244.1.5:5001", "10.244.2.7:3306", FlowClass::Unknown, 0);
     (refused.client_bytes, refused.server_bytes) = (0, 0);
     let mtls = flow(
@@ -351,6 +352,12 @@ fn refused_connection_attempts_are_not_judged() {
         FlowClass::IstioMtls,
         0,
     );
+    (refused, mtls)
+}
+
+#[test]
+fn refused_connection_attempts_are_not_judged() {
+    let (refused, mtls) = refused_attempt_and_mtls_flow();
     let v = verdicts(vec![front(1), refused.clone(), mtls]);
     assert_eq!(v[1], ("db-is-mtls".into(), Verdict::Pass));
     let v = verdicts(vec![front(1), refused]);
@@ -363,14 +370,7 @@ fn refused_connection_attempts_are_not_judged() {
 
 #[test]
 fn the_model_check_counts_flows_as_the_wire_checks_do() {
-    let mut refused = flow("10.244.1.5:5001", "10.244.2.7:3306", FlowClass::Unknown, 0);
-    (refused.client_bytes, refused.server_bytes) = (0, 0);
-    let mtls = flow(
-        "10.244.1.5:5000",
-        "10.244.2.7:3306",
-        FlowClass::IstioMtls,
-        0,
-    );
+    let (refused, mtls) = refused_attempt_and_mtls_flow();
     let m = [model("web", "db", 3306, FlowClass::IstioMtls)];
     let js = judge_model(&step(), &m, &capture(vec![refused.clone(), mtls]));
     assert_eq!(js.len(), 1, "{js:#?}");
