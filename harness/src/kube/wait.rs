@@ -3,16 +3,58 @@
 //!
 //! The predicates are pure functions over API objects, unit-tested on documented shapes;
 //! the loops poll every two seconds, which is plenty for rollouts that take tens of them.
+//! A wait has one [`Deadline`] however many objects it covers: a step's `timeout: 5m`
+//! over two workloads ends five minutes after the step began, not ten.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use ::kube::api::{Api, ListParams};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
 
-use super::{Kube, KubeError, api_error};
+use super::{Kube, KubeError};
 
 const POLL: Duration = Duration::from_secs(2);
+
+/// The moment a wait gives up, fixed when the step starts and shared by everything the
+/// step waits for.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    at: Instant,
+    limit: Duration,
+}
+
+impl Deadline {
+    /// `limit` from now.
+    pub fn after(limit: Duration) -> Deadline {
+        Deadline {
+            at: Instant::now() + limit,
+            limit,
+        }
+    }
+
+    /// The whole allowance, as the step gave it.
+    pub fn limit(&self) -> Duration {
+        self.limit
+    }
+
+    /// Time left (zero once passed).
+    pub fn remaining(&self) -> Duration {
+        self.at.saturating_duration_since(Instant::now())
+    }
+
+    fn passed(&self) -> bool {
+        Instant::now() >= self.at
+    }
+}
+
+impl From<Duration> for Deadline {
+    fn from(limit: Duration) -> Deadline {
+        Deadline::after(limit)
+    }
+}
 
 /// A Deployment whose rollout finished: the controller saw the latest spec, and every
 /// replica is updated, ready and available, with no old replica left.
@@ -130,46 +172,54 @@ fn node_ready(n: &Node) -> bool {
         .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
-/// Polls `probe` until it returns `Ok(value)` or `limit` passes.
-async fn poll<T, F, Fut>(what: &str, limit: Duration, mut probe: F) -> Result<T, KubeError>
+/// Polls `probe` every `every` until it returns `Ok(value)` or the deadline passes. A
+/// request still unanswered at the deadline is abandoned: the deadline bounds the wait,
+/// not just the gaps between requests.
+pub(super) async fn poll<T, F, Fut>(
+    what: &str,
+    deadline: Deadline,
+    every: Duration,
+    mut probe: F,
+) -> Result<T, KubeError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<Result<T, String>, KubeError>>,
 {
-    let start = Instant::now();
+    let timeout = |state: String| KubeError::Timeout {
+        what: what.to_string(),
+        seconds: deadline.limit().as_secs(),
+        state,
+    };
+    let mut state = "no answer from the API server yet".to_string();
     loop {
-        let state = match probe().await? {
-            Ok(value) => return Ok(value),
-            Err(seen) => seen,
-        };
-        if start.elapsed() >= limit {
-            return Err(KubeError::Timeout {
-                what: what.to_string(),
-                seconds: limit.as_secs(),
-                state,
-            });
+        match tokio::time::timeout_at(deadline.at, probe()).await {
+            Err(_) => return Err(timeout(state)),
+            Ok(answer) => match answer? {
+                Ok(value) => return Ok(value),
+                Err(seen) => state = seen,
+            },
         }
-        tokio::time::sleep(
-            POLL.min(
-                limit
-                    .saturating_sub(start.elapsed())
-                    .max(Duration::from_millis(10)),
-            ),
-        )
-        .await;
+        if deadline.passed() {
+            return Err(timeout(state));
+        }
+        tokio::time::sleep(every.min(deadline.remaining()).max(Duration::from_millis(10))).await;
     }
 }
 
 impl Kube {
     /// Waits until every node is Ready and there are `expected` of them (kind's own
     /// `--wait` checks only the control plane).
-    pub async fn nodes_ready(&self, expected: usize, limit: Duration) -> Result<(), KubeError> {
+    pub async fn nodes_ready(
+        &self,
+        expected: usize,
+        limit: impl Into<Deadline>,
+    ) -> Result<(), KubeError> {
         let api: Api<Node> = Api::all(self.client.clone());
-        poll(&format!("{expected} nodes Ready"), limit, || async {
+        poll(&format!("{expected} nodes Ready"), limit.into(), POLL, || async {
             let nodes = api
                 .list(&ListParams::default())
                 .await
-                .map_err(api_error("list nodes"))?;
+                .map_err(self.api_error("list nodes"))?;
             let ready = nodes.items.iter().filter(|n| node_ready(n)).count();
             Ok(if ready == expected && nodes.items.len() == expected {
                 Ok(())
@@ -185,17 +235,18 @@ impl Kube {
         &self,
         ns: &str,
         name: &str,
-        limit: Duration,
+        limit: impl Into<Deadline>,
     ) -> Result<(), KubeError> {
         let api: Api<Deployment> = Api::namespaced(self.client.clone(), ns);
         poll(
             &format!("Deployment {ns}/{name} rollout"),
-            limit,
+            limit.into(),
+            POLL,
             || async {
                 match api
                     .get_opt(name)
                     .await
-                    .map_err(api_error(format!("get Deployment {ns}/{name}")))?
+                    .map_err(self.api_error(format!("get Deployment {ns}/{name}")))?
                 {
                     Some(d) => Ok(deployment_complete(&d)),
                     None => Ok(Err("not found".into())),
@@ -210,17 +261,18 @@ impl Kube {
         &self,
         ns: &str,
         name: &str,
-        limit: Duration,
+        limit: impl Into<Deadline>,
     ) -> Result<(), KubeError> {
         let api: Api<StatefulSet> = Api::namespaced(self.client.clone(), ns);
         poll(
             &format!("StatefulSet {ns}/{name} rollout"),
-            limit,
+            limit.into(),
+            POLL,
             || async {
                 match api
                     .get_opt(name)
                     .await
-                    .map_err(api_error(format!("get StatefulSet {ns}/{name}")))?
+                    .map_err(self.api_error(format!("get StatefulSet {ns}/{name}")))?
                 {
                     Some(s) => Ok(statefulset_complete(&s)),
                     None => Ok(Err("not found".into())),
@@ -235,15 +287,15 @@ impl Kube {
         &self,
         ns: &str,
         name: &str,
-        limit: Duration,
+        limit: impl Into<Deadline>,
     ) -> Result<(), KubeError> {
         use k8s_openapi::api::apps::v1::DaemonSet;
         let api: Api<DaemonSet> = Api::namespaced(self.client.clone(), ns);
-        poll(&format!("DaemonSet {ns}/{name} ready"), limit, || async {
+        poll(&format!("DaemonSet {ns}/{name} ready"), limit.into(), POLL, || async {
             let Some(d) = api
                 .get_opt(name)
                 .await
-                .map_err(api_error(format!("get DaemonSet {ns}/{name}")))?
+                .map_err(self.api_error(format!("get DaemonSet {ns}/{name}")))?
             else {
                 return Ok(Err("not found".into()));
             };
@@ -271,18 +323,18 @@ impl Kube {
         selector: &str,
         want: usize,
         sidecar: bool,
-        limit: Duration,
+        limit: impl Into<Deadline>,
     ) -> Result<Vec<Pod>, KubeError> {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
         let what = format!(
             "{want} pod(s) {selector} in {ns} Ready{}",
             if sidecar { " with istio-proxy" } else { "" }
         );
-        poll(&what, limit, || async {
+        poll(&what, limit.into(), POLL, || async {
             let pods = api
                 .list(&ListParams::default().labels(selector))
                 .await
-                .map_err(api_error(format!("list pods {selector}")))?;
+                .map_err(self.api_error(format!("list pods {selector}")))?;
             let live: Vec<Pod> = pods
                 .items
                 .into_iter()
@@ -308,17 +360,18 @@ impl Kube {
         &self,
         ns: &str,
         name: &str,
-        limit: Duration,
+        limit: impl Into<Deadline>,
     ) -> Result<String, KubeError> {
         let api: Api<Service> = Api::namespaced(self.client.clone(), ns);
         poll(
             &format!("Service {ns}/{name} LoadBalancer IP"),
-            limit,
+            limit.into(),
+            POLL,
             || async {
                 let svc = api
                     .get_opt(name)
                     .await
-                    .map_err(api_error(format!("get Service {ns}/{name}")))?;
+                    .map_err(self.api_error(format!("get Service {ns}/{name}")))?;
                 Ok(svc
                     .as_ref()
                     .and_then(lb_ip)

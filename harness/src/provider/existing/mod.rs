@@ -87,12 +87,7 @@ async fn detect(kube: &Kube) -> Result<Installed, KindError> {
         let api: Api<Deployment> = Api::namespaced(kube.client().clone(), ns);
         async move { api.get_opt(name).await.map(|d| d.is_some()) }
     };
-    let err = |e: ::kube::Error| {
-        KindError::Kube(crate::kube::KubeError::Api {
-            operation: "detect installed components".into(),
-            source: e,
-        })
-    };
+    let err = |e: ::kube::Error| KindError::Kube(kube.api_error("detect installed components")(e));
     Ok(Installed {
         metallb: exists("metallb-system", "controller").await.map_err(err)?,
         istio: exists("istio-system", "istiod").await.map_err(err)?,

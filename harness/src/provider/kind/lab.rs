@@ -15,7 +15,7 @@ use super::metallb::Pool;
 use super::provision::kind_cmd;
 use super::{KindError, KindNetwork};
 use crate::exec::Exec;
-use crate::kube::Kube;
+use crate::kube::{Kube, WorkloadRef};
 use crate::ledger::Ledger;
 use crate::manifest::Document;
 use crate::provider::{CaptureResult, Lab, Observation, ProviderError, RunContext, StepOutcome};
@@ -178,6 +178,7 @@ impl KindLab {
                 .flatten()
                 .cloned()
                 .collect();
+            let docs = self.p.kube.in_apply_order(&docs);
             let deleted = self.p.kube.delete(&docs).await?;
             reporter.info(&format!(
                 "deleted {} scenario object(s) from {}",
@@ -206,41 +207,6 @@ impl KindLab {
             .workload(name)
             .ok_or_else(|| failed("workload", format!("scenario has no workload {name}")))?;
         Ok((w.namespace.as_str(), w.kind))
-    }
-
-    async fn selector(&self, name: &str) -> Result<(String, usize), ProviderError> {
-        let (ns, kind) = self.workload(name)?;
-        let client = self.p.kube.client().clone();
-        let (labels, replicas) = match kind {
-            WorkloadKind::StatefulSet => {
-                let s = Api::<StatefulSet>::namespaced(client, ns)
-                    .get(name)
-                    .await
-                    .map_err(|e| failed("get StatefulSet", e.to_string()))?;
-                let spec = s.spec.unwrap_or_default();
-                (
-                    spec.selector.match_labels.unwrap_or_default(),
-                    spec.replicas.unwrap_or(1),
-                )
-            }
-            _ => {
-                let d = Api::<Deployment>::namespaced(client, ns)
-                    .get(name)
-                    .await
-                    .map_err(|e| failed("get Deployment", e.to_string()))?;
-                let spec = d.spec.unwrap_or_default();
-                (
-                    spec.selector.match_labels.unwrap_or_default(),
-                    spec.replicas.unwrap_or(1),
-                )
-            }
-        };
-        let text = labels
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(",");
-        Ok((text, replicas.max(0) as usize))
     }
 }
 
@@ -375,25 +341,19 @@ impl Lab for KindLab {
             self.set_gateway_ip(&ip);
             return Ok(StepOutcome::Done(format!("ingress gateway at {ip}")));
         }
-        for name in workloads {
-            let (ns, kind) = self.workload(name)?;
-            match condition {
-                WaitFor::Rollout if kind == WorkloadKind::StatefulSet => {
-                    self.p.kube.statefulset_rolled_out(ns, name, timeout).await
-                }
-                WaitFor::Rollout => self.p.kube.deployment_rolled_out(ns, name, timeout).await,
-                _ => {
-                    let (selector, want) = self.selector(name).await?;
-                    let sidecar = condition == WaitFor::SidecarInjected;
-                    self.p
-                        .kube
-                        .pods_ready(ns, &selector, want, sidecar, timeout)
-                        .await
-                        .map(|_| ())
-                }
-            }
+        let targets = workloads
+            .iter()
+            .map(|name| {
+                self.p.scenario.workload(name).map(WorkloadRef::from).ok_or_else(|| {
+                    failed("workload", format!("scenario has no workload {name}"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.p
+            .kube
+            .wait_workloads(condition, &targets, timeout)
+            .await
             .map_err(kube_err)?;
-        }
         Ok(StepOutcome::Done(format!(
             "{condition:?} for {}",
             workloads.join(", ")

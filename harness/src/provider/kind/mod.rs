@@ -82,6 +82,8 @@ impl From<KindError> for ProviderError {
     fn from(e: KindError) -> Self {
         match e {
             KindError::Exec(e) => ProviderError::Exec(e),
+            // Not "kind:": the same API errors come from existing clusters.
+            KindError::Kube(e) => ProviderError::Kube(e),
             other => ProviderError::Failed {
                 operation: "kind".into(),
                 message: other.to_string(),

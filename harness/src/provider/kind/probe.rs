@@ -126,7 +126,7 @@ pub async fn run(lab: &KindLab, probe: &Probe) -> Result<Observation, ProviderEr
             limit,
         )
         .await
-        .map_err(|e| failed(e.to_string()))?;
+        .and_then(crate::kube::ExecOutput::succeeded)?;
     observation(&String::from_utf8_lossy(&out.stdout))
 }
 
