@@ -474,11 +474,26 @@ mod tests {
 
     #[tokio::test]
     async fn poll_times_out_with_the_last_state() {
-        let err = poll::<(), _, _>("thing", Duration::from_millis(50), || async {
+        let deadline = Deadline::after(Duration::from_millis(50));
+        let err = poll::<(), _, _>("thing", deadline, POLL, || async {
             Ok(Err("still 0/1".into()))
         })
         .await
         .unwrap_err();
         assert!(err.to_string().contains("last seen: still 0/1"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_request_unanswered_at_the_deadline_is_abandoned() {
+        let deadline = Deadline::after(Duration::from_millis(100));
+        let started = std::time::Instant::now();
+        let err = poll::<(), _, _>("hung", deadline, POLL, || async {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            Ok(Err("never".into()))
+        })
+        .await
+        .unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(err.to_string().contains("no answer from the API server"), "{err}");
     }
 }

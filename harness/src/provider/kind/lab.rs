@@ -298,7 +298,7 @@ impl Lab for KindLab {
             &Patch::Merge(label_patch(labels)),
         )
         .await
-        .map_err(|e| failed(&format!("label namespace {namespace}"), e.to_string()))?;
+        .map_err(self.p.kube.api_error(format!("label namespace {namespace}")))?;
         Ok(StepOutcome::Done(format!("labelled namespace {namespace}")))
     }
 
@@ -317,7 +317,7 @@ impl Lab for KindLab {
                     .await
                     .map(|_| ()),
             };
-            result.map_err(|e| failed(&format!("restart {ns}/{name}"), e.to_string()))?;
+            result.map_err(self.p.kube.api_error(format!("restart {ns}/{name}")))?;
         }
         Ok(StepOutcome::Done(format!(
             "restarted {}",

@@ -165,7 +165,7 @@ async fn host_dial(lab: &KindLab, probe: &Probe) -> Result<String, ProviderError
     let svc = Api::<Service>::namespaced(lab.kube().client().clone(), &w.namespace)
         .get(&service)
         .await
-        .map_err(|e| failed(format!("get Service {}/{service}: {e}", w.namespace)))?;
+        .map_err(lab.kube().api_error(format!("get Service {}/{service}", w.namespace)))?;
     let node_port = svc
         .spec
         .and_then(|s| s.ports)
@@ -177,7 +177,7 @@ async fn host_dial(lab: &KindLab, probe: &Probe) -> Result<String, ProviderError
     let nodes = Api::<Node>::all(lab.kube().client().clone())
         .list(&ListParams::default())
         .await
-        .map_err(|e| failed(e.to_string()))?;
+        .map_err(lab.kube().api_error("list nodes"))?;
     let ip = nodes
         .items
         .iter()
@@ -205,7 +205,7 @@ async fn client_pod(
     let pods = Api::<Pod>::namespaced(lab.kube().client().clone(), &w.namespace)
         .list(&ListParams::default())
         .await
-        .map_err(|e| failed(e.to_string()))?;
+        .map_err(lab.kube().api_error(format!("list pods in {}", w.namespace)))?;
     let pod = pods
         .items
         .into_iter()
