@@ -73,7 +73,9 @@ impl Kube {
             match api.delete(&doc.name, &DeleteParams::background()).await {
                 Ok(_) => deleted.push(doc.key()),
                 Err(e) if is_not_found(&e) => {}
-                Err(e) => failures.push(self.api_error(format!("delete {} ({})", doc.key(), doc.at))(e)),
+                Err(e) => {
+                    failures.push(self.api_error(format!("delete {} ({})", doc.key(), doc.at))(e))
+                }
             }
         }
         if failures.is_empty() {

@@ -73,7 +73,10 @@ pub fn status_failure(status: Option<&Status>) -> Option<String> {
         Some(Status {
             message: Some(m), ..
         }) if !m.is_empty() => Some(m.clone()),
-        Some(s) => Some(format!("exec ended with status {:?}, reason {:?}", s.status, s.reason)),
+        Some(s) => Some(format!(
+            "exec ended with status {:?}, reason {:?}",
+            s.status, s.reason
+        )),
         None => Some("the API server closed the stream without an exit status".into()),
     }
 }

@@ -46,7 +46,10 @@ pub enum KubeError {
         source: ::kube::Error,
     },
     /// The request never got an answer from the API server (refused, reset, TLS, DNS).
-    #[error("{operation}: cannot reach the API server at {url}: {}", describe(source))]
+    #[error(
+        "{operation}: cannot reach the API server at {url}: {}",
+        describe(source)
+    )]
     Unreachable {
         /// What was being done.
         operation: String,
@@ -112,7 +115,10 @@ fn describe(err: &::kube::Error) -> String {
         } else {
             format!(" {}", status.reason)
         };
-        return format!("the API server answered {}{reason}: {}", status.code, status.message);
+        return format!(
+            "the API server answered {}{reason}: {}",
+            status.code, status.message
+        );
     }
     let mut text = err.to_string();
     let mut cause = std::error::Error::source(err);
@@ -211,7 +217,10 @@ impl Kube {
 
     /// Turns kube's error of `operation` into ours: `Api` when the server answered,
     /// `Unreachable` (naming the server's URL) when it did not.
-    pub fn api_error(&self, operation: impl Into<String>) -> impl FnOnce(::kube::Error) -> KubeError {
+    pub fn api_error(
+        &self,
+        operation: impl Into<String>,
+    ) -> impl FnOnce(::kube::Error) -> KubeError {
         let operation = operation.into();
         let url = self.url.clone();
         move |source| match source {

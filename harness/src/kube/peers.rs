@@ -135,7 +135,11 @@ impl Kube {
         let nodes: Api<Node> = Api::all(self.client.clone());
         let lp = ListParams::default();
         Ok(PeerInputs {
-            pods: pods.list(&lp).await.map_err(self.api_error("list pods"))?.items,
+            pods: pods
+                .list(&lp)
+                .await
+                .map_err(self.api_error("list pods"))?
+                .items,
             nodes: nodes
                 .list(&lp)
                 .await

@@ -30,7 +30,9 @@ fn docs(text: &str) -> Vec<Document> {
 fn config_maps(names: &[&str]) -> Vec<Document> {
     let text: Vec<String> = names
         .iter()
-        .map(|n| format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {n}, namespace: demo}}\n"))
+        .map(|n| {
+            format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {n}, namespace: demo}}\n")
+        })
         .collect();
     docs(&text.join("---\n"))
 }
@@ -46,14 +48,27 @@ fn deletes(log: &fake::RequestLog) -> Vec<String> {
 
 #[tokio::test]
 async fn delete_goes_newest_first_past_failures_and_404s() {
-    let (kube, log) = fake::kube(|method, path| match (method, path.split('?').next().unwrap_or_default()) {
-        (_, p) if is_discovery(p) => discovery(p, CORE),
-        ("DELETE", p) if p.ends_with("/c") => status(403, "Forbidden", "configmaps \"c\" is forbidden: no"),
-        ("DELETE", p) if p.ends_with("/b") => status(404, "NotFound", "configmaps \"b\" not found"),
-        ("DELETE", _) => (200, json!({"kind": "Status", "apiVersion": "v1", "status": "Success"})),
-        _ => status(500, "InternalError", "unexpected"),
-    });
-    let err = kube.delete(&config_maps(&["a", "b", "c"])).await.unwrap_err();
+    let (kube, log) =
+        fake::kube(
+            |method, path| match (method, path.split('?').next().unwrap_or_default()) {
+                (_, p) if is_discovery(p) => discovery(p, CORE),
+                ("DELETE", p) if p.ends_with("/c") => {
+                    status(403, "Forbidden", "configmaps \"c\" is forbidden: no")
+                }
+                ("DELETE", p) if p.ends_with("/b") => {
+                    status(404, "NotFound", "configmaps \"b\" not found")
+                }
+                ("DELETE", _) => (
+                    200,
+                    json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
+                ),
+                _ => status(500, "InternalError", "unexpected"),
+            },
+        );
+    let err = kube
+        .delete(&config_maps(&["a", "b", "c"]))
+        .await
+        .unwrap_err();
     assert_eq!(
         deletes(&log),
         [
@@ -79,13 +94,20 @@ async fn delete_goes_newest_first_past_failures_and_404s() {
 async fn teardown_order_is_apply_order_with_unapplied_first() {
     let (kube, _log) = fake::kube(|method, path| match (method, path) {
         (_, p) if is_discovery(p) => discovery(p, CORE),
-        ("PATCH", _) => (200, json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}})),
+        ("PATCH", _) => (
+            200,
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}),
+        ),
         _ => status(500, "InternalError", "unexpected"),
     });
     let all = config_maps(&["first", "second", "never"]);
     kube.apply(&all[1..2]).await.unwrap();
     kube.apply(&all[0..1]).await.unwrap();
-    let order: Vec<String> = kube.in_apply_order(&all).iter().map(|d| d.name.clone()).collect();
+    let order: Vec<String> = kube
+        .in_apply_order(&all)
+        .iter()
+        .map(|d| d.name.clone())
+        .collect();
     // delete() walks this list backwards: "first" (applied last) goes first.
     assert_eq!(order, ["never", "second", "first"]);
 }
@@ -100,12 +122,26 @@ fn deployment(name: &str) -> serde_json::Value {
 #[tokio::test]
 async fn one_deadline_covers_every_workload_of_a_step() {
     let (kube, log) = fake::kube(|_, path| {
-        let name = path.split('?').next().unwrap_or_default().rsplit('/').next().unwrap_or_default();
+        let name = path
+            .split('?')
+            .next()
+            .unwrap_or_default()
+            .rsplit('/')
+            .next()
+            .unwrap_or_default();
         (200, deployment(name))
     });
     let targets = [
-        WorkloadRef { namespace: "demo", name: "web", kind: WorkloadKind::Deployment },
-        WorkloadRef { namespace: "demo", name: "db", kind: WorkloadKind::Deployment },
+        WorkloadRef {
+            namespace: "demo",
+            name: "web",
+            kind: WorkloadKind::Deployment,
+        },
+        WorkloadRef {
+            namespace: "demo",
+            name: "db",
+            kind: WorkloadKind::Deployment,
+        },
     ];
     let limit = Duration::from_millis(1500);
     let started = Instant::now();
@@ -121,18 +157,33 @@ async fn one_deadline_covers_every_workload_of_a_step() {
         "{err}"
     );
     assert!(err.to_string().contains("0/1 ready"), "{err}");
-    assert!(log.lock().unwrap().iter().all(|r| r.contains("/deployments/web")), "db was never waited for");
+    assert!(
+        log.lock()
+            .unwrap()
+            .iter()
+            .all(|r| r.contains("/deployments/web")),
+        "db was never waited for"
+    );
 }
 
 #[tokio::test]
 async fn a_failed_crd_wait_names_the_crd_and_the_answer() {
     let (kube, _log) = fake::kube(|method, path| match (method, path) {
         (_, p) if is_discovery(p) => discovery(p, CORE),
-        ("PATCH", _) => (200, json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": "widgets.example.com"}})),
-        ("GET", _) => status(403, "Forbidden", "customresourcedefinitions is forbidden: User \"u\" cannot get"),
+        ("PATCH", _) => (
+            200,
+            json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": "widgets.example.com"}}),
+        ),
+        ("GET", _) => status(
+            403,
+            "Forbidden",
+            "customresourcedefinitions is forbidden: User \"u\" cannot get",
+        ),
         _ => status(500, "InternalError", "unexpected"),
     });
-    let crd = docs("apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: widgets.example.com}\n");
+    let crd = docs(
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: widgets.example.com}\n",
+    );
     let text = kube.apply(&crd).await.unwrap_err().to_string();
     assert!(!text.contains("exec in pod"), "{text}");
     assert!(
@@ -160,8 +211,9 @@ async fn an_unreachable_server_is_named_by_url() {
     let kube = Kube::connect(&path, None).await.unwrap();
     let text = kube.server_version().await.unwrap_err().to_string();
     assert!(
-        text.contains(&format!("cannot reach the API server at https://127.0.0.1:{port}"))
-            && text.contains("Connection refused"),
+        text.contains(&format!(
+            "cannot reach the API server at https://127.0.0.1:{port}"
+        )) && text.contains("Connection refused"),
         "{text}"
     );
 }
@@ -169,10 +221,17 @@ async fn an_unreachable_server_is_named_by_url() {
 #[tokio::test]
 async fn exec_refused_by_the_api_carries_its_message() {
     let (kube, _log) = fake::kube(|_, _| {
-        status(500, "InternalError", "error dialing backend: dial tcp 10.0.0.7:10250: connect: connection refused")
+        status(
+            500,
+            "InternalError",
+            "error dialing backend: dial tcp 10.0.0.7:10250: connect: connection refused",
+        )
     });
     let command = ["tcpdump".to_string()];
-    let text = match kube.exec_stream("capture", "cap-0", "tcpdump", &command).await {
+    let text = match kube
+        .exec_stream("capture", "cap-0", "tcpdump", &command)
+        .await
+    {
         Ok(_) => panic!("the exec was refused"),
         Err(e) => e.to_string(),
     };
@@ -195,24 +254,40 @@ fn a_failed_command_says_why_with_status_and_stderr() {
         out.succeeded().unwrap_err().to_string(),
         "exec in pod demo/client-0: command terminated with non-zero exit code: exit status 127; stderr: sh: /meshproof-workload: not found"
     );
-    let closed = ExecOutput { pod: "demo/p".into(), ..ExecOutput::default() };
+    let closed = ExecOutput {
+        pod: "demo/p".into(),
+        ..ExecOutput::default()
+    };
     assert!(
-        closed.succeeded().unwrap_err().to_string().contains("without an exit status")
+        closed
+            .succeeded()
+            .unwrap_err()
+            .to_string()
+            .contains("without an exit status")
     );
-    let fine = ExecOutput { success: true, ..ExecOutput::default() };
+    let fine = ExecOutput {
+        success: true,
+        ..ExecOutput::default()
+    };
     assert!(fine.succeeded().is_ok());
 }
 
 #[test]
 fn exec_status_success_is_the_only_success() {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
-    let ok = Status { status: Some("Success".into()), ..Status::default() };
+    let ok = Status {
+        status: Some("Success".into()),
+        ..Status::default()
+    };
     let dial = Status {
         status: Some("Failure".into()),
         message: Some("error dialing backend: EOF".into()),
         ..Status::default()
     };
     assert_eq!(super::status_failure(Some(&ok)), None);
-    assert_eq!(super::status_failure(Some(&dial)).as_deref(), Some("error dialing backend: EOF"));
+    assert_eq!(
+        super::status_failure(Some(&dial)).as_deref(),
+        Some("error dialing backend: EOF")
+    );
     assert!(super::status_failure(None).is_some());
 }

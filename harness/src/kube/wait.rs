@@ -202,7 +202,12 @@ where
         if deadline.passed() {
             return Err(timeout(state));
         }
-        tokio::time::sleep(every.min(deadline.remaining()).max(Duration::from_millis(10))).await;
+        tokio::time::sleep(
+            every
+                .min(deadline.remaining())
+                .max(Duration::from_millis(10)),
+        )
+        .await;
     }
 }
 
@@ -215,18 +220,23 @@ impl Kube {
         limit: impl Into<Deadline>,
     ) -> Result<(), KubeError> {
         let api: Api<Node> = Api::all(self.client.clone());
-        poll(&format!("{expected} nodes Ready"), limit.into(), POLL, || async {
-            let nodes = api
-                .list(&ListParams::default())
-                .await
-                .map_err(self.api_error("list nodes"))?;
-            let ready = nodes.items.iter().filter(|n| node_ready(n)).count();
-            Ok(if ready == expected && nodes.items.len() == expected {
-                Ok(())
-            } else {
-                Err(format!("{ready} of {} nodes Ready", nodes.items.len()))
-            })
-        })
+        poll(
+            &format!("{expected} nodes Ready"),
+            limit.into(),
+            POLL,
+            || async {
+                let nodes = api
+                    .list(&ListParams::default())
+                    .await
+                    .map_err(self.api_error("list nodes"))?;
+                let ready = nodes.items.iter().filter(|n| node_ready(n)).count();
+                Ok(if ready == expected && nodes.items.len() == expected {
+                    Ok(())
+                } else {
+                    Err(format!("{ready} of {} nodes Ready", nodes.items.len()))
+                })
+            },
+        )
         .await
     }
 
@@ -291,27 +301,32 @@ impl Kube {
     ) -> Result<(), KubeError> {
         use k8s_openapi::api::apps::v1::DaemonSet;
         let api: Api<DaemonSet> = Api::namespaced(self.client.clone(), ns);
-        poll(&format!("DaemonSet {ns}/{name} ready"), limit.into(), POLL, || async {
-            let Some(d) = api
-                .get_opt(name)
-                .await
-                .map_err(self.api_error(format!("get DaemonSet {ns}/{name}")))?
-            else {
-                return Ok(Err("not found".into()));
-            };
-            let st = d.status.unwrap_or_default();
-            let done = st.desired_number_scheduled > 0
-                && st.number_ready == st.desired_number_scheduled
-                && st.updated_number_scheduled.unwrap_or(0) == st.desired_number_scheduled;
-            Ok(if done {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{}/{} ready",
-                    st.number_ready, st.desired_number_scheduled
-                ))
-            })
-        })
+        poll(
+            &format!("DaemonSet {ns}/{name} ready"),
+            limit.into(),
+            POLL,
+            || async {
+                let Some(d) = api
+                    .get_opt(name)
+                    .await
+                    .map_err(self.api_error(format!("get DaemonSet {ns}/{name}")))?
+                else {
+                    return Ok(Err("not found".into()));
+                };
+                let st = d.status.unwrap_or_default();
+                let done = st.desired_number_scheduled > 0
+                    && st.number_ready == st.desired_number_scheduled
+                    && st.updated_number_scheduled.unwrap_or(0) == st.desired_number_scheduled;
+                Ok(if done {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{}/{} ready",
+                        st.number_ready, st.desired_number_scheduled
+                    ))
+                })
+            },
+        )
         .await
     }
 
@@ -494,6 +509,9 @@ mod tests {
         .await
         .unwrap_err();
         assert!(started.elapsed() < Duration::from_secs(5));
-        assert!(err.to_string().contains("no answer from the API server"), "{err}");
+        assert!(
+            err.to_string().contains("no answer from the API server"),
+            "{err}"
+        );
     }
 }

@@ -298,7 +298,11 @@ impl Lab for KindLab {
             &Patch::Merge(label_patch(labels)),
         )
         .await
-        .map_err(self.p.kube.api_error(format!("label namespace {namespace}")))?;
+        .map_err(
+            self.p
+                .kube
+                .api_error(format!("label namespace {namespace}")),
+        )?;
         Ok(StepOutcome::Done(format!("labelled namespace {namespace}")))
     }
 
@@ -344,9 +348,11 @@ impl Lab for KindLab {
         let targets = workloads
             .iter()
             .map(|name| {
-                self.p.scenario.workload(name).map(WorkloadRef::from).ok_or_else(|| {
-                    failed("workload", format!("scenario has no workload {name}"))
-                })
+                self.p
+                    .scenario
+                    .workload(name)
+                    .map(WorkloadRef::from)
+                    .ok_or_else(|| failed("workload", format!("scenario has no workload {name}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
         self.p

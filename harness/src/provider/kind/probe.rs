@@ -165,7 +165,10 @@ async fn host_dial(lab: &KindLab, probe: &Probe) -> Result<String, ProviderError
     let svc = Api::<Service>::namespaced(lab.kube().client().clone(), &w.namespace)
         .get(&service)
         .await
-        .map_err(lab.kube().api_error(format!("get Service {}/{service}", w.namespace)))?;
+        .map_err(
+            lab.kube()
+                .api_error(format!("get Service {}/{service}", w.namespace)),
+        )?;
     let node_port = svc
         .spec
         .and_then(|s| s.ports)
@@ -205,7 +208,10 @@ async fn client_pod(
     let pods = Api::<Pod>::namespaced(lab.kube().client().clone(), &w.namespace)
         .list(&ListParams::default())
         .await
-        .map_err(lab.kube().api_error(format!("list pods in {}", w.namespace)))?;
+        .map_err(
+            lab.kube()
+                .api_error(format!("list pods in {}", w.namespace)),
+        )?;
     let pod = pods
         .items
         .into_iter()
