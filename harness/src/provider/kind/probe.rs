@@ -114,17 +114,13 @@ pub async fn run(lab: &KindLab, probe: &Probe) -> Result<Observation, ProviderEr
     let dial = cluster_dial(lab, probe)?;
     let body = request(probe, &dial)?.to_string();
     let (ns, pod, container) = client_pod(lab, &probe.from.value).await?;
-    let command = [WORKLOAD_BINARY, "probe", "-"].map(str::to_string);
+    // The request goes as an argument, not on stdin: stdin written at once races an exec
+    // the API server fails early (kubelet unreachable), and kube 5 then never sees the
+    // failure status (seen against kube-apiserver 1.36; see tests/kube_apiserver.rs).
+    let command = [WORKLOAD_BINARY, "probe-json", &body].map(str::to_string);
     let out = lab
         .kube()
-        .exec(
-            &ns,
-            &pod,
-            Some(&container),
-            &command,
-            Some(body.as_bytes()),
-            limit,
-        )
+        .exec(&ns, &pod, Some(&container), &command, None, limit)
         .await
         .and_then(crate::kube::ExecOutput::succeeded)?;
     observation(&String::from_utf8_lossy(&out.stdout))
