@@ -147,7 +147,7 @@ async fn every_fixture_applies_and_tears_down_newest_first() {
         .chain(&mesh)
         .filter(|d| d.kind == "Namespace")
     {
-        fresh_namespace(&kube, &d_name(ns)).await;
+        fresh_namespace(&kube, &ns.name).await;
     }
     // CRDs last in the batch: apply must still put them (and Namespaces) first.
     let mut batch = fixtures.clone();
@@ -192,10 +192,6 @@ async fn every_fixture_applies_and_tears_down_newest_first() {
         last.starts_with("CustomResourceDefinition/") || last.starts_with("Namespace/"),
         "{deleted:?}"
     );
-}
-
-fn d_name(d: &Document) -> String {
-    d.name.clone()
 }
 
 fn workload(ns: &str, name: &str) -> String {

@@ -12,7 +12,7 @@ use ::kube::core::GroupVersionKind;
 use ::kube::discovery::{ApiResource, Discovery, Scope};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 
-use super::wait::{Deadline, poll};
+use super::deadline::{Deadline, poll};
 use super::{Kube, KubeError, is_not_found};
 use crate::manifest::Document;
 

@@ -5,6 +5,7 @@
 //! the API's own reasons and waits check exactly the conditions they name.
 
 mod apply;
+mod deadline;
 mod exec;
 mod peers;
 mod wait;
@@ -18,9 +19,10 @@ mod tests;
 use std::path::Path;
 
 pub use apply::FIELD_MANAGER;
+pub use deadline::Deadline;
 pub use exec::{ExecOutput, ExecStream, status_failure};
 pub use peers::{PeerInputs, peer_map, pod_workload};
-pub use wait::{Deadline, deployment_complete, has_sidecar, pod_ready, statefulset_complete};
+pub use wait::{deployment_complete, has_sidecar, pod_ready, statefulset_complete};
 pub use workloads::WorkloadRef;
 
 use ::kube::config::{KubeConfigOptions, Kubeconfig};

@@ -8,53 +8,14 @@
 
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use ::kube::api::{Api, ListParams};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
 
+use super::deadline::{Deadline, poll};
 use super::{Kube, KubeError};
 
 const POLL: Duration = Duration::from_secs(2);
-
-/// The moment a wait gives up, fixed when the step starts and shared by everything the
-/// step waits for.
-#[derive(Debug, Clone, Copy)]
-pub struct Deadline {
-    at: Instant,
-    limit: Duration,
-}
-
-impl Deadline {
-    /// `limit` from now.
-    pub fn after(limit: Duration) -> Deadline {
-        Deadline {
-            at: Instant::now() + limit,
-            limit,
-        }
-    }
-
-    /// The whole allowance, as the step gave it.
-    pub fn limit(&self) -> Duration {
-        self.limit
-    }
-
-    /// Time left (zero once passed).
-    pub fn remaining(&self) -> Duration {
-        self.at.saturating_duration_since(Instant::now())
-    }
-
-    fn passed(&self) -> bool {
-        Instant::now() >= self.at
-    }
-}
-
-impl From<Duration> for Deadline {
-    fn from(limit: Duration) -> Deadline {
-        Deadline::after(limit)
-    }
-}
 
 /// A Deployment whose rollout finished: the controller saw the latest spec, and every
 /// replica is updated, ready and available, with no old replica left.
@@ -170,45 +131,6 @@ fn node_ready(n: &Node) -> bool {
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
         .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
-
-/// Polls `probe` every `every` until it returns `Ok(value)` or the deadline passes. A
-/// request still unanswered at the deadline is abandoned: the deadline bounds the wait,
-/// not just the gaps between requests.
-pub(super) async fn poll<T, F, Fut>(
-    what: &str,
-    deadline: Deadline,
-    every: Duration,
-    mut probe: F,
-) -> Result<T, KubeError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<Result<T, String>, KubeError>>,
-{
-    let timeout = |state: String| KubeError::Timeout {
-        what: what.to_string(),
-        seconds: deadline.limit().as_secs(),
-        state,
-    };
-    let mut state = "no answer from the API server yet".to_string();
-    loop {
-        match tokio::time::timeout_at(deadline.at, probe()).await {
-            Err(_) => return Err(timeout(state)),
-            Ok(answer) => match answer? {
-                Ok(value) => return Ok(value),
-                Err(seen) => state = seen,
-            },
-        }
-        if deadline.passed() {
-            return Err(timeout(state));
-        }
-        tokio::time::sleep(
-            every
-                .min(deadline.remaining())
-                .max(Duration::from_millis(10)),
-        )
-        .await;
-    }
 }
 
 impl Kube {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use ::kube::api::Api;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 
-use super::wait::Deadline;
+use super::deadline::Deadline;
 use super::{Kube, KubeError};
 use crate::scenario::{WaitFor, Workload, WorkloadKind};
 
