@@ -8,8 +8,10 @@ mod consul;
 mod destination_rules;
 mod external;
 mod gateways;
+mod istio_1_30;
 mod mtls;
 mod scenarios;
+mod scope_and_undecided;
 mod sidecars;
 mod xnat;
 
