@@ -264,8 +264,8 @@ fn route(
     }
     row.status = Status::conflict(
         format!(
-            "no VirtualService route on {me} for {request} (host {})",
-            host.unwrap_or("-")
+            "no VirtualService route on {me} for {request}{}",
+            if host.is_none() { " (no Host header)" } else { "" }
         ),
         Consequence::NotFound404,
     );

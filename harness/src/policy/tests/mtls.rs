@@ -103,11 +103,12 @@ fn precedence_table() {
             "workload",
         ),
         (
+            // `ValidatePeerAuthentication` rejects it: the apply fails, nothing applies.
             "port level needs a selector",
             ns("STRICT").replace("---\n", "  portLevelMtls: {8080: {mode: DISABLE}}\n---\n"),
-            Strict,
-            "default/demo",
-            "namespace",
+            Permissive,
+            "mesh default",
+            "-",
         ),
         (
             "root-namespace selector ignored",

@@ -83,7 +83,7 @@ fn virtual_service_subsets_decide_subset_tls() {
             None,
         ),
         (
-            format!("[{{match: [{{headers: {{x: {{exact: y}}}}}}], route: [{}]}}, {{route: [{}]}}]", to("v2"), to("v1")),
+            format!("[{{match: [{{headers: {{x-version: {{exact: beta}}}}}}], route: [{}]}}, {{route: [{}]}}]", to("v2"), to("v1")),
             None,
         ),
     ];
