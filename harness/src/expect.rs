@@ -265,7 +265,11 @@ pub fn judge_model(
                 && (e.flow.from.value == peers::ANY || m.from == e.flow.from.value)
         };
         let name = format!("model agrees with {}", e.name.value);
-        if let Some(why) = model.iter().filter(meets).find_map(|m| m.cannot_predict.as_ref()) {
+        if let Some(why) = model
+            .iter()
+            .filter(meets)
+            .find_map(|m| m.cannot_predict.as_ref())
+        {
             out.push(Judgement::bare(
                 &name,
                 CheckKind::Model,
@@ -279,7 +283,12 @@ pub fn judge_model(
                 "the scenario expects {} → {}:{} to be {class}, but the policy model predicts {} ({})",
                 e.flow.from.value, e.flow.to.value, e.flow.port, m.class, m.because
             );
-            out.push(Judgement::bare(&name, CheckKind::Model, Verdict::Fail, reason));
+            out.push(Judgement::bare(
+                &name,
+                CheckKind::Model,
+                Verdict::Fail,
+                reason,
+            ));
         }
     }
     for m in model {

@@ -58,9 +58,13 @@ fn rows_the_model_cannot_decide_say_so() {
         .stdout(contains(
             "cannot predict: ALLOW policy xnat-all/xnat reads the HTTP request",
         ));
-    let out = xtask().args(["tls-check", "xnat", "--json"]).output().unwrap();
+    let out = xtask()
+        .args(["tls-check", "xnat", "--json"])
+        .output()
+        .unwrap();
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
     let rows = doc["matrix"]["rows"].as_array().unwrap();
-    assert!(rows.iter().any(|r| r["status"]["status"] == "cannot-predict"
-        && r["status"]["undecided"] == "outcome"));
+    assert!(rows.iter().any(
+        |r| r["status"]["status"] == "cannot-predict" && r["status"]["undecided"] == "outcome"
+    ));
 }

@@ -76,7 +76,10 @@ fn authorization_policy(ap: &AuthorizationPolicy) -> Vec<Finding> {
         !spec.target_refs.is_empty(),
     ];
     if attachments.iter().filter(|set| **set).count() > 1 {
-        push("spec", "only one of targetRefs or workloadSelector can be set".into());
+        push(
+            "spec",
+            "only one of targetRefs or workloadSelector can be set".into(),
+        );
     }
     match spec.action {
         AuthzAction::Deny | AuthzAction::Custom if spec.rules.is_empty() => push(
@@ -86,9 +89,10 @@ fn authorization_policy(ap: &AuthorizationPolicy) -> Vec<Finding> {
                 action_name(spec.action)
             ),
         ),
-        AuthzAction::Custom if spec.provider.as_ref().is_none_or(|p| p.name.is_empty()) => {
-            push("spec.provider.name", "`provider.name` must not be empty".into())
-        }
+        AuthzAction::Custom if spec.provider.as_ref().is_none_or(|p| p.name.is_empty()) => push(
+            "spec.provider.name",
+            "`provider.name` must not be empty".into(),
+        ),
         _ => {}
     }
     if spec.provider.is_some() && spec.action != AuthzAction::Custom {
@@ -164,7 +168,9 @@ fn source(s: &Source, rule: usize, custom: bool) -> Vec<(String, String)> {
     if accounts > 0 && others > 0 {
         out.push((
             String::new(),
-            format!("cannot set serviceAccounts with namespaces or principals, found at rule {rule}"),
+            format!(
+                "cannot set serviceAccounts with namespaces or principals, found at rule {rule}"
+            ),
         ));
     }
     for (field, values) in [
@@ -204,7 +210,9 @@ fn check_service_accounts(key: &str, values: &[String]) -> Result<(), String> {
             ));
         }
         if value.len() > 320 {
-            return Err(format!("value cannot exceed 320 characters, found {value:?} in {key}"));
+            return Err(format!(
+                "value cannot exceed 320 characters, found {value:?} in {key}"
+            ));
         }
         if let Some((ns, sa)) = value.split_once('/')
             && (ns.is_empty() || sa.is_empty())

@@ -100,7 +100,11 @@ fn qualify_service_accounts(r: &Rule, namespace: &str) -> Rule {
         qualify(&mut f.source.service_accounts);
         qualify(&mut f.source.not_service_accounts);
     }
-    for c in r.when.iter_mut().filter(|c| c.key == "source.serviceAccount") {
+    for c in r
+        .when
+        .iter_mut()
+        .filter(|c| c.key == "source.serviceAccount")
+    {
         qualify(&mut c.values);
         qualify(&mut c.not_values);
     }

@@ -10,8 +10,8 @@ use super::cluster::PodInfo;
 use super::context::{Ctx, Endpoint};
 use super::inbound;
 use super::outbound::{self, OutboundPolicy, Target};
-use super::{mesh_routes, protocol};
 use super::types::{AppProtocol, ClientTls, Consequence, MtlsMode, Pair, PeerSource, Row, Status};
+use super::{mesh_routes, protocol};
 use crate::wire::FlowClass;
 
 /// The server side of one port, as the acceptance check needs it.
@@ -120,7 +120,18 @@ fn routed_outbound(
     let outs: Vec<OutboundPolicy> = routing
         .subsets
         .iter()
-        .map(|subset| outbound::build(ctx, &pair.client, client, &Target { subset: subset.as_str(), ..*t }, Some(pod)))
+        .map(|subset| {
+            outbound::build(
+                ctx,
+                &pair.client,
+                client,
+                &Target {
+                    subset: subset.as_str(),
+                    ..*t
+                },
+                Some(pod),
+            )
+        })
         .collect();
     let mut out = outs[0].clone();
     if routing.subsets.len() > 1 || !routing.subsets[0].is_empty() {

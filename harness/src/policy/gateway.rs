@@ -265,7 +265,11 @@ fn route(
     row.status = Status::conflict(
         format!(
             "no VirtualService route on {me} for {request}{}",
-            if host.is_none() { " (no Host header)" } else { "" }
+            if host.is_none() {
+                " (no Host header)"
+            } else {
+                ""
+            }
         ),
         Consequence::NotFound404,
     );

@@ -38,7 +38,9 @@ pub fn admission(annotations: &BTreeMap<String, String>) -> PodAdmission {
         if let Some(check) = validator(name)
             && let Err(e) = check(value)
         {
-            errors.push(format!("invalid value '{value}' for annotation '{name}': {e}"));
+            errors.push(format!(
+                "invalid value '{value}' for annotation '{name}': {e}"
+            ));
         }
     }
     if !errors.is_empty() {
@@ -61,7 +63,9 @@ fn validator(name: &str) -> Option<Check> {
     let check: Check = match name {
         "sidecar.istio.io/interceptionMode" => |v| match v {
             "REDIRECT" | "TPROXY" | "NONE" => Ok(()),
-            _ => Err(format!("interceptionMode invalid, use REDIRECT,TPROXY,NONE: {v}")),
+            _ => Err(format!(
+                "interceptionMode invalid, use REDIRECT,TPROXY,NONE: {v}"
+            )),
         },
         "status.sidecar.istio.io/port" => |v| port(v).map(|_| ()),
         "readiness.status.sidecar.istio.io/initialDelaySeconds"
@@ -146,9 +150,12 @@ fn quantity(v: &str) -> Result<(), String> {
     let suffix_ok = matches!(
         suffix,
         "" | "m" | "k" | "M" | "G" | "T" | "P" | "E" | "Ki" | "Mi" | "Gi" | "Ti" | "Pi" | "Ei"
-    ) || suffix
-        .strip_prefix(['e', 'E'])
-        .is_some_and(|e| e.strip_prefix(['+', '-']).unwrap_or(e).parse::<u32>().is_ok());
+    ) || suffix.strip_prefix(['e', 'E']).is_some_and(|e| {
+        e.strip_prefix(['+', '-'])
+            .unwrap_or(e)
+            .parse::<u32>()
+            .is_ok()
+    });
     if number_ok && suffix_ok {
         Ok(())
     } else {
@@ -161,7 +168,11 @@ mod tests {
     use super::*;
 
     fn with(name: &str, value: &str) -> PodAdmission {
-        admission(&[(name.to_string(), value.to_string())].into_iter().collect())
+        admission(
+            &[(name.to_string(), value.to_string())]
+                .into_iter()
+                .collect(),
+        )
     }
 
     /// `validate.go` at 1.30.3: which values fail the injection (and so the pod).
@@ -184,7 +195,11 @@ mod tests {
             (format!("{t}includeOutboundIPRanges"), "10.96.0.0/12", true),
             // A bare address is no prefix; entries are not trimmed.
             (format!("{t}excludeOutboundIPRanges"), "10.0.0.1", false),
-            (format!("{t}excludeOutboundIPRanges"), "10.0.0.0/8, 10.1.0.0/16", false),
+            (
+                format!("{t}excludeOutboundIPRanges"),
+                "10.0.0.0/8, 10.1.0.0/16",
+                false,
+            ),
             ("sidecar.istio.io/interceptionMode".into(), "TPROXY", true),
             ("sidecar.istio.io/interceptionMode".into(), "tproxy", false),
             ("status.sidecar.istio.io/port".into(), "15020", true),
@@ -209,7 +224,10 @@ mod tests {
             }
         }
         assert!(matches!(
-            with("proxy.istio.io/config", "holdApplicationUntilProxyStarts: true"),
+            with(
+                "proxy.istio.io/config",
+                "holdApplicationUntilProxyStarts: true"
+            ),
             PodAdmission::Unknown(_)
         ));
     }

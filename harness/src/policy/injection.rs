@@ -77,7 +77,9 @@ pub fn istio_sidecar(ns_labels: &BTreeMap<String, String>, pod: &PodInfo) -> Inj
         (None, Some(rev)) => {
             return injection(
                 false,
-                format!("namespace label {REV}={rev} selects revision {rev}, not the default revision"),
+                format!(
+                    "namespace label {REV}={rev} selects revision {rev}, not the default revision"
+                ),
             );
         }
         (None, None) => match pod_rev {
@@ -85,7 +87,9 @@ pub fn istio_sidecar(ns_labels: &BTreeMap<String, String>, pod: &PodInfo) -> Inj
             Some(rev) => {
                 return injection(
                     false,
-                    format!("pod label {REV}={rev} selects revision {rev}, not the default revision"),
+                    format!(
+                        "pod label {REV}={rev} selects revision {rev}, not the default revision"
+                    ),
                 );
             }
             None => pod_label == Some("true"),
@@ -174,7 +178,9 @@ pub fn istio_interception(pod: &PodInfo) -> Interception {
         (Some(include), _) if !include.is_empty() && include != "*" => {
             Some(format!("includeOutboundIPRanges {include}"))
         }
-        (_, Some(exclude)) if !exclude.is_empty() => Some(format!("excludeOutboundIPRanges {exclude}")),
+        (_, Some(exclude)) if !exclude.is_empty() => {
+            Some(format!("excludeOutboundIPRanges {exclude}"))
+        }
         _ => None,
     };
     Interception {
@@ -291,7 +297,11 @@ mod tests {
             // (the `object.` webhook requires `istio.io/rev` DoesNotExist).
             (&none, pod(&[(INJECT, "true"), (REV, "canary")], &[]), false),
             (&none, pod(&[(REV, "canary")], &[]), false),
-            (&ns(&[(REV, "canary")]), pod(&[(INJECT, "true")], &[]), false),
+            (
+                &ns(&[(REV, "canary")]),
+                pod(&[(INJECT, "true")], &[]),
+                false,
+            ),
             (&rev, pod(&[(REV, "canary")], &[]), true),
         ];
         for (i, (labels, p, want)) in table.into_iter().enumerate() {

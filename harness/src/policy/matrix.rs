@@ -87,13 +87,22 @@ fn one(ctx: &Ctx, pair: &Pair) -> Result<(Row, Option<Pair>), String> {
     let (mut row, next) = one_admitted(ctx, pair, &client)?;
     match (client_admission, server_admission) {
         (_, Some(PodAdmission::Rejected(why))) => {
-            let consequence = if row.client_sidecar || matches!(pair.client, Peer::IngressGateway | Peer::EgressGateway) {
-                if row.protocol.is_http() { Consequence::Unavailable503 } else { Consequence::Reset }
+            let consequence = if row.client_sidecar
+                || matches!(pair.client, Peer::IngressGateway | Peer::EgressGateway)
+            {
+                if row.protocol.is_http() {
+                    Consequence::Unavailable503
+                } else {
+                    Consequence::Reset
+                }
             } else {
                 Consequence::Refused
             };
             row.status = Status::conflict(
-                format!("{} has no endpoints: its pods are never created: {why}", pair.service),
+                format!(
+                    "{} has no endpoints: its pods are never created: {why}",
+                    pair.service
+                ),
                 consequence,
             );
             Ok((row, None))

@@ -88,7 +88,9 @@ pub fn routing(ctx: &Ctx, client: &Client, host: &str, port: u16) -> Routing {
         .iter()
         .map(|d| resolve_host(&d.host, vs.namespace(), &ctx.mesh.domain))
         .find(|h| h != host)
-        .map(|h| format!("VirtualService {by} may route it to {h}, which the model does not follow"));
+        .map(|h| {
+            format!("VirtualService {by} may route it to {h}, which the model does not follow")
+        });
     let mut subsets: Vec<String> = destinations.iter().map(|d| d.subset.clone()).collect();
     if subsets.is_empty() {
         // No route matches: the default route to the Service itself.
@@ -180,12 +182,12 @@ fn http_match(m: &HttpMatchRequest, c: &Client, port: u16) -> Option<bool> {
         || m.authority.is_some();
     all([
         if unknown_fields { None } else { Some(true) },
-        m.uri
-            .as_ref()
-            .map_or(Some(true), |u| string(u, c.request.map(|r| r.path.as_str()))),
-        m.method
-            .as_ref()
-            .map_or(Some(true), |u| string(u, c.request.map(|r| r.method.as_str()))),
+        m.uri.as_ref().map_or(Some(true), |u| {
+            string(u, c.request.map(|r| r.path.as_str()))
+        }),
+        m.method.as_ref().map_or(Some(true), |u| {
+            string(u, c.request.map(|r| r.method.as_str()))
+        }),
         Some(m.port.is_none_or(|p| p == u32::from(port))),
         mesh_gateway(&m.gateways),
         source(&m.source_labels, &m.source_namespace, c),

@@ -27,8 +27,8 @@ pub(crate) mod outbound;
 mod pairs;
 mod patterns;
 mod peer;
-mod sidecar_scope;
 pub(crate) mod protocol;
+mod sidecar_scope;
 mod table;
 mod types;
 

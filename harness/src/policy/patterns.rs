@@ -48,7 +48,6 @@ pub fn template_match(template: &str, path: &str) -> bool {
         .is_some_and(|r| template_match(&after[1..], r))
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

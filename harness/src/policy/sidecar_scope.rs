@@ -117,8 +117,18 @@ mod tests {
         let h = "web.demo.svc.cluster.local";
         assert!(egress_host_matches("./*", "demo", "demo", h));
         assert!(!egress_host_matches("./*", "other", "demo", h));
-        assert!(egress_host_matches("*/*.demo.svc.cluster.local", "x", "demo", h));
-        assert!(egress_host_matches("demo/web.demo.svc.cluster.local", "x", "demo", h));
+        assert!(egress_host_matches(
+            "*/*.demo.svc.cluster.local",
+            "x",
+            "demo",
+            h
+        ));
+        assert!(egress_host_matches(
+            "demo/web.demo.svc.cluster.local",
+            "x",
+            "demo",
+            h
+        ));
         assert!(!egress_host_matches("~/*", "demo", "demo", h));
         assert!(!egress_host_matches("*", "demo", "demo", h));
     }

@@ -120,7 +120,9 @@ pub fn render(m: &Matrix) -> String {
         .rows
         .iter()
         .filter_map(|r| match &r.status {
-            Status::CannotPredict { why, .. } => Some(format!("  {}: cannot predict: {why}", label(r))),
+            Status::CannotPredict { why, .. } => {
+                Some(format!("  {}: cannot predict: {why}", label(r)))
+            }
             _ => None,
         })
         .collect();

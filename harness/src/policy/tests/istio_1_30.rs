@@ -31,13 +31,26 @@ fn get(yaml: &str) -> Row {
 #[test]
 fn service_accounts_short_form_is_the_policy_namespace() {
     let sa = |ns: &str, list: &str| {
-        authz(ns, "by-sa", "ALLOW", &format!("rules: [{{from: [{{source: {{serviceAccounts: {list}}}}}]}}]"))
+        authz(
+            ns,
+            "by-sa",
+            "ALLOW",
+            &format!("rules: [{{from: [{{source: {{serviceAccounts: {list}}}}}]}}]"),
+        )
     };
     let table = [
         ("short form, own namespace", sa("demo", "[client]"), None),
         ("qualified", sa("demo", "[demo/client]"), None),
-        ("other namespace", sa("demo", "[other/client]"), Some(Consequence::Forbidden403)),
-        ("other account", sa("demo", "[web]"), Some(Consequence::Forbidden403)),
+        (
+            "other namespace",
+            sa("demo", "[other/client]"),
+            Some(Consequence::Forbidden403),
+        ),
+        (
+            "other account",
+            sa("demo", "[web]"),
+            Some(Consequence::Forbidden403),
+        ),
         (
             "short form in the root namespace means istio-system/client",
             sa("istio-system", "[client]").replace("  selector: {matchLabels: {app: web}}\n", ""),
@@ -45,17 +58,32 @@ fn service_accounts_short_form_is_the_policy_namespace() {
         ),
         (
             "notServiceAccounts short form",
-            authz("demo", "not-sa", "DENY", "rules: [{from: [{source: {notServiceAccounts: [client]}}]}]"),
+            authz(
+                "demo",
+                "not-sa",
+                "DENY",
+                "rules: [{from: [{source: {notServiceAccounts: [client]}}]}]",
+            ),
             None,
         ),
     ];
     for (name, extra, want) in table {
-        assert_eq!(consequence(&get(&format!("{}{extra}", base()))), want, "{name}");
+        assert_eq!(
+            consequence(&get(&format!("{}{extra}", base()))),
+            want,
+            "{name}"
+        );
     }
     let wildcard = sa("demo", "['*']");
-    let m = evaluate(&docs(&format!("{}{wildcard}", base())), &[client_to_web(80)], &MeshOptions::istio());
+    let m = evaluate(
+        &docs(&format!("{}{wildcard}", base())),
+        &[client_to_web(80)],
+        &MeshOptions::istio(),
+    );
     assert!(
-        m.problems.iter().any(|p| p.contains("wildcard not allowed, found in ServiceAccounts")),
+        m.problems
+            .iter()
+            .any(|p| p.contains("wildcard not allowed, found in ServiceAccounts")),
         "{:?}",
         m.problems
     );
@@ -97,7 +125,11 @@ fn a_root_namespace_sidecar_is_the_default_scope() {
     let root = sidecar("istio-system", "default", None, "REGISTRY_ONLY");
     let table = [
         ("no Sidecar: mesh ALLOW_ANY", String::new(), None),
-        ("root Sidecar only", root.clone(), Some(Consequence::Blocked)),
+        (
+            "root Sidecar only",
+            root.clone(),
+            Some(Consequence::Blocked),
+        ),
         (
             "the namespace's own Sidecar wins",
             root.clone() + &sidecar("demo", "ns", None, "ALLOW_ANY"),
@@ -120,7 +152,11 @@ fn a_root_namespace_sidecar_is_the_default_scope() {
         ),
     ];
     for (name, extra, want) in table {
-        assert_eq!(consequence(&to_outside(&format!("{}{extra}", base()))), want, "{name}");
+        assert_eq!(
+            consequence(&to_outside(&format!("{}{extra}", base()))),
+            want,
+            "{name}"
+        );
     }
 }
 
@@ -128,7 +164,12 @@ fn a_root_namespace_sidecar_is_the_default_scope() {
 /// in their Host, hiding a denied Host behind an allowed one.
 #[test]
 fn requests_differing_only_in_host_are_separate_rows() {
-    let hosts = authz("demo", "hosts", "ALLOW", "rules: [{to: [{operation: {hosts: [good.example]}}]}]");
+    let hosts = authz(
+        "demo",
+        "hosts",
+        "ALLOW",
+        "rules: [{to: [{operation: {hosts: [good.example]}}]}]",
+    );
     let yaml = format!("{}{hosts}", base());
     let pairs: Vec<Pair> = ["good.example", "bad.example"]
         .iter()
@@ -147,7 +188,10 @@ fn requests_differing_only_in_host_are_separate_rows() {
             .map(consequence)
     };
     assert_eq!(by_host("good.example"), Some(None));
-    assert_eq!(by_host("bad.example"), Some(Some(Consequence::Forbidden403)));
+    assert_eq!(
+        by_host("bad.example"),
+        Some(Some(Consequence::Forbidden403))
+    );
     let table = render_table(&m);
     assert!(table.contains("GET / Host: bad.example"), "{table}");
 }
@@ -173,10 +217,26 @@ spec:
     };
     let sel = "  workloadSelector: {matchLabels: {app: client}}\n";
     let table = [
-        (dr("SIMPLE", "web-cred", ""), ClientTls::Disable, FlowClass::Plaintext),
-        (dr("MUTUAL", "web-cred", ""), ClientTls::Disable, FlowClass::Plaintext),
-        (dr("SIMPLE", "web-cred", sel), ClientTls::Simple, FlowClass::Tls),
-        (dr("SIMPLE", "configmap://web-ca", ""), ClientTls::Simple, FlowClass::Tls),
+        (
+            dr("SIMPLE", "web-cred", ""),
+            ClientTls::Disable,
+            FlowClass::Plaintext,
+        ),
+        (
+            dr("MUTUAL", "web-cred", ""),
+            ClientTls::Disable,
+            FlowClass::Plaintext,
+        ),
+        (
+            dr("SIMPLE", "web-cred", sel),
+            ClientTls::Simple,
+            FlowClass::Tls,
+        ),
+        (
+            dr("SIMPLE", "configmap://web-ca", ""),
+            ClientTls::Simple,
+            FlowClass::Tls,
+        ),
         (dr("SIMPLE", "", ""), ClientTls::Simple, FlowClass::Tls),
     ];
     for (extra, tls, class) in table {
@@ -213,7 +273,13 @@ spec:
 ---
 ";
     let plain = |export: &str| {
-        dest_rule("demo", "plain", "web", "tls: {mode: DISABLE}", &format!("  exportTo: {export}\n"))
+        dest_rule(
+            "demo",
+            "plain",
+            "web",
+            "tls: {mode: DISABLE}",
+            &format!("  exportTo: {export}\n"),
+        )
     };
     // (exportTo of the selector-less rule, client's TLS, other's TLS)
     let table = [
@@ -222,9 +288,22 @@ spec:
         ("['*']", ClientTls::IstioMutual, ClientTls::Disable),
     ];
     for (export, client, other) in table {
-        let yaml = format!("{}{}{selector_rule}{}", base(), other_client(), plain(export));
-        assert_eq!(from("client", &yaml).client_tls, client, "client, exportTo {export}");
-        assert_eq!(from("other", &yaml).client_tls, other, "other, exportTo {export}");
+        let yaml = format!(
+            "{}{}{selector_rule}{}",
+            base(),
+            other_client(),
+            plain(export)
+        );
+        assert_eq!(
+            from("client", &yaml).client_tls,
+            client,
+            "client, exportTo {export}"
+        );
+        assert_eq!(
+            from("other", &yaml).client_tls,
+            other,
+            "other, exportTo {export}"
+        );
     }
 }
 
@@ -244,21 +323,40 @@ fn invalid_interception_annotations_mean_the_pod_is_never_created() {
     );
     let r = from("client", &bad_web);
     match &r.status {
-        Status::Conflict { problem, consequence } => {
+        Status::Conflict {
+            problem,
+            consequence,
+        } => {
             assert_eq!(*consequence, Consequence::Unavailable503);
-            assert!(problem.contains("never created") && problem.contains("excludeInboundPorts"), "{problem}");
+            assert!(
+                problem.contains("never created") && problem.contains("excludeInboundPorts"),
+                "{problem}"
+            );
         }
         other => panic!("{other:?}"),
     }
     // Not injected, not validated: the same annotation on an opted-out pod is harmless.
-    let opted_out = bad_web.replace("labels: {app: web}", "labels: {app: web, sidecar.istio.io/inject: 'false'}");
+    let opted_out = bad_web.replace(
+        "labels: {app: web}",
+        "labels: {app: web, sidecar.istio.io/inject: 'false'}",
+    );
     assert!(from("client", &opted_out).status.is_ok());
     // A client that is never created has no row, and the matrix says why.
     let bad_client = base().replace(
         &deployment("demo", "client", &[], "", ""),
-        &deployment("demo", "client", &[], "", "traffic.sidecar.istio.io/excludeOutboundPorts: '3306,x'"),
+        &deployment(
+            "demo",
+            "client",
+            &[],
+            "",
+            "traffic.sidecar.istio.io/excludeOutboundPorts: '3306,x'",
+        ),
     );
-    let m = evaluate(&docs(&bad_client), &[client_to_web(80)], &MeshOptions::istio());
+    let m = evaluate(
+        &docs(&bad_client),
+        &[client_to_web(80)],
+        &MeshOptions::istio(),
+    );
     assert!(m.rows.is_empty());
     assert!(m.problems[0].contains("never created"), "{:?}", m.problems);
 }
@@ -269,7 +367,11 @@ fn invalid_interception_annotations_mean_the_pod_is_never_created() {
 fn deny_without_rules_is_a_failed_apply() {
     for rules in ["rules: []", ""] {
         let deny = authz("demo", "deny-nothing", "DENY", rules);
-        let m = evaluate(&docs(&format!("{}{deny}", base())), &[client_to_web(80)], &MeshOptions::istio());
+        let m = evaluate(
+            &docs(&format!("{}{deny}", base())),
+            &[client_to_web(80)],
+            &MeshOptions::istio(),
+        );
         assert!(
             m.problems.iter().any(|p| p.starts_with("test.yaml:")
                 && p.contains("AuthorizationPolicy deny-nothing: spec.rules: istiod rejects this object (ValidateAuthorizationPolicy): DENY action without `rules`")),

@@ -183,7 +183,9 @@ fn port_level_mtls_without_selector_is_a_failed_apply() {
     );
     assert!(
         m.problems.iter().any(|p| p.starts_with("test.yaml:")
-            && p.contains("spec.portLevelMtls: istiod rejects this object (ValidatePeerAuthentication)")),
+            && p.contains(
+                "spec.portLevelMtls: istiod rejects this object (ValidatePeerAuthentication)"
+            )),
         "{:?}",
         m.problems
     );

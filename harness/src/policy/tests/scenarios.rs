@@ -334,10 +334,17 @@ fn the_model_agrees_with_every_probe_outcome_the_scenarios_state() {
 #[test]
 fn a_rejected_fixture_is_a_located_error_for_tls_check() {
     let dir = tempfile::tempdir().unwrap();
-    let (scenarios, fixtures) = (dir.path().join("scenarios"), dir.path().join("fixtures/pii-demo"));
+    let (scenarios, fixtures) = (
+        dir.path().join("scenarios"),
+        dir.path().join("fixtures/pii-demo"),
+    );
     std::fs::create_dir_all(&scenarios).unwrap();
     std::fs::create_dir_all(&fixtures).unwrap();
-    std::fs::copy(root().join("scenarios/pii-demo.yaml"), scenarios.join("pii-demo.yaml")).unwrap();
+    std::fs::copy(
+        root().join("scenarios/pii-demo.yaml"),
+        scenarios.join("pii-demo.yaml"),
+    )
+    .unwrap();
     for entry in std::fs::read_dir(root().join("fixtures/pii-demo")).unwrap() {
         let entry = entry.unwrap();
         std::fs::copy(entry.path(), fixtures.join(entry.file_name())).unwrap();
@@ -349,7 +356,11 @@ fn a_rejected_fixture_is_a_located_error_for_tls_check() {
     let s = Scenario::load(dir.path(), "pii-demo").expect("the scenario itself is fine");
     match Matrix::for_scenario(&s, None) {
         Err(PolicyError::Manifests { errors }) => {
-            let text = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
+            let text = errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n");
             assert!(
                 text.contains("istio.yaml:") && text.contains("AuthorizationPolicy deny-nothing: spec.rules: istiod rejects this object (ValidateAuthorizationPolicy)"),
                 "{text}"

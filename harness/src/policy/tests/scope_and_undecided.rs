@@ -26,14 +26,33 @@ fn sidecar_egress_hosts_decide_what_a_client_sees() {
     let strict = peer_authn("demo", "default", None, "STRICT", "");
     let table = [
         ("'./*'", "REGISTRY_ONLY", ClientTls::IstioMutual, None),
-        ("'istio-system/*'", "REGISTRY_ONLY", ClientTls::Disable, Some(Consequence::Blocked)),
-        ("'istio-system/*'", "ALLOW_ANY", ClientTls::Disable, Some(Consequence::Unavailable503)),
-        ("'*/web.demo.svc.cluster.local'", "ALLOW_ANY", ClientTls::IstioMutual, None),
+        (
+            "'istio-system/*'",
+            "REGISTRY_ONLY",
+            ClientTls::Disable,
+            Some(Consequence::Blocked),
+        ),
+        (
+            "'istio-system/*'",
+            "ALLOW_ANY",
+            ClientTls::Disable,
+            Some(Consequence::Unavailable503),
+        ),
+        (
+            "'*/web.demo.svc.cluster.local'",
+            "ALLOW_ANY",
+            ClientTls::IstioMutual,
+            None,
+        ),
     ];
     for (hosts, mode, tls, want) in table {
         let yaml = format!("{}{strict}{}", base(), egress_sidecar(hosts, mode));
         let r = row(&yaml, client_to_web(80));
-        assert_eq!((r.client_tls, consequence(&r)), (tls, want), "{hosts} {mode}");
+        assert_eq!(
+            (r.client_tls, consequence(&r)),
+            (tls, want),
+            "{hosts} {mode}"
+        );
     }
 }
 
@@ -92,9 +111,15 @@ fn virtual_service_subsets_decide_subset_tls() {
         p.request = request("GET", "/", None);
         let r = row(&format!("{base_yaml}{}", mesh_route(&http)), p);
         match want {
-            Some(tls) => assert_eq!((r.client_tls, r.status.wire_undecided()), (tls, None), "{http}"),
+            Some(tls) => assert_eq!(
+                (r.client_tls, r.status.wire_undecided()),
+                (tls, None),
+                "{http}"
+            ),
             None => assert!(
-                r.status.wire_undecided().is_some_and(|w| w.contains("subsets whose TLS differs")),
+                r.status
+                    .wire_undecided()
+                    .is_some_and(|w| w.contains("subsets whose TLS differs")),
                 "{http}: {:?}",
                 r.status
             ),
@@ -126,15 +151,28 @@ fn get(path: &str, extra: &str) -> Status {
 /// are unknown; path templates follow `TestAuthz_PathTemplating`.
 #[test]
 fn authorization_the_model_decides_or_says_it_cannot() {
-    let custom = policy("CUSTOM", "[{to: [{operation: {paths: ['/admin/*']}}]}]", "  provider: {name: ext-authz}\n");
+    let custom = policy(
+        "CUSTOM",
+        "[{to: [{operation: {paths: ['/admin/*']}}]}]",
+        "  provider: {name: ext-authz}\n",
+    );
     let audit = policy("AUDIT", "[{}]", "");
-    let ip = policy("ALLOW", "[{from: [{source: {ipBlocks: [10.0.0.0/8]}}]}]", "");
-    let template = policy("ALLOW", "[{to: [{operation: {paths: ['/store/{*}/cart']}}]}]", "");
-    let undecided = |s: &Status, part: &str| {
-        matches!(s, Status::CannotPredict { why, undecided: Undecided::Outcome } if why.contains(part))
-    };
+    let ip = policy(
+        "ALLOW",
+        "[{from: [{source: {ipBlocks: [10.0.0.0/8]}}]}]",
+        "",
+    );
+    let template = policy(
+        "ALLOW",
+        "[{to: [{operation: {paths: ['/store/{*}/cart']}}]}]",
+        "",
+    );
+    let undecided = |s: &Status, part: &str| matches!(s, Status::CannotPredict { why, undecided: Undecided::Outcome } if why.contains(part));
     assert!(undecided(&get("/admin/x", &custom), "external authorizer"));
-    assert!(get("/public", &custom).is_ok(), "CUSTOM rules that cannot match do not apply");
+    assert!(
+        get("/public", &custom).is_ok(),
+        "CUSTOM rules that cannot match do not apply"
+    );
     assert!(get("/", &audit).is_ok());
     assert!(undecided(&get("/", &ip), "peer IP (ipBlocks)"));
     assert!(get("/store/shoes/cart", &template).is_ok());
@@ -147,18 +185,45 @@ fn authorization_the_model_decides_or_says_it_cannot() {
 fn outbound_ip_ranges_make_the_wire_undecided() {
     let yaml = base().replace(
         &deployment("demo", "client", &[], "", ""),
-        &deployment("demo", "client", &[], "", "traffic.sidecar.istio.io/includeOutboundIPRanges: '10.96.0.0/12'"),
+        &deployment(
+            "demo",
+            "client",
+            &[],
+            "",
+            "traffic.sidecar.istio.io/includeOutboundIPRanges: '10.96.0.0/12'",
+        ),
     );
     let m = evaluate(&docs(&yaml), &[client_to_web(80)], &MeshOptions::istio());
     let r = &m.rows[0];
-    assert!(r.status.wire_undecided().is_some_and(|w| w.contains("includeOutboundIPRanges")), "{:?}", r.status);
+    assert!(
+        r.status
+            .wire_undecided()
+            .is_some_and(|w| w.contains("includeOutboundIPRanges")),
+        "{:?}",
+        r.status
+    );
     let table = render_table(&m);
-    assert!(table.contains("CANNOT PREDICT") && table.contains("Cannot predict:"), "{table}");
+    assert!(
+        table.contains("CANNOT PREDICT") && table.contains("Cannot predict:"),
+        "{table}"
+    );
     let flows = expected_flows(&m);
     assert_eq!(flows.len(), 1);
-    assert!(flows[0].cannot_predict.as_deref().is_some_and(|w| w.contains("includeOutboundIPRanges")));
+    assert!(
+        flows[0]
+            .cannot_predict
+            .as_deref()
+            .is_some_and(|w| w.contains("includeOutboundIPRanges"))
+    );
     // Unchanged when the ranges are `*`, and a decided flow carries no reason.
     let all = yaml.replace("'10.96.0.0/12'", "'*'");
-    let flows = expected_flows(&evaluate(&docs(&all), &[client_to_web(80)], &MeshOptions::istio()));
-    assert_eq!((flows[0].class, flows[0].cannot_predict.clone()), (FlowClass::IstioMtls, None));
+    let flows = expected_flows(&evaluate(
+        &docs(&all),
+        &[client_to_web(80)],
+        &MeshOptions::istio(),
+    ));
+    assert_eq!(
+        (flows[0].class, flows[0].cannot_predict.clone()),
+        (FlowClass::IstioMtls, None)
+    );
 }
