@@ -25,7 +25,7 @@ fn get(yaml: &str) -> Row {
     row(yaml, p)
 }
 
-/// 1. `serviceAccountRegex(defaultNamespace, value)` in
+/// Disagreement 1: `serviceAccountRegex(defaultNamespace, value)` in
 /// `pilot/pkg/security/authz/model/generator.go`: `sa` alone is `<policy namespace>/sa`;
 /// `security.CheckServiceAccount` rejects wildcards at admission.
 #[test]
@@ -117,7 +117,7 @@ fn to_outside(yaml: &str) -> Row {
     m.rows.into_iter().next().expect("a row")
 }
 
-/// 2. `initSidecarScopes` and `getSidecarScope` in `pilot/pkg/model/push_context.go`:
+/// Disagreement 2: `initSidecarScopes` and `getSidecarScope` in `pilot/pkg/model/push_context.go`:
 /// the root namespace's selector-less Sidecar (`meshRootSidecarConfig`) is the default
 /// for namespaces without their own and for pods no selector Sidecar there matches.
 #[test]
@@ -160,7 +160,7 @@ fn a_root_namespace_sidecar_is_the_default_scope() {
     }
 }
 
-/// 3. meshproof's own bug: rows keyed by method and path folded requests that differ only
+/// Disagreement 3: meshproof's own bug: rows keyed by method and path folded requests that differ only
 /// in their Host, hiding a denied Host behind an allowed one.
 #[test]
 fn requests_differing_only_in_host_are_separate_rows() {
@@ -196,7 +196,7 @@ fn requests_differing_only_in_host_are_separate_rows() {
     assert!(table.contains("GET / Host: bad.example"), "{table}");
 }
 
-/// 4. `buildUpstreamClusterTLSContext` in `pilot/pkg/networking/core/cluster_tls.go`, and
+/// Disagreement 4: `buildUpstreamClusterTLSContext` in `pilot/pkg/networking/core/cluster_tls.go`, and
 /// its test "tls mode SIMPLE, credentialName is set with proxy type Sidecar"
 /// (`cluster_tls_test.go`): a sidecar gets no TLS context for SIMPLE or MUTUAL with a
 /// credentialName unless the rule has a workloadSelector (or the credential is a
@@ -256,7 +256,7 @@ fn from(client: &str, yaml: &str) -> Row {
     row(yaml, p)
 }
 
-/// 5. `mergeDestinationRule` in `pilot/pkg/model/destination_rule.go` and
+/// Disagreement 5: `mergeDestinationRule` in `pilot/pkg/model/destination_rule.go` and
 /// `TestSetDestinationRuleWithWorkloadSelector` (`push_context_test.go`): a selector-less
 /// rule whose exportTo includes `.` merges into the selector rule (its traffic policy
 /// when the selector rule has none); with exactly `["."]` it is no rule of its own; with
@@ -307,7 +307,7 @@ spec:
     }
 }
 
-/// 6. `RunTemplate` calls `validateAnnotations` (`pkg/kube/inject/inject.go`,
+/// Disagreement 6: `RunTemplate` calls `validateAnnotations` (`pkg/kube/inject/inject.go`,
 /// `validate.go`); the webhook's `failurePolicy: Fail` rejects the pod.
 #[test]
 fn invalid_interception_annotations_mean_the_pod_is_never_created() {
@@ -361,7 +361,7 @@ fn invalid_interception_annotations_mean_the_pod_is_never_created() {
     assert!(m.problems[0].contains("never created"), "{:?}", m.problems);
 }
 
-/// 8. `ValidateAuthorizationPolicy` (`pkg/config/validation/validation.go`): DENY without
+/// Disagreement 8: `ValidateAuthorizationPolicy` (`pkg/config/validation/validation.go`): DENY without
 /// rules is rejected; the apply fails and the matrix reports it, located.
 #[test]
 fn deny_without_rules_is_a_failed_apply() {
