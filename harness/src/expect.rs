@@ -249,6 +249,8 @@ fn describe(addr: SocketAddr, peers_map: &PeerMap) -> String {
 /// Checks a capture against the policy model: the scenario's own expectations must agree
 /// with the model, and every captured flow the model has a prediction for must match it.
 /// Flows the model says nothing about, and predictions no flow exercised, are not judged.
+/// Where the model says it cannot predict the class, nothing is judged against it: an
+/// expectation or a captured flow meeting such a row is a `skip` naming why.
 pub fn judge_model(
     step: &CaptureStep,
     model: &[ExpectedFlow],
@@ -257,19 +259,32 @@ pub fn judge_model(
     let mut out = Vec::new();
     for e in step.expect.iter().chain(&step.controls) {
         let Some(class) = e.class else { continue };
-        let disagree = model.iter().find(|m| {
+        let meets = |m: &&ExpectedFlow| {
             m.to == e.flow.to.value
                 && m.port == e.flow.port
                 && (e.flow.from.value == peers::ANY || m.from == e.flow.from.value)
-                && m.class != class
-        });
-        if let Some(m) = disagree {
+        };
+        let name = format!("model agrees with {}", e.name.value);
+        if let Some(why) = model
+            .iter()
+            .filter(meets)
+            .find_map(|m| m.cannot_predict.as_ref())
+        {
+            out.push(Judgement::bare(
+                &name,
+                CheckKind::Model,
+                Verdict::Skip,
+                format!("the policy model cannot predict this flow: {why}"),
+            ));
+            continue;
+        }
+        if let Some(m) = model.iter().filter(meets).find(|m| m.class != class) {
             let reason = format!(
                 "the scenario expects {} → {}:{} to be {class}, but the policy model predicts {} ({})",
                 e.flow.from.value, e.flow.to.value, e.flow.port, m.class, m.because
             );
             out.push(Judgement::bare(
-                &format!("model agrees with {}", e.name.value),
+                &name,
                 CheckKind::Model,
                 Verdict::Fail,
                 reason,
@@ -291,34 +306,12 @@ pub fn judge_model(
         if flows.is_empty() {
             continue;
         }
-        let off: Vec<&&Flow> = flows
-            .iter()
-            .filter(|f| f.class != m.class && f.class != FlowClass::Unknown)
-            .collect();
-        let (verdict, reason) = if off.is_empty() {
-            (
-                Verdict::Pass,
-                format!(
-                    "{} flow(s) are {} as the policy predicts ({})",
-                    flows.len(),
-                    m.class,
-                    m.because
-                ),
-            )
-        } else {
-            let seen: Vec<String> = off
-                .iter()
-                .map(|f| format!("{} → {} was {}", f.client, f.server, f.class))
-                .collect();
-            (
-                Verdict::Fail,
-                format!(
-                    "the policy predicts {} ({}), but {}",
-                    m.class,
-                    m.because,
-                    seen.join(", ")
-                ),
-            )
+        let (verdict, reason) = match &m.cannot_predict {
+            Some(why) => (
+                Verdict::Skip,
+                format!("the policy model cannot predict this flow: {why}"),
+            ),
+            None => model_verdict(m, &flows),
         };
         out.push(Judgement {
             name: format!("policy {} → {}:{}", m.from, m.to, m.port),
@@ -336,6 +329,38 @@ pub fn judge_model(
         });
     }
     out
+}
+
+/// Pass when every classified flow has the predicted class, fail naming those that differ.
+fn model_verdict(m: &ExpectedFlow, flows: &[&Flow]) -> (Verdict, String) {
+    let off: Vec<&&Flow> = flows
+        .iter()
+        .filter(|f| f.class != m.class && f.class != FlowClass::Unknown)
+        .collect();
+    if off.is_empty() {
+        return (
+            Verdict::Pass,
+            format!(
+                "{} flow(s) are {} as the policy predicts ({})",
+                flows.len(),
+                m.class,
+                m.because
+            ),
+        );
+    }
+    let seen: Vec<String> = off
+        .iter()
+        .map(|f| format!("{} → {} was {}", f.client, f.server, f.class))
+        .collect();
+    (
+        Verdict::Fail,
+        format!(
+            "the policy predicts {} ({}), but {}",
+            m.class,
+            m.because,
+            seen.join(", ")
+        ),
+    )
 }
 
 /// A flow with names instead of bare addresses.

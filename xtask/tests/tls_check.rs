@@ -46,3 +46,25 @@ fn unknown_phase_and_scenario_exit_2() {
         .code(2)
         .stderr(contains("no scenario named `nope`"));
 }
+
+#[test]
+fn rows_the_model_cannot_decide_say_so() {
+    // xnat's ALLOW policy reads methods; the proxy's call to XNAT names no request.
+    xtask()
+        .args(["tls-check", "xnat"])
+        .assert()
+        .success()
+        .stdout(contains("CANNOT PREDICT"))
+        .stdout(contains(
+            "cannot predict: ALLOW policy xnat-all/xnat reads the HTTP request",
+        ));
+    let out = xtask()
+        .args(["tls-check", "xnat", "--json"])
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    let rows = doc["matrix"]["rows"].as_array().unwrap();
+    assert!(rows.iter().any(
+        |r| r["status"]["status"] == "cannot-predict" && r["status"]["undecided"] == "outcome"
+    ));
+}

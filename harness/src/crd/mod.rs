@@ -6,10 +6,14 @@
 //!   type does not know ([`standard`] finds them by a serialize round trip);
 //! - an Istio, MetalLB or Consul resource parses into this module's types, which reject
 //!   unknown keys at every level;
+//! - an Istio security object passes what istiod's validation webhook checks
+//!   ([`rejections`]): a PeerAuthentication with `portLevelMtls` and no selector, or a DENY
+//!   policy without rules, is a failed apply, not an ignored setting;
 //! - every container image is pinned to a tag other than `latest` (or to a digest).
 //!
 //! Every error names the document (`file:line:column`) and the field path.
 
+mod admission;
 mod common;
 pub mod consul;
 mod destination_rule;
@@ -34,6 +38,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::manifest::{Document, SourceRef};
 
+pub use admission::rejections;
 pub use common::{
     LabelSelector, NamedPort, Object, Percent, PolicyTargetReference, PortSelector, ServerTlsMode,
     ServerTlsSettings, StringMatch, TlsCertificate, TlsProtocol, WorkloadSelector,
@@ -109,6 +114,19 @@ pub enum CrdError {
         api_version: String,
         /// What to use instead, for removed APIs.
         hint: Option<String>,
+    },
+    /// An object that parses but that istiod's validation webhook rejects: the apply
+    /// fails and the object never exists.
+    #[error("{doc}: {path}: istiod rejects this object ({by}): {message}")]
+    Rejected {
+        /// The document.
+        doc: Box<DocRef>,
+        /// The offending field.
+        path: FieldPath,
+        /// Istio's message.
+        message: String,
+        /// The Istio validation function that rejects it.
+        by: &'static str,
     },
     /// A container image without a pinned tag.
     #[error("{doc}: {path}: image `{image}` is not pinned: {why}")]
@@ -274,11 +292,16 @@ fn custom_checker(group: &str, version: &str, kind: &str) -> Option<Custom> {
     })
 }
 
-/// Parses a custom resource strictly, then checks `metadata` (a `k8s-openapi` type, so
-/// lenient) by round trip.
+/// Parses a custom resource strictly, applies what istiod's validation webhook checks
+/// ([`rejections`]), then checks `metadata` (a `k8s-openapi` type, so lenient) by round
+/// trip.
 fn check_custom<T: DeserializeOwned>(doc: &Document) -> Vec<CrdError> {
     if let Err(e) = parse::<T>(doc) {
         return vec![e];
+    }
+    let rejected = rejections(doc);
+    if !rejected.is_empty() {
+        return rejected;
     }
     let meta = doc.value.get("metadata").cloned().unwrap_or(Value::Null);
     standard::check::<ObjectMeta>(&meta)

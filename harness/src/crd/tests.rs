@@ -114,6 +114,65 @@ spec:
     );
 }
 
+/// What istiod's validation webhook rejects (Istio 1.30.3
+/// `pkg/config/validation/validation.go`: `ValidatePeerAuthentication`,
+/// `ValidateAuthorizationPolicy`; `security.CheckServiceAccount`), located.
+#[test]
+fn objects_istiod_rejects_are_located_errors() {
+    let ap = |spec: &str| {
+        format!(
+            "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {{name: p, namespace: demo}}\nspec: {spec}\n"
+        )
+    };
+    let table = [
+        (
+            PEER.replace("  selector: {matchLabels: {app: rabbitmq}}\n", ""),
+            "spec.portLevelMtls: istiod rejects this object (ValidatePeerAuthentication): mesh/namespace peer authentication cannot have port level mTLS",
+        ),
+        (
+            ap("{action: DENY}"),
+            "spec.rules: istiod rejects this object (ValidateAuthorizationPolicy): DENY action without `rules` is meaningless",
+        ),
+        (
+            ap("{action: DENY, rules: []}"),
+            "DENY action without `rules`",
+        ),
+        (
+            ap("{action: CUSTOM, rules: [{}]}"),
+            "spec.provider.name: istiod rejects this object (ValidateAuthorizationPolicy): `provider.name` must not be empty",
+        ),
+        (
+            ap("{rules: [{from: [{source: {serviceAccounts: ['demo/*']}}]}]}"),
+            "spec.rules[0].from[0].source.serviceAccounts: istiod rejects this object (ValidateAuthorizationPolicy): wildcard not allowed, found in ServiceAccounts",
+        ),
+        (
+            ap("{rules: [{from: [{source: {serviceAccounts: [a/b/c]}}]}]}"),
+            "expected format 'serviceAccount' or 'namespace/serviceAccount'",
+        ),
+        (
+            ap("{rules: [{from: [{source: {serviceAccounts: [a], namespaces: [demo]}}]}]}"),
+            "cannot set serviceAccounts with namespaces or principals, found at rule 0",
+        ),
+        (
+            ap("{rules: [{to: [{operation: {}}]}]}"),
+            "spec.rules[0].to[0].operation: istiod rejects this object (ValidateAuthorizationPolicy): `to.operation` must not be empty",
+        ),
+    ];
+    for (yaml, want) in table {
+        let found = messages(&yaml);
+        assert_eq!(found.len(), 1, "{yaml}: {found:?}");
+        assert!(found[0].starts_with("t.yaml:1:1: "), "{}", found[0]);
+        assert!(found[0].contains(want), "{yaml}: {}", found[0]);
+    }
+    for fine in [
+        ap("{action: DENY, rules: [{}]}"),
+        ap("{}"),
+        ap("{rules: [{from: [{source: {serviceAccounts: [client, demo/web]}}]}]}"),
+    ] {
+        assert!(errors(&fine).is_empty(), "{fine}: {:?}", messages(&fine));
+    }
+}
+
 #[test]
 fn networking_resources_parse_and_reject_typos() {
     let yaml = "\

@@ -278,6 +278,27 @@ fn model(from: &str, to: &str, port: u16, class: FlowClass) -> ExpectedFlow {
         port,
         class,
         because: "test policy".into(),
+        cannot_predict: None,
+    }
+}
+
+#[test]
+fn rows_the_model_cannot_predict_are_skipped_never_judged() {
+    // The scenario expects web -> db:3306 to be istio-mtls; the model says it cannot
+    // predict that flow. Neither a plaintext nor an mTLS capture may pass or fail it.
+    let mut undecided = model("web", "db", 3306, FlowClass::Plaintext);
+    undecided.cannot_predict = Some("a weighted route splits between subsets".into());
+    for seen in [FlowClass::Plaintext, FlowClass::IstioMtls] {
+        let js = judge_model(
+            &step(),
+            std::slice::from_ref(&undecided),
+            &capture(vec![flow("10.244.1.5:5000", "10.244.2.7:3306", seen, 0)]),
+        );
+        assert_eq!(js.len(), 2, "the expectation and the flow: {js:#?}");
+        for j in &js {
+            assert_eq!(j.verdict, Verdict::Skip, "{seen}: {j:#?}");
+            assert!(j.reason.contains("weighted route"), "{}", j.reason);
+        }
     }
 }
 

@@ -10,11 +10,22 @@
 //!   rules (`spec: {}`) is the allow-nothing policy;
 //! - on TCP ports, an ALLOW rule using an HTTP-only field is dropped (a smaller allow);
 //!   in DENY and AUDIT rules the HTTP-only fields are dropped (a wider deny);
-//! - a denied HTTP request gets `403 RBAC: access denied`; a denied TCP connection is closed.
+//! - a denied HTTP request gets `403 RBAC: access denied`; a denied TCP connection is closed;
+//! - `serviceAccounts: [sa]` means `<the policy's namespace>/sa` (`serviceAccountRegex` in
+//!   `pilot/pkg/security/authz/model/generator.go` at 1.30.3), compared exactly: admission
+//!   (`security.CheckServiceAccount`) rejects wildcards there;
+//! - path templates: `{*}` is one non-empty segment, `{**}` any string, slashes included
+//!   (`pilot/pkg/security/authz/matcher/template.go`, `TestAuthz_PathTemplating` in
+//!   `tests/integration/security/authz_test.go`);
+//! - AUDIT never changes the outcome; a CUSTOM policy whose rules may match hands the
+//!   request to an external authorizer the model cannot see, so the outcome is undecided;
+//!   so are rules on peer IPs (`ipBlocks`, `remoteIpBlocks`) the model has no addresses for.
 
 use serde::Serialize;
 
 use super::cluster::PodInfo;
+pub use super::patterns::string_match;
+use super::patterns::{is_path_template, template_match};
 use super::types::Request;
 use crate::crd::security::{AuthorizationPolicy, AuthzAction, Condition, Operation, Rule, Source};
 
@@ -58,26 +69,46 @@ pub fn applicable<'a>(
         .collect()
 }
 
-/// The rules of `policy` as Envoy's RBAC filter for one port gets them.
+/// The rules of `policy` as Envoy's RBAC filter for one port gets them, with short
+/// service accounts qualified by the policy's namespace.
 pub fn for_port(policy: &AuthorizationPolicy, http: bool) -> AppliedPolicy {
     let action = policy.spec.action;
     let rules = policy
         .spec
         .rules
         .iter()
-        .filter_map(|r| {
-            if http {
-                Some(r.clone())
-            } else {
-                tcp_rule(r, action)
-            }
-        })
+        .map(|r| qualify_service_accounts(r, policy.namespace()))
+        .filter_map(|r| if http { Some(r) } else { tcp_rule(&r, action) })
         .collect();
     AppliedPolicy {
         name: format!("{}/{}", policy.name(), policy.namespace()),
         action,
         rules,
     }
+}
+
+/// `serviceAccountRegex`: a value without `/` names a ServiceAccount in the policy's own
+/// namespace, in `from.source` and in `source.serviceAccount` conditions alike.
+fn qualify_service_accounts(r: &Rule, namespace: &str) -> Rule {
+    let qualify = |values: &mut Vec<String>| {
+        for v in values.iter_mut().filter(|v| !v.contains('/')) {
+            *v = format!("{namespace}/{v}");
+        }
+    };
+    let mut r = r.clone();
+    for f in &mut r.from {
+        qualify(&mut f.source.service_accounts);
+        qualify(&mut f.source.not_service_accounts);
+    }
+    for c in r
+        .when
+        .iter_mut()
+        .filter(|c| c.key == "source.serviceAccount")
+    {
+        qualify(&mut c.values);
+        qualify(&mut c.not_values);
+    }
+    r
 }
 
 fn http_only(r: &Rule) -> bool {
@@ -192,14 +223,25 @@ impl Tri {
     }
 }
 
-/// Decides one request against the policies of a port (from [`for_port`]).
+/// Decides one request against the policies of a port (from [`for_port`]), in Envoy's
+/// order: CUSTOM, DENY, ALLOW. AUDIT policies only log.
 pub fn decide(policies: &[AppliedPolicy], facts: &Facts) -> Decision {
+    for p in policies.iter().filter(|p| p.action == AuthzAction::Custom) {
+        if any_rule(&p.rules, facts) != Tri::No {
+            return Decision::Depends {
+                why: format!(
+                    "CUSTOM policy {} hands the request to an external authorizer, whose answer the model cannot know",
+                    p.name
+                ),
+            };
+        }
+    }
     for p in policies.iter().filter(|p| p.action == AuthzAction::Deny) {
         match any_rule(&p.rules, facts) {
             Tri::Yes => return Decision::Deny { by: p.name.clone() },
             Tri::Unknown => {
                 return Decision::Depends {
-                    why: format!("DENY policy {}", p.name),
+                    why: format!("DENY policy {} {}", p.name, unknown_inputs(&p.rules, facts)),
                 };
             }
             Tri::No => {}
@@ -222,12 +264,45 @@ pub fn decide(policies: &[AppliedPolicy], facts: &Facts) -> Decision {
         .join(", ");
     match outcome {
         Tri::Yes => Decision::Allow,
-        Tri::Unknown => Decision::Depends {
-            why: format!("ALLOW policy {names}"),
-        },
+        Tri::Unknown => {
+            let rules: Vec<Rule> = allows.iter().flat_map(|p| p.rules.clone()).collect();
+            Decision::Depends {
+                why: format!("ALLOW policy {names} {}", unknown_inputs(&rules, facts)),
+            }
+        }
         Tri::No => Decision::Deny {
             by: format!("no rule of ALLOW policy {names} matches"),
         },
+    }
+}
+
+/// What the undecided rules read that the model does not know, as a clause.
+fn unknown_inputs(rules: &[Rule], f: &Facts) -> String {
+    let mut inputs: Vec<&str> = Vec::new();
+    for r in rules {
+        for s in r.from.iter().map(|f| &f.source) {
+            if !s.ip_blocks.is_empty() || !s.not_ip_blocks.is_empty() {
+                inputs.push("the peer IP (ipBlocks)");
+            }
+            if !s.remote_ip_blocks.is_empty() || !s.not_remote_ip_blocks.is_empty() {
+                inputs.push("the original client IP (remoteIpBlocks)");
+            }
+        }
+        if f.request.is_none() && http_only(r) {
+            inputs.push("the HTTP request, which a workload call does not name");
+        }
+        for c in &r.when {
+            if condition(c, f) == Tri::Unknown {
+                inputs.push("a `when` condition on an attribute the model does not know");
+            }
+        }
+    }
+    inputs.sort();
+    inputs.dedup();
+    if inputs.is_empty() {
+        "reads what the model does not know".into()
+    } else {
+        format!("reads {}", inputs.join(" and "))
     }
 }
 
@@ -269,20 +344,6 @@ fn field(values: &[String], not_values: &[String], check: impl Fn(&str) -> Tri) 
     pos.and(neg)
 }
 
-/// Istio string matching: exact, `prefix*`, `*suffix`, or `*` for any non-empty value.
-pub fn string_match(pattern: &str, value: &str) -> bool {
-    if pattern == "*" {
-        return !value.is_empty();
-    }
-    if let Some(prefix) = pattern.strip_suffix('*') {
-        return value.starts_with(prefix);
-    }
-    if let Some(suffix) = pattern.strip_prefix('*') {
-        return value.ends_with(suffix);
-    }
-    pattern == value
-}
-
 fn peer<'a>(f: &'a Facts, part: impl Fn(&'a str) -> Option<String>, pattern: &str) -> Tri {
     Tri::from(
         f.principal
@@ -322,8 +383,14 @@ fn source(s: &Source, f: &Facts) -> Tri {
     .and(field(&s.namespaces, &s.not_namespaces, |p| {
         peer(f, principal_ns, p)
     }))
+    // Qualified by `for_port`; `serviceAccountRegex` quotes both parts: an exact match.
     .and(field(&s.service_accounts, &s.not_service_accounts, |p| {
-        peer(f, principal_sa, p)
+        Tri::from(
+            f.principal
+                .as_deref()
+                .and_then(principal_sa)
+                .is_some_and(|v| v == p),
+        )
     }))
     .and(field(&s.trust_domains, &s.not_trust_domains, |p| {
         peer(f, trust_domain, p)
@@ -362,6 +429,7 @@ fn operation(o: &Operation, f: &Facts) -> Tri {
         request_field(f, |r| Some(&r.method), m, true)
     }))
     .and(field(&o.paths, &o.not_paths, |p| match f.request {
+        Some(r) if is_path_template(p) => Tri::from(template_match(p, &r.path)),
         Some(r) => Tri::from(string_match(p, &r.path)),
         None => Tri::Unknown,
     }))

@@ -129,15 +129,21 @@ pub struct Cluster {
     pub intentions: Vec<Ranked<ServiceIntentions>>,
     /// Consul ServiceDefaults.
     pub service_defaults: Vec<Ranked<ServiceDefaults>>,
-    /// Documents that could not be read; the model ignores them, as Istio would reject them.
+    /// Documents that could not be read or that istiod rejects: their apply fails.
     pub problems: Vec<CrdError>,
 }
 
 impl Cluster {
-    /// Indexes documents given in creation order.
+    /// Indexes documents given in creation order. An object istiod's validation webhook
+    /// rejects ([`crd::rejections`]) never exists: it is a problem, not an object.
     pub fn new(docs: &[Document]) -> Cluster {
         let mut c = Cluster::default();
         for (rank, doc) in docs.iter().enumerate() {
+            let rejected = crd::rejections(doc);
+            if !rejected.is_empty() {
+                c.problems.extend(rejected);
+                continue;
+            }
             if let Err(e) = c.add(rank, doc) {
                 c.problems.push(e);
             }

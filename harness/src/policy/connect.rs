@@ -10,8 +10,8 @@ use super::cluster::PodInfo;
 use super::context::{Ctx, Endpoint};
 use super::inbound;
 use super::outbound::{self, OutboundPolicy, Target};
-use super::protocol;
 use super::types::{AppProtocol, ClientTls, Consequence, MtlsMode, Pair, PeerSource, Row, Status};
+use super::{mesh_routes, protocol};
 use crate::wire::FlowClass;
 
 /// The server side of one port, as the acceptance check needs it.
@@ -90,6 +90,76 @@ pub fn refused(out: &OutboundPolicy, client: &Endpoint, proto: AppProtocol) -> C
     }
 }
 
+/// The outbound side through the client's mesh VirtualService, if one routes the Service
+/// ([`mesh_routes::routing`]): the subset the connection takes decides subset-level TLS.
+/// When it can take several subsets whose TLS differs, or leaves the Service, the second
+/// value says why the wire cannot be predicted.
+fn routed_outbound(
+    ctx: &Ctx,
+    pair: &Pair,
+    client: &Endpoint,
+    t: &Target,
+    pod: &PodInfo,
+) -> (OutboundPolicy, Option<String>) {
+    let plain = || outbound::build(ctx, &pair.client, client, t, Some(pod));
+    let routable = ctx.mesh.kind == super::MeshKind::Istio
+        && client.injection.injected
+        && !client.is_gateway
+        && pair.subset.is_empty();
+    let Some(labels) = client.pod.as_ref().map(|p| &p.labels).filter(|_| routable) else {
+        return (plain(), None);
+    };
+    let who = mesh_routes::Client {
+        namespace: pair.client.namespace().unwrap_or_default(),
+        labels,
+        request: pair.request.as_ref(),
+        http: t.protocol.is_http(),
+    };
+    let routing = mesh_routes::routing(ctx, &who, &ctx.fqdn(t.service, t.namespace), t.port);
+    let by = routing.by.clone().unwrap_or_default();
+    let outs: Vec<OutboundPolicy> = routing
+        .subsets
+        .iter()
+        .map(|subset| {
+            outbound::build(
+                ctx,
+                &pair.client,
+                client,
+                &Target {
+                    subset: subset.as_str(),
+                    ..*t
+                },
+                Some(pod),
+            )
+        })
+        .collect();
+    let mut out = outs[0].clone();
+    if routing.subsets.len() > 1 || !routing.subsets[0].is_empty() {
+        out.notes.push(format!(
+            "VirtualService {by} routes this traffic to subset(s) {}",
+            routing.subsets.join(", ")
+        ));
+    }
+    let differ = outs
+        .iter()
+        .any(|o| (o.intercepted, o.tls) != (out.intercepted, out.tls));
+    let why = routing.elsewhere.or_else(|| {
+        differ.then(|| {
+            let modes: Vec<String> = routing
+                .subsets
+                .iter()
+                .zip(&outs)
+                .map(|(s, o)| format!("{s}: {}", o.tls.as_str()))
+                .collect();
+            format!(
+                "VirtualService {by} can route this connection to subsets whose TLS differs ({})",
+                modes.join(", ")
+            )
+        })
+    });
+    (out, why)
+}
+
 /// Evaluates a pair whose server is a workload with a Service, under Istio or no mesh.
 pub fn workload_row(
     ctx: &Ctx,
@@ -140,7 +210,7 @@ pub fn workload_row(
         subset: &pair.subset,
         protocol: proto,
     };
-    let out = outbound::build(ctx, &pair.client, client, &t, Some(pod));
+    let (out, routed) = routed_outbound(ctx, pair, client, &t, pod);
     notes.extend(out.notes.iter().cloned());
     let port = inbound::port_policy(ctx, pod, target.unwrap_or(pair.port), proto, &mut notes);
     let intercepted =
@@ -169,6 +239,12 @@ pub fn workload_row(
         Err((problem, true)) => Status::conflict(problem, Consequence::Stall),
         Err((problem, false)) => Status::conflict(problem, refused(&out, client, proto)),
     };
+    if let Some(why) = &out.blocked {
+        status = Status::conflict(why.clone(), Consequence::Blocked);
+    }
+    if let Some(why) = out.undecided.as_ref().or(routed.as_ref()) {
+        status = Status::cannot_predict_wire(why.clone());
+    }
     if status.is_ok() && intercepted {
         let principal = (class == FlowClass::IstioMtls)
             .then(|| client.pod.as_ref().map(|p| ctx.principal(p)))
@@ -188,9 +264,7 @@ pub fn workload_row(
                 };
                 status = Status::conflict(format!("denied by {by}"), c);
             }
-            Decision::Depends { why } => {
-                notes.push(format!("authorization depends on the request: {why}"))
-            }
+            Decision::Depends { why } => status = Status::cannot_predict(why),
         }
     }
     notes.sort();

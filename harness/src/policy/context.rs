@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use super::MeshOptions;
 use super::cluster::{Cluster, PodInfo, SvcInfo};
 use super::destination::RuleIndex;
+use super::inject_webhook::{self, PodAdmission};
 use super::injection::{self, Injection, Interception};
 use super::types::Peer;
 use crate::manifest::Document;
@@ -96,6 +97,22 @@ impl Ctx {
             }
             _ => (injection, interception),
         }
+    }
+
+    /// Whether pods of this template get created: Istio's injector validates the
+    /// annotations of a pod it injects, and the webhook then rejects an invalid pod
+    /// ([`inject_webhook::admission`]). Pods already running exist whatever they carry.
+    pub fn admission(&self, pod: &PodInfo) -> PodAdmission {
+        let running = self
+            .running
+            .contains_key(&format!("{}/{}", pod.namespace, pod.name));
+        if self.mesh.kind != super::MeshKind::Istio || running {
+            return PodAdmission::Created;
+        }
+        if !self.proxy_by_manifest(pod).0.injected {
+            return PodAdmission::Created;
+        }
+        inject_webhook::admission(&pod.annotations)
     }
 
     /// What the configured mesh's injector decides for pods created now.

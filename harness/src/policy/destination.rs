@@ -7,8 +7,9 @@
 //!   and the most specific host wins (exact beats wildcard, longer beats shorter);
 //! - lookup order: the client's namespace, then rules exported from the service's
 //!   namespace, then the root namespace; the first namespace with a match decides;
-//! - rules for the same host in one namespace merge: the oldest top-level traffic policy
-//!   wins, subsets are concatenated;
+//! - rules for the same host in one namespace merge as `mergeDestinationRule` does (see
+//!   [`merge`]): the oldest top-level traffic policy wins, subsets are concatenated, and a
+//!   selector-less rule exported to `.` merges into the selector rules;
 //! - a rule with a `workloadSelector` applies only to matching clients in its namespace;
 //! - `portLevelSettings` are keyed by Service port and replace the top level entirely: a
 //!   port entry without `tls` means "no TLS setting" (auto mTLS), not "inherit".
@@ -198,35 +199,53 @@ impl RuleIndex {
     }
 }
 
-/// `mergeDestinationRule`: same host, same exportTo and compatible selectors merge.
+/// `mergeDestinationRule` (`pilot/pkg/model/destination_rule.go` at 1.30.3, with
+/// `ENABLE_ENHANCED_DESTINATIONRULE_MERGE` on, its default). For each rule already kept
+/// for the host: equal exportTo sets merge; an incoming set that is a superset of a
+/// non-empty existing one merges and is also kept on its own; other sets do not merge.
+/// Two different selectors never merge. A selector-less rule meeting a selector rule
+/// (rules with selectors come first and are exported to `.` only) gives it its subsets,
+/// and its traffic policy when the selector rule has none; with exportTo exactly `["."]`
+/// it is then not a rule of its own (`TestSetDestinationRuleWithWorkloadSelector`).
 fn merge(list: &mut Vec<MergedRule>, rule: MergedRule) {
-    let existing = list.iter_mut().find(|m| {
-        m.host == rule.host && same_set(&m.exported, &rule.exported) && m.selector == rule.selector
-    });
-    match existing {
-        Some(m) => {
-            m.from.extend(rule.from);
-            for s in rule.subsets {
-                if !m.subsets.iter().any(|e| e.name == s.name) {
-                    m.subsets.push(s);
-                }
+    let mut append_separately = true;
+    let incoming = set(&rule.exported);
+    for m in list.iter_mut().filter(|m| m.host == rule.host) {
+        let existing = set(&m.exported);
+        if incoming == existing {
+            append_separately = false;
+        } else if !existing.is_empty() && incoming.is_superset(&existing) {
+            append_separately = true;
+        } else {
+            append_separately = true;
+            continue;
+        }
+        let labels = |r: &MergedRule| r.selector.as_ref().map(|s| s.match_labels.clone());
+        match (labels(&*m), labels(&rule)) {
+            (Some(a), Some(b)) if a != b => {
+                append_separately = true;
+                continue;
             }
-            if m.traffic_policy.is_none() {
-                m.traffic_policy = rule.traffic_policy;
+            (Some(_), Some(_)) | (None, None) => append_separately = false,
+            _ => {}
+        }
+        m.from.extend(rule.from.iter().cloned());
+        for s in &rule.subsets {
+            if !m.subsets.iter().any(|e| e.name == s.name) {
+                m.subsets.push(s.clone());
             }
         }
-        None => list.push(rule),
+        if m.traffic_policy.is_none() {
+            m.traffic_policy = rule.traffic_policy.clone();
+        }
+    }
+    if append_separately {
+        list.push(rule);
     }
 }
 
-fn same_set(a: &[String], b: &[String]) -> bool {
-    let mut a = a.to_vec();
-    let mut b = b.to_vec();
-    a.sort();
-    b.sort();
-    a.dedup();
-    b.dedup();
-    a == b
+fn set(values: &[String]) -> std::collections::BTreeSet<&str> {
+    values.iter().map(String::as_str).collect()
 }
 
 /// `GetPortLevelTrafficPolicy` followed by the TLS of the result, plus whether a port

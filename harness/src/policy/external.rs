@@ -10,8 +10,8 @@ use super::connect::{self, ServerView};
 use super::context::{Ctx, Endpoint};
 use super::outbound::{self, Target};
 use super::types::{AppProtocol, ClientTls, Consequence, MtlsMode, Pair, PeerSource, Row, Status};
-use super::{MeshKind, protocol};
-use crate::crd::networking::{Location, OutboundMode, ServiceEntry};
+use super::{MeshKind, protocol, sidecar_scope};
+use crate::crd::networking::{Location, ServiceEntry};
 use crate::scenario::Protocol;
 use crate::wire::FlowClass;
 
@@ -36,35 +36,22 @@ fn entry<'a>(ctx: &'a Ctx, host: &str, client_ns: &str) -> Option<&'a ServiceEnt
         })
 }
 
-/// `REGISTRY_ONLY` for this client: its Sidecar resource's policy, else the mesh's.
-fn registry_only(ctx: &Ctx, client: &Endpoint, client_ns: &str) -> bool {
+/// Evaluates a pair whose server has no manifest: `pair.service` is the host dialled.
+pub fn row(ctx: &Ctx, pair: &Pair, client: &Endpoint) -> Result<Row, String> {
+    let client_ns = pair.client.namespace().unwrap_or_default();
     let labels = client
         .pod
         .as_ref()
         .map(|p| p.labels.clone())
         .unwrap_or_default();
-    let own = ctx
-        .cluster
-        .sidecars
-        .iter()
-        .map(|r| &r.object)
-        .filter(|s| s.namespace() == client_ns);
-    let selected = own.clone().find(|s| {
-        s.spec.workload_selector.as_ref().is_some_and(|w| {
-            !w.labels.is_empty() && w.labels.iter().all(|(k, v)| labels.get(k) == Some(v))
-        })
+    let scope = sidecar_scope::for_pod(&ctx.cluster, &ctx.mesh.root_namespace, client_ns, &labels);
+    let mut hidden_note = None;
+    // A ServiceEntry host outside the client Sidecar's egress hosts is not in its registry.
+    let se = entry(ctx, &pair.service, client_ns).filter(|s| {
+        let why = sidecar_scope::hidden(scope, client_ns, s.namespace(), &pair.service, pair.port);
+        hidden_note = why.clone();
+        why.is_none() || client.is_gateway
     });
-    let sidecar = selected.or_else(|| own.clone().find(|s| s.spec.workload_selector.is_none()));
-    match sidecar.and_then(|s| s.spec.outbound_traffic_policy.as_ref()) {
-        Some(p) => p.mode == OutboundMode::RegistryOnly,
-        None => ctx.mesh.registry_only,
-    }
-}
-
-/// Evaluates a pair whose server has no manifest: `pair.service` is the host dialled.
-pub fn row(ctx: &Ctx, pair: &Pair, client: &Endpoint) -> Result<Row, String> {
-    let client_ns = pair.client.namespace().unwrap_or_default();
-    let se = entry(ctx, &pair.service, client_ns);
     if se.is_none()
         && ctx
             .cluster
@@ -130,8 +117,9 @@ pub fn row(ctx: &Ctx, pair: &Pair, client: &Endpoint) -> Result<Row, String> {
         Err((problem, _)) => Status::conflict(problem, connect::refused(&out, client, proto)),
     };
     let mut notes = out.notes.clone();
+    notes.extend(hidden_note);
     if se.is_none() && ctx.mesh.kind == MeshKind::Istio && out.intercepted {
-        if registry_only(ctx, client, client_ns) {
+        if sidecar_scope::registry_only(scope, ctx.mesh.registry_only) {
             status = Status::conflict(
                 format!(
                     "{} is not in the registry (no ServiceEntry) and outbound traffic is REGISTRY_ONLY",
@@ -144,6 +132,9 @@ pub fn row(ctx: &Ctx, pair: &Pair, client: &Endpoint) -> Result<Row, String> {
                 "not in the registry: sent through the PassthroughCluster (ALLOW_ANY)".into(),
             );
         }
+    }
+    if let Some(why) = &out.undecided {
+        status = Status::cannot_predict_wire(why.clone());
     }
     Ok(Row {
         client: pair.client.clone(),

@@ -144,16 +144,21 @@ pub fn row(ctx: &Ctx, pair: &Pair, client: &Endpoint) -> Result<Evaluated, Strin
             row.status = Status::conflict(format!("denied at the gateway by {by}"), c);
             return Ok(Evaluated { row, next: None });
         }
-        Decision::Depends { why } => notes.push(format!(
-            "gateway authorization depends on the request: {why}"
-        )),
+        Decision::Depends { why } => {
+            row.status = Status::cannot_predict(format!("at the gateway, {why}"));
+        }
         Decision::Allow => {}
     }
+    // RBAC runs before the router: when authorization is undecided, so is a 404.
+    let undecided = row.status.clone();
     let next = if pair.server == Peer::IngressGateway {
         route(ctx, pair, gateway, server, &mut row)?
     } else {
         None
     };
+    if matches!(undecided, Status::CannotPredict { .. }) {
+        row.status = undecided;
+    }
     if pair.server == Peer::EgressGateway {
         notes.push("the egress gateway's onward connection is not modelled".into());
     }
@@ -259,8 +264,12 @@ fn route(
     }
     row.status = Status::conflict(
         format!(
-            "no VirtualService route on {me} for {request} (host {})",
-            host.unwrap_or("-")
+            "no VirtualService route on {me} for {request}{}",
+            if host.is_none() {
+                " (no Host header)"
+            } else {
+                ""
+            }
         ),
         Consequence::NotFound404,
     );

@@ -1,11 +1,12 @@
 //! Who gets a sidecar, and which ports it intercepts.
 //!
 //! Istio: the default-revision injection webhook's selectors (namespace label
-//! `istio-injection` or `istio.io/rev`, pod label `sidecar.istio.io/inject`) followed by
-//! the injector's own `injectRequired` (label preferred over the legacy annotation,
-//! `hostNetwork` and system namespaces never injected), as in Istio 1.30's
-//! `mutatingwebhook.yaml` and `pkg/kube/inject/inject.go`. Interception follows the
-//! `traffic.sidecar.istio.io/*` annotations.
+//! `istio-injection` or `istio.io/rev`, pod labels `sidecar.istio.io/inject` and
+//! `istio.io/rev`) followed by the injector's own `injectRequired` (label preferred over
+//! the legacy annotation, `hostNetwork` and the ignored namespaces never injected), as in
+//! Istio 1.30.3's `mutatingwebhook.yaml` and `pkg/kube/inject/inject.go`. Interception
+//! follows the `traffic.sidecar.istio.io/*` annotations of pods the webhook admits
+//! ([`super::inject_webhook`] decides that).
 //!
 //! Consul: `consul.hashicorp.com/connect-inject` and `.../transparent-proxy` (pod
 //! annotation, then namespace label, then the install default).
@@ -35,32 +36,64 @@ const INJECT: &str = "sidecar.istio.io/inject";
 const REV: &str = "istio.io/rev";
 const NS_INJECTION: &str = "istio-injection";
 
-/// Whether Istio's injector adds a sidecar to pods of this template.
+/// `IgnoredNamespaces` (`pkg/kube/inject/initializer.go` at 1.30.3): `injectRequired`
+/// never injects pods there, whatever their labels.
+const IGNORED_NAMESPACES: [&str; 4] = [
+    "kube-system",
+    "kube-public",
+    "kube-node-lease",
+    "local-path-storage",
+];
+
+/// Whether Istio's default-revision injector adds a sidecar to pods of this template.
+///
+/// The default revision's webhooks (`mutatingwebhook.yaml` at 1.30.3) fire for: a
+/// namespace labelled `istio-injection=enabled`; a namespace labelled `istio.io/rev=default`
+/// without `istio-injection`; and, in a namespace with neither label, a pod labelled
+/// `istio.io/rev=default`, or `sidecar.istio.io/inject=true` *without* `istio.io/rev` (a
+/// pod naming another revision is that revision's, even with `inject=true`). In each case
+/// a pod label `sidecar.istio.io/inject=false` opts out.
 pub fn istio_sidecar(ns_labels: &BTreeMap<String, String>, pod: &PodInfo) -> Injection {
     if pod.host_network {
         return injection(false, "hostNetwork pods are never injected");
     }
-    if matches!(pod.namespace.as_str(), "kube-system" | "kube-public") {
+    if IGNORED_NAMESPACES.contains(&pod.namespace.as_str()) {
         return injection(
             false,
             format!("namespace {} is never injected", pod.namespace),
         );
     }
     let pod_label = pod.labels.get(INJECT).map(String::as_str);
+    let pod_rev = pod.labels.get(REV).map(String::as_str);
     let webhook = match (
         ns_labels.get(NS_INJECTION).map(String::as_str),
-        ns_labels.get(REV),
+        ns_labels.get(REV).map(String::as_str),
     ) {
         (Some("enabled"), _) => pod_label != Some("false"),
         (Some(other), _) => {
             return injection(false, format!("namespace label {NS_INJECTION}={other}"));
         }
-        (None, Some(rev)) => rev == "default" && pod_label != Some("false"),
-        (None, None) => {
-            pod_label == Some("true")
-                || (pod.labels.get(REV).map(String::as_str) == Some("default")
-                    && pod_label != Some("false"))
+        (None, Some("default")) => pod_label != Some("false"),
+        (None, Some(rev)) => {
+            return injection(
+                false,
+                format!(
+                    "namespace label {REV}={rev} selects revision {rev}, not the default revision"
+                ),
+            );
         }
+        (None, None) => match pod_rev {
+            Some("default") => pod_label != Some("false"),
+            Some(rev) => {
+                return injection(
+                    false,
+                    format!(
+                        "pod label {REV}={rev} selects revision {rev}, not the default revision"
+                    ),
+                );
+            }
+            None => pod_label == Some("true"),
+        },
     };
     if !webhook {
         return injection(false, "no injection label on the namespace or the pod");
@@ -73,6 +106,7 @@ pub fn istio_sidecar(ns_labels: &BTreeMap<String, String>, pod: &PodInfo) -> Inj
     let why = match ns_labels.get(NS_INJECTION) {
         Some(_) => format!("namespace label {NS_INJECTION}=enabled"),
         None if ns_labels.contains_key(REV) => format!("namespace label {REV}=default"),
+        None if pod_rev.is_some() => format!("pod label {REV}=default"),
         None => format!("pod label {INJECT}=true"),
     };
     injection(true, why)
@@ -91,6 +125,9 @@ pub struct Interception {
     pub include_outbound_ports: Vec<u16>,
     /// `includeOutboundIPRanges` is empty: nothing else is captured outbound.
     pub no_outbound_ranges: bool,
+    /// IP ranges decide what is captured outbound (`includeOutboundIPRanges` other than
+    /// empty or `*`, or `excludeOutboundIPRanges`): the model has no addresses to apply them.
+    pub outbound_ranges: Option<String>,
     /// Annotations we could not read, or could not evaluate without IP addresses.
     pub notes: Vec<String>,
 }
@@ -134,16 +171,25 @@ pub fn istio_interception(pod: &PodInfo) -> Interception {
     let exclude_outbound = ports("excludeOutboundPorts");
     let include_outbound_ports = ports("includeOutboundPorts");
     let no_outbound_ranges = a("includeOutboundIPRanges").is_some_and(|v| v.trim().is_empty());
-    if a("excludeOutboundIPRanges").is_some() {
-        notes
-            .push("excludeOutboundIPRanges is not evaluated: the model has no IP addresses".into());
-    }
+    let outbound_ranges = match (
+        a("includeOutboundIPRanges").map(|v| v.trim()),
+        a("excludeOutboundIPRanges").map(|v| v.trim()),
+    ) {
+        (Some(include), _) if !include.is_empty() && include != "*" => {
+            Some(format!("includeOutboundIPRanges {include}"))
+        }
+        (_, Some(exclude)) if !exclude.is_empty() => {
+            Some(format!("excludeOutboundIPRanges {exclude}"))
+        }
+        _ => None,
+    };
     Interception {
         include_inbound,
         exclude_inbound,
         exclude_outbound,
         include_outbound_ports,
         no_outbound_ranges,
+        outbound_ranges,
         notes,
     }
 }
@@ -247,6 +293,16 @@ mod tests {
             // The annotation alone does not trigger the webhook.
             (&none, pod(&[], &[(INJECT, "true")]), false),
             (&none, pod(&[(REV, "default")], &[]), true),
+            // Another revision's pod is not the default revision's, even with inject=true
+            // (the `object.` webhook requires `istio.io/rev` DoesNotExist).
+            (&none, pod(&[(INJECT, "true"), (REV, "canary")], &[]), false),
+            (&none, pod(&[(REV, "canary")], &[]), false),
+            (
+                &ns(&[(REV, "canary")]),
+                pod(&[(INJECT, "true")], &[]),
+                false,
+            ),
+            (&rev, pod(&[(REV, "canary")], &[]), true),
         ];
         for (i, (labels, p, want)) in table.into_iter().enumerate() {
             assert_eq!(istio_sidecar(labels, &p).injected, want, "case {i}");
@@ -254,6 +310,12 @@ mod tests {
         let mut host = pod(&[], &[]);
         host.host_network = true;
         assert!(!istio_sidecar(&enabled, &host).injected);
+        // `IgnoredNamespaces` at 1.30.3.
+        for ignored in IGNORED_NAMESPACES {
+            let mut p = pod(&[(INJECT, "true")], &[]);
+            p.namespace = ignored.into();
+            assert!(!istio_sidecar(&enabled, &p).injected, "{ignored}");
+        }
     }
 
     #[test]

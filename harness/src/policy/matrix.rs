@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use super::context::{Ctx, Endpoint};
+use super::inject_webhook::PodAdmission;
 use super::types::{Consequence, ExpectedFlow, Pair, Peer, PeerSource, Row, Status, TlsSource};
 use super::{MeshKind, MeshOptions, connect, consul, external, gateway};
 use crate::manifest::Document;
@@ -56,10 +57,14 @@ fn evaluate_pair(ctx: &Ctx, pair: &Pair, depth: usize, m: &mut Matrix) -> Option
             return None;
         }
     };
+    // A hop is followed when the front row lets the request through, or may: its own
+    // wire is worth predicting even when the front row's outcome is undecided.
+    let passes = matches!(row.status, Status::Ok | Status::CannotPredict { .. });
     if let Some(next) = next
         && depth < MAX_HOPS
-        && row.status.is_ok()
+        && passes
         && let Some(upstream) = evaluate_pair(ctx, &next, depth + 1, m)
+        && row.status.is_ok()
     {
         row.status = propagate(&upstream);
     }
@@ -67,11 +72,51 @@ fn evaluate_pair(ctx: &Ctx, pair: &Pair, depth: usize, m: &mut Matrix) -> Option
     Some(row)
 }
 
-/// One pair's row and the hop its request is forwarded to, if any.
+/// One pair's row and the hop its request is forwarded to, if any, with what the
+/// injection webhook does to the pods of either end.
 fn one(ctx: &Ctx, pair: &Pair) -> Result<(Row, Option<Pair>), String> {
     let client = ctx
         .endpoint(&pair.client)
         .ok_or_else(|| format!("client {} has no Deployment or StatefulSet", pair.client))?;
+    let admitted = |e: &Endpoint| e.pod.as_ref().map(|p| ctx.admission(p));
+    let client_admission = admitted(&client);
+    if let Some(PodAdmission::Rejected(why)) = &client_admission {
+        return Err(format!("the client's pods are never created: {why}"));
+    }
+    let server_admission = ctx.endpoint(&pair.server).as_ref().and_then(admitted);
+    let (mut row, next) = one_admitted(ctx, pair, &client)?;
+    match (client_admission, server_admission) {
+        (_, Some(PodAdmission::Rejected(why))) => {
+            let consequence = if row.client_sidecar
+                || matches!(pair.client, Peer::IngressGateway | Peer::EgressGateway)
+            {
+                if row.protocol.is_http() {
+                    Consequence::Unavailable503
+                } else {
+                    Consequence::Reset
+                }
+            } else {
+                Consequence::Refused
+            };
+            row.status = Status::conflict(
+                format!(
+                    "{} has no endpoints: its pods are never created: {why}",
+                    pair.service
+                ),
+                consequence,
+            );
+            Ok((row, None))
+        }
+        (Some(PodAdmission::Unknown(why)), _) | (_, Some(PodAdmission::Unknown(why))) => {
+            row.status = Status::cannot_predict_wire(why);
+            Ok((row, None))
+        }
+        _ => Ok((row, next)),
+    }
+}
+
+fn one_admitted(ctx: &Ctx, pair: &Pair, client: &Endpoint) -> Result<(Row, Option<Pair>), String> {
+    let client = client.clone();
     match &pair.server {
         Peer::Host => Err("the host is not a server".into()),
         Peer::IngressGateway | Peer::EgressGateway if ctx.mesh.kind != MeshKind::Istio => {
@@ -121,16 +166,23 @@ fn workload(ctx: &Ctx, pair: &Pair, client: &Endpoint, server: &Endpoint) -> Res
 
 /// The front row's status when the hop behind it fails: HTTP answers pass through a
 /// proxy; a failed connection becomes 503 from an Envoy (a gateway, or the proxy's own
-/// sidecar) or 502 from a proxy without one.
+/// sidecar) or 502 from a proxy without one. A hop the model cannot predict leaves the
+/// front row's outcome undecided too (its own wire class stays predicted).
 fn propagate(upstream: &Row) -> Status {
-    let Status::Conflict {
-        problem,
-        consequence,
-    } = &upstream.status
-    else {
-        return Status::Ok;
-    };
     let via = upstream.client.name();
+    let (problem, consequence) = match &upstream.status {
+        Status::Ok => return Status::Ok,
+        Status::CannotPredict { why, .. } => {
+            return Status::cannot_predict(format!(
+                "{via} -> {}:{}: {why}",
+                upstream.service, upstream.port
+            ));
+        }
+        Status::Conflict {
+            problem,
+            consequence,
+        } => (problem, consequence),
+    };
     let envoy_in_front = matches!(upstream.client, Peer::IngressGateway | Peer::EgressGateway)
         || (upstream.client_sidecar
             && !matches!(upstream.client_tls_source, TlsSource::NotIntercepted { .. }));
@@ -148,6 +200,8 @@ fn propagate(upstream: &Row) -> Status {
     )
 }
 
+/// Rows are one per client, server, Service port and request; the request includes its
+/// Host header, since routing and authorization tell Hosts apart.
 fn key(r: &Row) -> (String, String, String, String, u16, String) {
     (
         r.client.to_string(),
@@ -187,8 +241,27 @@ fn merge(rows: Vec<Row>) -> Vec<Row> {
 }
 
 /// The flows the matrix expects on the wire, one per client, server, port and class.
-/// Connections refused before any byte is sent carry no class and are left out.
+/// Connections refused before any byte is sent carry no class and are left out. When the
+/// model cannot predict the class of one row, every flow between the same peers and port
+/// says so: the runner cannot tell that row's connections from the others'.
 pub fn expected_flows(m: &Matrix) -> Vec<ExpectedFlow> {
+    let undecided: Vec<(String, String, u16, String)> = m
+        .rows
+        .iter()
+        .filter_map(|r| {
+            let why = r.status.wire_undecided()?;
+            let label = match &r.request {
+                Some(req) => format!("{} -> {}:{} ({req})", r.client, r.service, r.port),
+                None => format!("{} -> {}:{}", r.client, r.service, r.port),
+            };
+            Some((
+                r.client.name().to_string(),
+                r.server.name().to_string(),
+                r.wire_port?,
+                format!("{label}: {why}"),
+            ))
+        })
+        .collect();
     let mut flows: Vec<ExpectedFlow> = m
         .rows
         .iter()
@@ -202,12 +275,18 @@ pub fn expected_flows(m: &Matrix) -> Vec<ExpectedFlow> {
             )
         })
         .filter_map(|r| {
+            let (from, to, port) = (r.client.name(), r.server.name(), r.wire_port?);
+            let cannot_predict = undecided
+                .iter()
+                .find(|(f, t, p, _)| (f.as_str(), t.as_str(), *p) == (from, to, port))
+                .map(|(_, _, _, why)| why.clone());
             Some(ExpectedFlow {
-                from: r.client.name().to_string(),
-                to: r.server.name().to_string(),
-                port: r.wire_port?,
+                from: from.to_string(),
+                to: to.to_string(),
+                port,
                 class: r.class,
                 because: because(r),
+                cannot_predict,
             })
         })
         .collect();

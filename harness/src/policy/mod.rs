@@ -19,12 +19,16 @@ mod destination;
 mod external;
 mod gateway;
 pub(crate) mod inbound;
+mod inject_webhook;
 mod injection;
 mod matrix;
+mod mesh_routes;
 pub(crate) mod outbound;
 mod pairs;
+mod patterns;
 mod peer;
 pub(crate) mod protocol;
+mod sidecar_scope;
 mod table;
 mod types;
 
@@ -42,7 +46,7 @@ pub use pairs::creation_order;
 pub use table::render as render_table;
 pub use types::{
     AppProtocol, ClientTls, Consequence, ExpectedFlow, MtlsMode, Pair, Peer, PeerSource, Request,
-    Row, Status, TlsSource,
+    Row, Status, TlsSource, Undecided,
 };
 
 use crate::crd::CrdError;

@@ -17,8 +17,8 @@ use super::cluster::{PodInfo, SvcInfo};
 use super::context::{Ctx, Endpoint};
 use super::destination::{self, MergedRule};
 use super::types::{AppProtocol, ClientTls, MtlsMode, Peer, TlsSource};
-use super::{peer, protocol};
-use crate::crd::networking::{ClientTlsMode, SimpleLb};
+use super::{peer, protocol, sidecar_scope};
+use crate::crd::networking::{ClientTlsMode, ClientTlsSettings, SimpleLb};
 
 /// A client's outbound side for one Service port.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -57,6 +57,13 @@ pub struct OutboundPolicy {
     pub endpoints: Vec<EndpointTls>,
     /// Why things are the way they are.
     pub notes: Vec<String>,
+    /// Why the client's proxy drops this traffic (the destination is not in its registry
+    /// and outbound traffic is `REGISTRY_ONLY`), if it does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blocked: Option<String>,
+    /// Why the model cannot tell whether the proxy sees this traffic at all, if it cannot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub undecided: Option<String>,
 }
 
 /// The auto mTLS decision for one endpoint workload.
@@ -132,6 +139,8 @@ pub fn build(
         subject_alt_names: Vec::new(),
         endpoints: Vec::new(),
         notes: Vec::new(),
+        blocked: None,
+        undecided: None,
     };
     if !client.injection.injected {
         out.tls_source = TlsSource::NotIntercepted {
@@ -150,12 +159,23 @@ pub fn build(
         return out;
     }
     out.intercepted = true;
+    if !client.is_gateway
+        && !client.interception.include_outbound_ports.contains(&t.port)
+        && let Some(ranges) = &client.interception.outbound_ranges
+    {
+        out.undecided = Some(format!(
+            "the client's {ranges} decides whether its sidecar captures this traffic, and the model has no addresses"
+        ));
+    }
     let labels = client
         .pod
         .as_ref()
         .map(|p| p.labels.clone())
         .unwrap_or_default();
     let client_ns = peer.namespace().unwrap_or_default();
+    if !client.is_gateway && t.svc.is_some() && unregistered(ctx, &mut out, client_ns, &labels, t) {
+        return out;
+    }
     let rule = ctx.rules.lookup(
         &ctx.mesh.root_namespace,
         client_ns,
@@ -164,6 +184,19 @@ pub fn build(
         t.namespace,
     );
     match rule.and_then(|r| destination::cluster_tls(r, t.port, t.subset).map(|tls| (r, tls))) {
+        Some((r, tls)) if !client.is_gateway && sidecar_drops_credential(r, &tls) => {
+            out.tls = ClientTls::Disable;
+            out.tls_source = TlsSource::DestinationRule {
+                name: r.from[0].clone(),
+                namespace: r.namespace.clone(),
+            };
+            out.notes.push(format!(
+                "DestinationRule {}/{}: {} with credentialName and no workloadSelector builds no TLS at a sidecar: the connection is plaintext",
+                r.from[0],
+                r.namespace,
+                convert(tls.mode).as_str()
+            ));
+        }
         Some((r, tls)) => {
             out.tls = convert(tls.mode);
             out.tls_source = TlsSource::DestinationRule {
@@ -186,6 +219,44 @@ pub fn build(
     }
     finish(ctx, &mut out, t);
     out
+}
+
+/// `buildUpstreamClusterTLSContext` (`pilot/pkg/networking/core/cluster_tls.go` at 1.30.3,
+/// test "tls mode SIMPLE, credentialName is set with proxy type Sidecar"): at a sidecar,
+/// SIMPLE or MUTUAL with a `credentialName` (other than a `configmap://` one) from a rule
+/// without a workloadSelector gets no TLS context at all.
+fn sidecar_drops_credential(rule: &MergedRule, tls: &ClientTlsSettings) -> bool {
+    matches!(tls.mode, ClientTlsMode::Simple | ClientTlsMode::Mutual)
+        && !tls.credential_name.is_empty()
+        && !tls.credential_name.starts_with("configmap://")
+        && rule.selector.is_none()
+}
+
+/// A Kubernetes Service the client's Sidecar does not let it see
+/// ([`sidecar_scope::hidden`]): blocked under `REGISTRY_ONLY`, else sent through the
+/// PassthroughCluster in plaintext. True when that decides the outbound side.
+fn unregistered(
+    ctx: &Ctx,
+    out: &mut OutboundPolicy,
+    client_ns: &str,
+    labels: &std::collections::BTreeMap<String, String>,
+    t: &Target,
+) -> bool {
+    let scope = sidecar_scope::for_pod(&ctx.cluster, &ctx.mesh.root_namespace, client_ns, labels);
+    let Some(why) = sidecar_scope::hidden(scope, client_ns, t.namespace, &out.host, t.port) else {
+        return false;
+    };
+    if sidecar_scope::registry_only(scope, ctx.mesh.registry_only) {
+        out.blocked = Some(format!("{why} and outbound traffic is REGISTRY_ONLY"));
+    }
+    out.tls = ClientTls::Disable;
+    out.tls_source = TlsSource::Passthrough {
+        reason: why.clone(),
+    };
+    out.notes.push(format!(
+        "{why}: not in the client's registry, so the PassthroughCluster carries it without TLS"
+    ));
+    true
 }
 
 /// Auto mTLS, when no DestinationRule sets TLS for the port.

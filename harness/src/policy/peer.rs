@@ -5,7 +5,8 @@
 //! - the mesh policy (root namespace, no selector) < the namespace policy < one workload
 //!   policy (with a selector, outside the root namespace); the oldest wins within a scope;
 //! - `UNSET` inherits from the scope above; nothing at all means PERMISSIVE;
-//! - `portLevelMtls` keys are container ports and are only read from the workload policy;
+//! - `portLevelMtls` keys are container ports; a policy without a selector cannot have them
+//!   (istiod's validation rejects it, see `crd::rejections`);
 //! - selector policies in the root namespace are ignored.
 
 use super::cluster::{Cluster, PodInfo, Ranked};
@@ -84,13 +85,6 @@ pub fn workload_mode(c: &Cluster, root: &str, pod: &PodInfo, port: u16) -> PeerD
             notes.push(format!(
                 "PeerAuthentication {}/{root} has a selector in the root namespace and is ignored",
                 p.object.name()
-            ));
-        }
-        if !has_selector(&p.object) && !p.object.spec.port_level_mtls.is_empty() {
-            notes.push(format!(
-                "PeerAuthentication {}/{}: portLevelMtls needs a selector and is ignored",
-                p.object.name(),
-                p.object.namespace()
             ));
         }
     }

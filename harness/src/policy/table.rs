@@ -43,6 +43,11 @@ fn cells(r: &Row, domain: &str) -> [String; 10] {
     let status = match &r.status {
         Status::Ok => "OK".to_string(),
         Status::Conflict { .. } => "CONFLICT".to_string(),
+        Status::CannotPredict { .. } => "CANNOT PREDICT".to_string(),
+    };
+    let wire = match r.status.wire_undecided() {
+        Some(_) => "?".to_string(),
+        None => r.class.to_string(),
     };
     [
         r.client.to_string(),
@@ -56,7 +61,7 @@ fn cells(r: &Row, domain: &str) -> [String; 10] {
         r.server_source.to_string(),
         r.client_tls_source.to_string(),
         format!("{}/{}", yes(r.client_sidecar), yes(r.server_sidecar)),
-        r.class.to_string(),
+        wire,
     ]
 }
 
@@ -68,7 +73,8 @@ fn label(r: &Row) -> String {
     }
 }
 
-/// Renders the matrix as the `tls-check` table, followed by conflicts, notes and problems.
+/// Renders the matrix as the `tls-check` table, followed by conflicts, the rows the model
+/// cannot predict (and why), notes and problems.
 pub fn render(m: &Matrix) -> String {
     let rows: Vec<[String; 10]> = m.rows.iter().map(|r| cells(r, &m.mesh.domain)).collect();
     let mut widths = HEADERS.map(str::len);
@@ -93,7 +99,11 @@ pub fn render(m: &Matrix) -> String {
             &row.iter().map(String::as_str).collect::<Vec<_>>(),
         );
     }
-    let conflicts: Vec<&Row> = m.rows.iter().filter(|r| !r.status.is_ok()).collect();
+    let conflicts: Vec<&Row> = m
+        .rows
+        .iter()
+        .filter(|r| matches!(r.status, Status::Conflict { .. }))
+        .collect();
     if !conflicts.is_empty() {
         let _ = writeln!(out, "\nConflicts:");
         for r in conflicts {
@@ -104,6 +114,22 @@ pub fn render(m: &Matrix) -> String {
             {
                 let _ = writeln!(out, "  {}: {problem}; {consequence}", label(r));
             }
+        }
+    }
+    let undecided: Vec<String> = m
+        .rows
+        .iter()
+        .filter_map(|r| match &r.status {
+            Status::CannotPredict { why, .. } => {
+                Some(format!("  {}: cannot predict: {why}", label(r)))
+            }
+            _ => None,
+        })
+        .collect();
+    if !undecided.is_empty() {
+        let _ = writeln!(out, "\nCannot predict:");
+        for u in undecided {
+            let _ = writeln!(out, "{u}");
         }
     }
     let notes: Vec<String> = m

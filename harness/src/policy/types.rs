@@ -82,9 +82,15 @@ pub struct Request {
     pub host: Option<String>,
 }
 
+/// `GET /path`, with `Host: name` when the probe sets one: two requests that differ only
+/// in their Host are routed and authorized apart, so they are never one row.
 impl fmt::Display for Request {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.method, self.path)
+        write!(f, "{} {}", self.method, self.path)?;
+        match &self.host {
+            Some(host) => write!(f, " Host: {host}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -233,6 +239,12 @@ pub enum TlsSource {
         /// Why: no sidecar, or the port is excluded.
         reason: String,
     },
+    /// The destination is not in the client's registry (its Sidecar's egress hosts leave
+    /// it out): the PassthroughCluster forwards it without TLS.
+    Passthrough {
+        /// Which Sidecar leaves it out.
+        reason: String,
+    },
     /// Consul decides, with the reason.
     Consul {
         /// Such as `transparent proxy` or `upstream counting:9001`.
@@ -246,6 +258,7 @@ impl fmt::Display for TlsSource {
             TlsSource::DestinationRule { name, namespace } => write!(f, "{name}/{namespace}"),
             TlsSource::Auto => f.write_str("auto"),
             TlsSource::NotIntercepted { reason } => f.write_str(reason),
+            TlsSource::Passthrough { .. } => f.write_str("passthrough"),
             TlsSource::Consul { detail } => write!(f, "consul: {detail}"),
         }
     }
@@ -305,6 +318,24 @@ pub enum Status {
         /// What the traffic sees.
         consequence: Consequence,
     },
+    /// The model cannot decide, and says so rather than guess.
+    CannotPredict {
+        /// Why, one sentence naming what the model does not know.
+        why: String,
+        /// What is undecided: only the outcome, or also the class on the wire.
+        undecided: Undecided,
+    },
+}
+
+/// What a [`Status::CannotPredict`] row leaves open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Undecided {
+    /// Whether the connection (or request) is let through; the class on the wire is
+    /// predicted (the handshake happens before authorization).
+    Outcome,
+    /// The class on the wire too: the row's `class` must not be judged.
+    Wire,
 }
 
 impl Status {
@@ -316,9 +347,36 @@ impl Status {
         }
     }
 
+    /// The model cannot decide whether the connection works.
+    pub fn cannot_predict(why: impl Into<String>) -> Status {
+        Status::CannotPredict {
+            why: why.into(),
+            undecided: Undecided::Outcome,
+        }
+    }
+
+    /// The model cannot decide even the class on the wire.
+    pub fn cannot_predict_wire(why: impl Into<String>) -> Status {
+        Status::CannotPredict {
+            why: why.into(),
+            undecided: Undecided::Wire,
+        }
+    }
+
     /// True for [`Status::Ok`].
     pub fn is_ok(&self) -> bool {
         matches!(self, Status::Ok)
+    }
+
+    /// Why the class on the wire cannot be predicted, if it cannot.
+    pub fn wire_undecided(&self) -> Option<&str> {
+        match self {
+            Status::CannotPredict {
+                why,
+                undecided: Undecided::Wire,
+            } => Some(why),
+            _ => None,
+        }
     }
 }
 
@@ -327,6 +385,7 @@ impl fmt::Display for Status {
         match self {
             Status::Ok => f.write_str("OK"),
             Status::Conflict { consequence, .. } => write!(f, "CONFLICT: {consequence}"),
+            Status::CannotPredict { why, .. } => write!(f, "cannot predict: {why}"),
         }
     }
 }
@@ -411,4 +470,8 @@ pub struct ExpectedFlow {
     pub class: FlowClass,
     /// Why the model expects it, one line (modes and the policies they came from).
     pub because: String,
+    /// Set when the model cannot predict the class: `class` is then no prediction, and
+    /// the runner must not judge a capture or an expectation against it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cannot_predict: Option<String>,
 }

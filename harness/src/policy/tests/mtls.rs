@@ -103,11 +103,12 @@ fn precedence_table() {
             "workload",
         ),
         (
+            // `ValidatePeerAuthentication` rejects it: the apply fails, nothing applies.
             "port level needs a selector",
             ns("STRICT").replace("---\n", "  portLevelMtls: {8080: {mode: DISABLE}}\n---\n"),
-            Strict,
-            "default/demo",
-            "namespace",
+            Permissive,
+            "mesh default",
+            "-",
         ),
         (
             "root-namespace selector ignored",
@@ -166,13 +167,27 @@ fn ignored_settings_are_explained() {
             .any(|n| n.contains("selector in the root namespace and is ignored")),
         "{notes:?}"
     );
+}
+
+/// `ValidatePeerAuthentication` (Istio 1.30.3 `pkg/config/validation/validation.go`)
+/// rejects `portLevelMtls` without a selector: the apply fails, so the policy never
+/// exists (the namespace stays at the mesh default) and the matrix reports it, located.
+#[test]
+fn port_level_mtls_without_selector_is_a_failed_apply() {
     let ns_ports = peer_authn("demo", "default", None, "STRICT", "8080: {mode: DISABLE}");
-    let notes = mode_of(&ns_ports, 8080).3;
+    assert_eq!(mode_of(&ns_ports, 8080).0, MtlsMode::Permissive);
+    let m = evaluate(
+        &docs(&format!("{}{ns_ports}", base())),
+        &[client_to_web(80)],
+        &MeshOptions::istio(),
+    );
     assert!(
-        notes
-            .iter()
-            .any(|n| n.contains("portLevelMtls needs a selector")),
-        "{notes:?}"
+        m.problems.iter().any(|p| p.starts_with("test.yaml:")
+            && p.contains(
+                "spec.portLevelMtls: istiod rejects this object (ValidatePeerAuthentication)"
+            )),
+        "{:?}",
+        m.problems
     );
 }
 

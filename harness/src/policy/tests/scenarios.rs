@@ -328,3 +328,44 @@ fn the_model_agrees_with_every_probe_outcome_the_scenarios_state() {
     }
     assert!(checked >= 8, "only {checked} probe outcomes were compared");
 }
+
+/// An object istiod's validation rejects is a failed apply: `tls-check` (which reads
+/// [`Matrix::for_scenario`]) gets a located error, not a table that quietly ignores it.
+#[test]
+fn a_rejected_fixture_is_a_located_error_for_tls_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let (scenarios, fixtures) = (
+        dir.path().join("scenarios"),
+        dir.path().join("fixtures/pii-demo"),
+    );
+    std::fs::create_dir_all(&scenarios).unwrap();
+    std::fs::create_dir_all(&fixtures).unwrap();
+    std::fs::copy(
+        root().join("scenarios/pii-demo.yaml"),
+        scenarios.join("pii-demo.yaml"),
+    )
+    .unwrap();
+    for entry in std::fs::read_dir(root().join("fixtures/pii-demo")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), fixtures.join(entry.file_name())).unwrap();
+    }
+    let istio = fixtures.join("istio.yaml");
+    let mut text = std::fs::read_to_string(&istio).unwrap();
+    text.push_str("\n---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: deny-nothing, namespace: demo}\nspec: {action: DENY}\n");
+    std::fs::write(&istio, text).unwrap();
+    let s = Scenario::load(dir.path(), "pii-demo").expect("the scenario itself is fine");
+    match Matrix::for_scenario(&s, None) {
+        Err(PolicyError::Manifests { errors }) => {
+            let text = errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n");
+            assert!(
+                text.contains("istio.yaml:") && text.contains("AuthorizationPolicy deny-nothing: spec.rules: istiod rejects this object (ValidateAuthorizationPolicy)"),
+                "{text}"
+            );
+        }
+        other => panic!("expected a manifest error, got {other:?}"),
+    }
+}

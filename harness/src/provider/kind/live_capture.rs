@@ -18,10 +18,11 @@ use bollard::query_parameters::{
 };
 use futures::StreamExt;
 
+use super::KindCluster;
 use super::capture::{CapturePoint, bpf_filter, choose_point, pcap_path, tcpdump_command};
-use super::lab::KindLab;
 use crate::capture::{CaptureConfig, LiveCapture, StreamCapture, StreamConfig};
 use crate::ledger::Item;
+use crate::provider::cluster::ClusterLab;
 use crate::provider::{CaptureResult, ProviderError};
 use crate::wire::{Analysis, AnalyzerConfig};
 
@@ -50,11 +51,12 @@ fn failed(message: String) -> ProviderError {
 
 /// Starts a capture and returns once it has seen its own liveness packet.
 pub async fn start(
-    lab: &KindLab,
+    lab: &ClusterLab,
+    kind: &KindCluster,
     name: &str,
     canaries: &[String],
 ) -> Result<Running, ProviderError> {
-    let network = lab.network().map_err(|e| failed(e.to_string()))?.clone();
+    let network = kind.network().map_err(|e| failed(e.to_string()))?.clone();
     let cidrs = lab
         .kube()
         .pod_cidrs()
@@ -81,7 +83,7 @@ pub async fn start(
         }
         CapturePoint::NodeNetns { node, image } => {
             helper(
-                lab.docker(),
+                &kind.docker,
                 &lab.run_id(),
                 &node,
                 &image,
@@ -129,7 +131,7 @@ pub async fn start_bridge(
 }
 
 /// The first worker's container name and node IP.
-async fn worker_node(lab: &KindLab) -> Result<(String, IpAddr), ProviderError> {
+async fn worker_node(lab: &ClusterLab) -> Result<(String, IpAddr), ProviderError> {
     let inputs = lab
         .kube()
         .peer_inputs()
@@ -269,16 +271,20 @@ async fn helper(
 }
 
 /// Stops the capture, analyses it and names every peer.
-pub async fn stop(lab: &KindLab, running: Running) -> Result<CaptureResult, ProviderError> {
+pub async fn stop(
+    lab: &ClusterLab,
+    kind: &KindCluster,
+    running: Running,
+) -> Result<CaptureResult, ProviderError> {
     let nudge = worker_node(lab).await.ok().map(|(_, ip)| ip);
-    let (analysis, pcap, point) = finish(lab.docker(), running, nudge).await?;
+    let (analysis, pcap, point) = finish(&kind.docker, running, nudge).await?;
     let mut inputs = lab
         .kube()
         .peer_inputs()
         .await
         .map_err(|e| failed(e.to_string()))?;
     inputs.gateway_ip = lab.gateway_ip();
-    inputs.host_ip = lab.network().ok().and_then(|n| n.gateway).map(IpAddr::V4);
+    inputs.host_ip = kind.network().ok().and_then(|n| n.gateway).map(IpAddr::V4);
     let peers = crate::kube::peer_map(&inputs, &lab.scenario().file.workloads);
     Ok(CaptureResult {
         pcap,
