@@ -204,6 +204,20 @@ mod tests {
     use crate::testsupport::scenario;
 
     #[test]
+    fn api_errors_are_not_prefixed_with_a_provider_name() {
+        let timeout = crate::kube::KubeError::Timeout {
+            what: "Deployment demo/web rollout".into(),
+            seconds: 300,
+            state: "0/1 ready".into(),
+        };
+        let text = ProviderError::from(ClusterError::Kube(timeout)).to_string();
+        assert_eq!(
+            text,
+            "timed out after 300s waiting for Deployment demo/web rollout; last seen: 0/1 ready"
+        );
+    }
+
+    #[test]
     fn missing_components_are_named_never_installed() {
         let s = scenario("pii-demo");
         let lacking = missing(
