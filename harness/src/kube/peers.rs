@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use ::kube::api::{Api, ListParams};
 use k8s_openapi::api::core::v1::{Node, Pod};
 
-use super::{Kube, KubeError, api_error};
+use super::{Kube, KubeError};
 use crate::provider::{Peer, PeerMap};
 use crate::scenario::{Workload, peers};
 
@@ -135,11 +135,15 @@ impl Kube {
         let nodes: Api<Node> = Api::all(self.client.clone());
         let lp = ListParams::default();
         Ok(PeerInputs {
-            pods: pods.list(&lp).await.map_err(api_error("list pods"))?.items,
+            pods: pods
+                .list(&lp)
+                .await
+                .map_err(self.api_error("list pods"))?
+                .items,
             nodes: nodes
                 .list(&lp)
                 .await
-                .map_err(api_error("list nodes"))?
+                .map_err(self.api_error("list nodes"))?
                 .items,
             gateway_ip: None,
             host_ip: None,
@@ -152,7 +156,7 @@ impl Kube {
         let list = nodes
             .list(&ListParams::default())
             .await
-            .map_err(api_error("list nodes"))?;
+            .map_err(self.api_error("list nodes"))?;
         Ok(list
             .items
             .iter()

@@ -3,14 +3,17 @@
 //!
 //! The predicates are pure functions over API objects, unit-tested on documented shapes;
 //! the loops poll every two seconds, which is plenty for rollouts that take tens of them.
+//! A wait has one [`Deadline`] however many objects it covers: a step's `timeout: 5m`
+//! over two workloads ends five minutes after the step began, not ten.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ::kube::api::{Api, ListParams};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
 
-use super::{Kube, KubeError, api_error};
+use super::deadline::{Deadline, poll};
+use super::{Kube, KubeError};
 
 const POLL: Duration = Duration::from_secs(2);
 
@@ -130,53 +133,32 @@ fn node_ready(n: &Node) -> bool {
         .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
-/// Polls `probe` until it returns `Ok(value)` or `limit` passes.
-async fn poll<T, F, Fut>(what: &str, limit: Duration, mut probe: F) -> Result<T, KubeError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<Result<T, String>, KubeError>>,
-{
-    let start = Instant::now();
-    loop {
-        let state = match probe().await? {
-            Ok(value) => return Ok(value),
-            Err(seen) => seen,
-        };
-        if start.elapsed() >= limit {
-            return Err(KubeError::Timeout {
-                what: what.to_string(),
-                seconds: limit.as_secs(),
-                state,
-            });
-        }
-        tokio::time::sleep(
-            POLL.min(
-                limit
-                    .saturating_sub(start.elapsed())
-                    .max(Duration::from_millis(10)),
-            ),
-        )
-        .await;
-    }
-}
-
 impl Kube {
     /// Waits until every node is Ready and there are `expected` of them (kind's own
     /// `--wait` checks only the control plane).
-    pub async fn nodes_ready(&self, expected: usize, limit: Duration) -> Result<(), KubeError> {
+    pub async fn nodes_ready(
+        &self,
+        expected: usize,
+        limit: impl Into<Deadline>,
+    ) -> Result<(), KubeError> {
         let api: Api<Node> = Api::all(self.client.clone());
-        poll(&format!("{expected} nodes Ready"), limit, || async {
-            let nodes = api
-                .list(&ListParams::default())
-                .await
-                .map_err(api_error("list nodes"))?;
-            let ready = nodes.items.iter().filter(|n| node_ready(n)).count();
-            Ok(if ready == expected && nodes.items.len() == expected {
-                Ok(())
-            } else {
-                Err(format!("{ready} of {} nodes Ready", nodes.items.len()))
-            })
-        })
+        poll(
+            &format!("{expected} nodes Ready"),
+            limit.into(),
+            POLL,
+            || async {
+                let nodes = api
+                    .list(&ListParams::default())
+                    .await
+                    .map_err(self.api_error("list nodes"))?;
+                let ready = nodes.items.iter().filter(|n| node_ready(n)).count();
+                Ok(if ready == expected && nodes.items.len() == expected {
+                    Ok(())
+                } else {
+                    Err(format!("{ready} of {} nodes Ready", nodes.items.len()))
+                })
+            },
+        )
         .await
     }
 
@@ -185,17 +167,18 @@ impl Kube {
         &self,
         ns: &str,
         name: &str,
-        limit: Duration,
+        limit: impl Into<Deadline>,
     ) -> Result<(), KubeError> {
         let api: Api<Deployment> = Api::namespaced(self.client.clone(), ns);
         poll(
             &format!("Deployment {ns}/{name} rollout"),
-            limit,
+            limit.into(),
+            POLL,
             || async {
                 match api
                     .get_opt(name)
                     .await
-                    .map_err(api_error(format!("get Deployment {ns}/{name}")))?
+                    .map_err(self.api_error(format!("get Deployment {ns}/{name}")))?
                 {
                     Some(d) => Ok(deployment_complete(&d)),
                     None => Ok(Err("not found".into())),
@@ -210,17 +193,18 @@ impl Kube {
         &self,
         ns: &str,
         name: &str,
-        limit: Duration,
+        limit: impl Into<Deadline>,
     ) -> Result<(), KubeError> {
         let api: Api<StatefulSet> = Api::namespaced(self.client.clone(), ns);
         poll(
             &format!("StatefulSet {ns}/{name} rollout"),
-            limit,
+            limit.into(),
+            POLL,
             || async {
                 match api
                     .get_opt(name)
                     .await
-                    .map_err(api_error(format!("get StatefulSet {ns}/{name}")))?
+                    .map_err(self.api_error(format!("get StatefulSet {ns}/{name}")))?
                 {
                     Some(s) => Ok(statefulset_complete(&s)),
                     None => Ok(Err("not found".into())),
@@ -235,31 +219,36 @@ impl Kube {
         &self,
         ns: &str,
         name: &str,
-        limit: Duration,
+        limit: impl Into<Deadline>,
     ) -> Result<(), KubeError> {
         use k8s_openapi::api::apps::v1::DaemonSet;
         let api: Api<DaemonSet> = Api::namespaced(self.client.clone(), ns);
-        poll(&format!("DaemonSet {ns}/{name} ready"), limit, || async {
-            let Some(d) = api
-                .get_opt(name)
-                .await
-                .map_err(api_error(format!("get DaemonSet {ns}/{name}")))?
-            else {
-                return Ok(Err("not found".into()));
-            };
-            let st = d.status.unwrap_or_default();
-            let done = st.desired_number_scheduled > 0
-                && st.number_ready == st.desired_number_scheduled
-                && st.updated_number_scheduled.unwrap_or(0) == st.desired_number_scheduled;
-            Ok(if done {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{}/{} ready",
-                    st.number_ready, st.desired_number_scheduled
-                ))
-            })
-        })
+        poll(
+            &format!("DaemonSet {ns}/{name} ready"),
+            limit.into(),
+            POLL,
+            || async {
+                let Some(d) = api
+                    .get_opt(name)
+                    .await
+                    .map_err(self.api_error(format!("get DaemonSet {ns}/{name}")))?
+                else {
+                    return Ok(Err("not found".into()));
+                };
+                let st = d.status.unwrap_or_default();
+                let done = st.desired_number_scheduled > 0
+                    && st.number_ready == st.desired_number_scheduled
+                    && st.updated_number_scheduled.unwrap_or(0) == st.desired_number_scheduled;
+                Ok(if done {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{}/{} ready",
+                        st.number_ready, st.desired_number_scheduled
+                    ))
+                })
+            },
+        )
         .await
     }
 
@@ -271,18 +260,18 @@ impl Kube {
         selector: &str,
         want: usize,
         sidecar: bool,
-        limit: Duration,
+        limit: impl Into<Deadline>,
     ) -> Result<Vec<Pod>, KubeError> {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
         let what = format!(
             "{want} pod(s) {selector} in {ns} Ready{}",
             if sidecar { " with istio-proxy" } else { "" }
         );
-        poll(&what, limit, || async {
+        poll(&what, limit.into(), POLL, || async {
             let pods = api
                 .list(&ListParams::default().labels(selector))
                 .await
-                .map_err(api_error(format!("list pods {selector}")))?;
+                .map_err(self.api_error(format!("list pods {selector}")))?;
             let live: Vec<Pod> = pods
                 .items
                 .into_iter()
@@ -308,17 +297,18 @@ impl Kube {
         &self,
         ns: &str,
         name: &str,
-        limit: Duration,
+        limit: impl Into<Deadline>,
     ) -> Result<String, KubeError> {
         let api: Api<Service> = Api::namespaced(self.client.clone(), ns);
         poll(
             &format!("Service {ns}/{name} LoadBalancer IP"),
-            limit,
+            limit.into(),
+            POLL,
             || async {
                 let svc = api
                     .get_opt(name)
                     .await
-                    .map_err(api_error(format!("get Service {ns}/{name}")))?;
+                    .map_err(self.api_error(format!("get Service {ns}/{name}")))?;
                 Ok(svc
                     .as_ref()
                     .and_then(lb_ip)
@@ -421,11 +411,29 @@ mod tests {
 
     #[tokio::test]
     async fn poll_times_out_with_the_last_state() {
-        let err = poll::<(), _, _>("thing", Duration::from_millis(50), || async {
+        let deadline = Deadline::after(Duration::from_millis(50));
+        let err = poll::<(), _, _>("thing", deadline, POLL, || async {
             Ok(Err("still 0/1".into()))
         })
         .await
         .unwrap_err();
         assert!(err.to_string().contains("last seen: still 0/1"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_request_unanswered_at_the_deadline_is_abandoned() {
+        let deadline = Deadline::after(Duration::from_millis(100));
+        let started = std::time::Instant::now();
+        let err = poll::<(), _, _>("hung", deadline, POLL, || async {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            Ok(Err("never".into()))
+        })
+        .await
+        .unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(
+            err.to_string().contains("no answer from the API server"),
+            "{err}"
+        );
     }
 }

@@ -38,6 +38,10 @@ pub enum ProviderError {
     /// A process the provider ran failed.
     #[error(transparent)]
     Exec(#[from] crate::exec::ExecError),
+    /// The cluster's API failed; the error names the operation, and the API's answer
+    /// or the server it could not reach.
+    #[error(transparent)]
+    Kube(#[from] crate::kube::KubeError),
     /// Anything else, with the operation that failed.
     #[error("{operation}: {message}")]
     Failed {

@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::Namespace;
 
 use super::{Cluster, ClusterCapture, INGRESS_GATEWAY, ISTIO_NAMESPACE};
 use crate::exec::Exec;
-use crate::kube::Kube;
+use crate::kube::{Kube, WorkloadRef};
 use crate::ledger::Ledger;
 use crate::manifest::Document;
 use crate::provider::{CaptureResult, Lab, Observation, ProviderError, RunContext, StepOutcome};
@@ -130,41 +130,6 @@ impl ClusterLab {
             .ok_or_else(|| failed("workload", format!("scenario has no workload {name}")))?;
         Ok((w.namespace.as_str(), w.kind))
     }
-
-    async fn selector(&self, name: &str) -> Result<(String, usize), ProviderError> {
-        let (ns, kind) = self.workload(name)?;
-        let client = self.p.kube.client().clone();
-        let (labels, replicas) = match kind {
-            WorkloadKind::StatefulSet => {
-                let s = Api::<StatefulSet>::namespaced(client, ns)
-                    .get(name)
-                    .await
-                    .map_err(|e| failed("get StatefulSet", e.to_string()))?;
-                let spec = s.spec.unwrap_or_default();
-                (
-                    spec.selector.match_labels.unwrap_or_default(),
-                    spec.replicas.unwrap_or(1),
-                )
-            }
-            _ => {
-                let d = Api::<Deployment>::namespaced(client, ns)
-                    .get(name)
-                    .await
-                    .map_err(|e| failed("get Deployment", e.to_string()))?;
-                let spec = d.spec.unwrap_or_default();
-                (
-                    spec.selector.match_labels.unwrap_or_default(),
-                    spec.replicas.unwrap_or(1),
-                )
-            }
-        };
-        let text = labels
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(",");
-        Ok((text, replicas.max(0) as usize))
-    }
 }
 
 fn failed(operation: &str, message: String) -> ProviderError {
@@ -240,7 +205,11 @@ impl Lab for ClusterLab {
             &Patch::Merge(label_patch(labels)),
         )
         .await
-        .map_err(|e| failed(&format!("label namespace {namespace}"), e.to_string()))?;
+        .map_err(
+            self.p
+                .kube
+                .api_error(format!("label namespace {namespace}")),
+        )?;
         Ok(StepOutcome::Done(format!("labelled namespace {namespace}")))
     }
 
@@ -259,7 +228,7 @@ impl Lab for ClusterLab {
                     .await
                     .map(|_| ()),
             };
-            result.map_err(|e| failed(&format!("restart {ns}/{name}"), e.to_string()))?;
+            result.map_err(self.p.kube.api_error(format!("restart {ns}/{name}")))?;
         }
         Ok(StepOutcome::Done(format!(
             "restarted {}",
@@ -283,25 +252,21 @@ impl Lab for ClusterLab {
             self.set_gateway_ip(&ip);
             return Ok(StepOutcome::Done(format!("ingress gateway at {ip}")));
         }
-        for name in workloads {
-            let (ns, kind) = self.workload(name)?;
-            match condition {
-                WaitFor::Rollout if kind == WorkloadKind::StatefulSet => {
-                    self.p.kube.statefulset_rolled_out(ns, name, timeout).await
-                }
-                WaitFor::Rollout => self.p.kube.deployment_rolled_out(ns, name, timeout).await,
-                _ => {
-                    let (selector, want) = self.selector(name).await?;
-                    let sidecar = condition == WaitFor::SidecarInjected;
-                    self.p
-                        .kube
-                        .pods_ready(ns, &selector, want, sidecar, timeout)
-                        .await
-                        .map(|_| ())
-                }
-            }
+        let targets = workloads
+            .iter()
+            .map(|name| {
+                self.p
+                    .scenario
+                    .workload(name)
+                    .map(WorkloadRef::from)
+                    .ok_or_else(|| failed("workload", format!("scenario has no workload {name}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.p
+            .kube
+            .wait_workloads(condition, &targets, timeout)
+            .await
             .map_err(kube_err)?;
-        }
         Ok(StepOutcome::Done(format!(
             "{condition:?} for {}",
             workloads.join(", ")

@@ -65,6 +65,8 @@ impl From<ClusterError> for ProviderError {
     fn from(e: ClusterError) -> Self {
         match e {
             ClusterError::Exec(e) => ProviderError::Exec(e),
+            // Not "cluster:"/"kind:": the error names its operation and the API's answer.
+            ClusterError::Kube(e) => ProviderError::Kube(e),
             other => ProviderError::Failed {
                 operation: "cluster".into(),
                 message: other.to_string(),

@@ -114,19 +114,15 @@ pub async fn run(lab: &ClusterLab, probe: &Probe) -> Result<Observation, Provide
     let dial = cluster_dial(lab, probe)?;
     let body = request(probe, &dial)?.to_string();
     let (ns, pod, container) = client_pod(lab, &probe.from.value).await?;
-    let command = [WORKLOAD_BINARY, "probe", "-"].map(str::to_string);
+    // The request goes as an argument, not on stdin: stdin written at once races an exec
+    // the API server fails early (kubelet unreachable), and kube 5 then never sees the
+    // failure status (seen against kube-apiserver 1.36; see tests/kube_apiserver.rs).
+    let command = [WORKLOAD_BINARY, "probe-json", &body].map(str::to_string);
     let out = lab
         .kube()
-        .exec(
-            &ns,
-            &pod,
-            Some(&container),
-            &command,
-            Some(body.as_bytes()),
-            limit,
-        )
+        .exec(&ns, &pod, Some(&container), &command, None, limit)
         .await
-        .map_err(|e| failed(e.to_string()))?;
+        .and_then(crate::kube::ExecOutput::succeeded)?;
     observation(&String::from_utf8_lossy(&out.stdout))
 }
 
@@ -163,7 +159,10 @@ async fn host_dial(lab: &ClusterLab, probe: &Probe) -> Result<String, ProviderEr
     let svc = Api::<Service>::namespaced(lab.kube().client().clone(), &w.namespace)
         .get(&service)
         .await
-        .map_err(|e| failed(format!("get Service {}/{service}: {e}", w.namespace)))?;
+        .map_err(
+            lab.kube()
+                .api_error(format!("get Service {}/{service}", w.namespace)),
+        )?;
     let node_port = svc
         .spec
         .and_then(|s| s.ports)
@@ -175,7 +174,7 @@ async fn host_dial(lab: &ClusterLab, probe: &Probe) -> Result<String, ProviderEr
     let nodes = Api::<Node>::all(lab.kube().client().clone())
         .list(&ListParams::default())
         .await
-        .map_err(|e| failed(e.to_string()))?;
+        .map_err(lab.kube().api_error("list nodes"))?;
     let ip = nodes
         .items
         .iter()
@@ -203,7 +202,10 @@ async fn client_pod(
     let pods = Api::<Pod>::namespaced(lab.kube().client().clone(), &w.namespace)
         .list(&ListParams::default())
         .await
-        .map_err(|e| failed(e.to_string()))?;
+        .map_err(
+            lab.kube()
+                .api_error(format!("list pods in {}", w.namespace)),
+        )?;
     let pod = pods
         .items
         .into_iter()

@@ -9,11 +9,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ::kube::api::AttachedProcess;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{CAPTURE_NAMESPACE, capture_pod};
 use crate::capture::{StreamCapture, StreamConfig};
+use crate::kube::ExecStream;
 use crate::ledger::Item;
 use crate::manifest::{self, Document};
 use crate::provider::cluster::ClusterLab;
@@ -24,7 +24,7 @@ type Streamed = tokio::task::JoinHandle<Result<(Analysis, PathBuf), String>>;
 
 /// The captures running on each involved node.
 pub struct Running {
-    streams: Vec<(String, AttachedProcess, Streamed)>,
+    streams: Vec<(String, ExecStream, Streamed)>,
 }
 
 fn failed(message: String) -> ProviderError {
@@ -207,10 +207,16 @@ pub async fn stop(lab: &ClusterLab, running: Running) -> Result<CaptureResult, P
             let _ = stdin.write_all(b"stop\n").await;
         }
         let result = tokio::time::timeout(Duration::from_secs(30), task).await;
-        let (analysis, pcap) = result
+        let streamed = result
             .map_err(|_| failed(format!("tcpdump on {node} did not stop within 30 s")))?
-            .map_err(|e| failed(e.to_string()))?
-            .map_err(failed)?;
+            .map_err(|e| failed(e.to_string()))?;
+        // A short stream's reason is in the exec status (the kubelet unreachable,
+        // tcpdump missing), not in the stream.
+        let (analysis, pcap) = match (streamed, proc.outcome(Duration::from_secs(5)).await) {
+            (Ok(done), _) => done,
+            (Err(e), Ok(())) => return Err(failed(format!("tcpdump on {node}: {e}"))),
+            (Err(e), Err(why)) => return Err(failed(format!("tcpdump on {node}: {e}: {why}"))),
+        };
         parts.push(analysis);
         pcaps.push(pcap);
         points.push(node);

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 
 use super::capture::{self, Running};
 use crate::manifest::Document;
-use crate::provider::cluster::{Cluster, ClusterCapture, ClusterError, ClusterLab};
+use crate::provider::cluster::{Cluster, ClusterCapture, ClusterLab};
 use crate::provider::{CaptureResult, ProviderError};
 use crate::reporter::Reporter;
 
@@ -57,7 +57,8 @@ impl Cluster for ExistingCluster {
             .flatten()
             .cloned()
             .collect();
-        let deleted = lab.kube().delete(&docs).await.map_err(ClusterError::from)?;
+        let docs = lab.kube().in_apply_order(&docs);
+        let deleted = lab.kube().delete(&docs).await?;
         reporter.info(&format!(
             "deleted {} scenario object(s) from {}",
             deleted.len(),

@@ -87,12 +87,8 @@ async fn detect(kube: &Kube) -> Result<Installed, ClusterError> {
         let api: Api<Deployment> = Api::namespaced(kube.client().clone(), ns);
         async move { api.get_opt(name).await.map(|d| d.is_some()) }
     };
-    let err = |e: ::kube::Error| {
-        ClusterError::Kube(crate::kube::KubeError::Api {
-            operation: "detect installed components".into(),
-            source: e,
-        })
-    };
+    let err =
+        |e: ::kube::Error| ClusterError::Kube(kube.api_error("detect installed components")(e));
     Ok(Installed {
         metallb: exists("metallb-system", "controller").await.map_err(err)?,
         istio: exists("istio-system", "istiod").await.map_err(err)?,
@@ -206,6 +202,20 @@ impl Provider for ExistingProvider {
 mod tests {
     use super::*;
     use crate::testsupport::scenario;
+
+    #[test]
+    fn api_errors_are_not_prefixed_with_a_provider_name() {
+        let timeout = crate::kube::KubeError::Timeout {
+            what: "Deployment demo/web rollout".into(),
+            seconds: 300,
+            state: "0/1 ready".into(),
+        };
+        let text = ProviderError::from(ClusterError::Kube(timeout)).to_string();
+        assert_eq!(
+            text,
+            "timed out after 300s waiting for Deployment demo/web rollout; last seen: 0/1 ready"
+        );
+    }
 
     #[test]
     fn missing_components_are_named_never_installed() {

@@ -83,6 +83,8 @@ impl From<KindError> for ProviderError {
     fn from(e: KindError) -> Self {
         match e {
             KindError::Exec(e) => ProviderError::Exec(e),
+            // Not "kind:": the same API errors come from existing clusters.
+            KindError::Kube(e) => ProviderError::Kube(e),
             KindError::Cluster(e) => e.into(),
             other => ProviderError::Failed {
                 operation: "kind".into(),
