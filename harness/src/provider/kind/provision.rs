@@ -491,7 +491,8 @@ mod tests {
         .is_ok();
         if !tools_ready {
             let err = result.unwrap_err().to_string();
-            assert!(err.contains("missing tools: kind v0.33.0"), "{err}");
+            let kind = Versions::load(root).unwrap().tools["kind"].version.clone();
+            assert!(err.contains(&format!("missing tools: kind {kind}")), "{err}");
             assert!(err.contains("cargo xtask tools install"), "{err}");
             assert!(err.contains("--provider lab"), "{err}");
         }
