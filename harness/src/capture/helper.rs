@@ -279,9 +279,13 @@ impl HelperCapture {
                 return Err(helper.abandon(format!("start did not answer within {API_LIMIT:?}")).await);
             }
         }
-        match tokio::time::timeout(READY_LIMIT, ready.wait_for(|r| *r)).await {
-            Ok(Ok(_)) => Ok(helper),
-            Ok(Err(_)) => Err(helper.abandon("it ended before its capture started".into()).await),
+        // The watch guard is dropped here, before any await below.
+        let waited = tokio::time::timeout(READY_LIMIT, ready.wait_for(|r| *r))
+            .await
+            .map(|r| r.is_ok());
+        match waited {
+            Ok(true) => Ok(helper),
+            Ok(false) => Err(helper.abandon("it ended before its capture started".into()).await),
             Err(_) => Err(helper
                 .abandon(format!("its capture did not start within {READY_LIMIT:?}"))
                 .await),

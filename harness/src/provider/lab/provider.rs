@@ -203,10 +203,15 @@ impl Provider for LabProvider {
         reporter.started(id, "Preparing the lab image");
         let envoy_bin =
             image::envoy::envoy_binary(&self.exec, &config.cache_dir, &config.envoy_version)
-                .await?;
+                .await
+                .map_err(LabError::from)?;
         let docker = docker::connect().await?;
-        let spec = catalog::lab_image(&self.exec, &config.workload_bin, &envoy_bin).await?;
-        let built = image::ensure_image(&docker, &spec, reporter).await?;
+        let spec = catalog::lab_image(&self.exec, &config.workload_bin, &envoy_bin)
+            .await
+            .map_err(LabError::from)?;
+        let built = image::ensure_image(&docker, &spec, reporter)
+            .await
+            .map_err(LabError::from)?;
         reporter.finished(id, true, if built.built { "built" } else { "cached" });
         // From here on everything is labelled; the guard sweeps it if provisioning fails.
         let guard = SweepGuard::new(&ctx.run_id);
