@@ -141,6 +141,29 @@ impl BinaryPlan {
         )
     }
 
+    /// Where the binary is once the plan has been carried out (a build plan's output may
+    /// not exist yet). Host probes look it up this way, after provisioning built it.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            BinaryPlan::Given(p) | BinaryPlan::Beside(p) => Some(p),
+            BinaryPlan::Build { output, .. } => Some(output),
+            BinaryPlan::Missing(_) => None,
+        }
+    }
+
+    /// The existing binary this plan names, or an error saying how to get one.
+    pub fn existing(&self, root: &Path) -> Result<PathBuf, ImageError> {
+        self.path()
+            .filter(|p| p.is_file())
+            .map(Path::to_path_buf)
+            .ok_or_else(|| {
+                ImageError::NoWorkloadBinary(format!(
+                    "{WORKLOAD_BINARY} is not built yet: {}",
+                    self.describe(root)
+                ))
+            })
+    }
+
     /// One line for the dry-run plan.
     pub fn describe(&self, root: &Path) -> String {
         match self {
@@ -313,5 +336,25 @@ mod tests {
         .await
         .unwrap_err();
         assert_eq!(missing.to_string(), "build it");
+    }
+
+    #[test]
+    fn lookup_after_provisioning_uses_the_same_plan() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        std::fs::create_dir_all(target.join("debug")).unwrap();
+        let plan = plan_workload_binary(&inputs(
+            None,
+            Some("cargo"),
+            &target.join("debug").join("xtask"),
+        ));
+        let err = plan.existing(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("cargo build"), "{err}");
+        std::fs::write(target.join("debug").join(WORKLOAD_BINARY), b"elf").unwrap();
+        assert_eq!(
+            plan.existing(dir.path()).unwrap(),
+            target.join("debug").join(WORKLOAD_BINARY)
+        );
+        assert!(BinaryPlan::Missing("x".into()).existing(dir.path()).is_err());
     }
 }

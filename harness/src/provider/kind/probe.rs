@@ -16,8 +16,12 @@ use crate::exec::Cmd;
 use crate::provider::{Observation, ProviderError};
 use crate::scenario::{Probe, parse_duration, peers};
 
-/// The workload binary's name; its `probe -` reads a request as JSON on stdin.
-pub const WORKLOAD_BINARY: &str = "meshproof-workload";
+/// The command that runs a probe inside a pod: the workload binary at the absolute path
+/// the image puts it ([`crate::image::WORKLOAD_PATH`]; the image has no `PATH` to search),
+/// reading the request as JSON on stdin.
+pub fn pod_command() -> [String; 3] {
+    [crate::image::WORKLOAD_PATH, "probe", "-"].map(str::to_string)
+}
 
 fn failed(message: String) -> ProviderError {
     ProviderError::Failed {
@@ -114,7 +118,7 @@ pub async fn run(lab: &KindLab, probe: &Probe) -> Result<Observation, ProviderEr
     let dial = cluster_dial(lab, probe)?;
     let body = request(probe, &dial)?.to_string();
     let (ns, pod, container) = client_pod(lab, &probe.from.value).await?;
-    let command = [WORKLOAD_BINARY, "probe", "-"].map(str::to_string);
+    let command = pod_command();
     let out = lab
         .kube()
         .exec(
@@ -228,19 +232,13 @@ async fn client_pod(
     ))
 }
 
-/// The workload binary next to the running program, or in the repository's target dir.
+/// The host's workload binary: where provisioning built it (the same build plan), or
+/// `$MESHPROOF_WORKLOAD_BIN`, or beside the running program.
 fn workload_binary(root: &Path) -> Result<PathBuf, ProviderError> {
-    let beside = std::env::current_exe()
-        .ok()
-        .and_then(|e| e.parent().map(|d| d.join(WORKLOAD_BINARY)));
-    let candidates = beside
-        .into_iter()
-        .chain(["debug", "release"].map(|p| root.join("target").join(p).join(WORKLOAD_BINARY)));
-    candidates.into_iter().find(|p| p.is_file()).ok_or_else(|| {
-        failed(format!(
-            "{WORKLOAD_BINARY} is not built; run `cargo build -p meshproof --bin {WORKLOAD_BINARY}`"
-        ))
-    })
+    use crate::image::workload_bin::{BinaryInputs, plan_workload_binary};
+    plan_workload_binary(&BinaryInputs::current())
+        .existing(root)
+        .map_err(|e| failed(e.to_string()))
 }
 
 #[cfg(test)]
@@ -260,6 +258,14 @@ mod tests {
             })
             .find(|p| p.name.value == name)
             .unwrap()
+    }
+
+    #[test]
+    fn in_pod_probes_run_the_binary_where_the_image_puts_it() {
+        let cmd = pod_command();
+        assert_eq!(cmd[0], crate::image::WORKLOAD_PATH);
+        assert!(cmd[0].starts_with('/'), "exec does no PATH lookup in the image");
+        assert_eq!(cmd[1..], ["probe", "-"]);
     }
 
     #[test]
