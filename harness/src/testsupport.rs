@@ -1,4 +1,4 @@
-//! Test helpers that need the local Docker engine (compiled for tests only).
+//! Test helpers: repository scenarios, and what needs the local Docker engine (tests only).
 //!
 //! No image can be pulled here, so [`TinyImage`] imports a rootfs made of the host's own
 //! `sleep` binary and the shared libraries `ldd` says it needs.
@@ -133,4 +133,12 @@ pub async fn docker() -> Option<Docker> {
 pub fn suffix() -> String {
     let c = crate::scenario::Canary::generate();
     c.as_str()[17..25].to_string()
+}
+
+/// A scenario from the repository, loaded as the runner loads it.
+pub fn scenario(name: &str) -> crate::scenario::Scenario {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap();
+    crate::scenario::Scenario::load(root, name).unwrap()
 }

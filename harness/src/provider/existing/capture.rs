@@ -16,7 +16,7 @@ use super::{CAPTURE_NAMESPACE, capture_pod};
 use crate::capture::{StreamCapture, StreamConfig};
 use crate::ledger::Item;
 use crate::manifest::{self, Document};
-use crate::provider::kind::lab::KindLab;
+use crate::provider::cluster::ClusterLab;
 use crate::provider::{CaptureResult, ProviderError};
 use crate::wire::{Analysis, AnalyzerConfig, Flow};
 
@@ -72,7 +72,7 @@ pub fn merge(parts: Vec<Analysis>) -> Analysis {
 
 /// Deploys capture pods on the involved nodes and starts tcpdump in each.
 pub async fn start(
-    lab: &KindLab,
+    lab: &ClusterLab,
     name: &str,
     canaries: &[String],
 ) -> Result<Running, ProviderError> {
@@ -198,7 +198,7 @@ fn namespace_doc(run: &str) -> Result<Document, ProviderError> {
 }
 
 /// Stops every tcpdump, merges the analyses and names the peers.
-pub async fn stop(lab: &KindLab, running: Running) -> Result<CaptureResult, ProviderError> {
+pub async fn stop(lab: &ClusterLab, running: Running) -> Result<CaptureResult, ProviderError> {
     let mut parts = Vec::new();
     let mut pcaps = Vec::new();
     let mut points = Vec::new();

@@ -9,6 +9,7 @@
 pub(crate) mod capture;
 pub use capture::remote_command;
 mod capture_pod;
+mod cluster;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -23,8 +24,7 @@ use crate::env_vars;
 use crate::exec::Exec;
 use crate::kube::Kube;
 use crate::ledger::Ledger;
-use crate::provider::kind::KindError;
-use crate::provider::kind::lab::{KindLab, LabParts};
+use crate::provider::cluster::{self as generic, ClusterError, ClusterLab, ClusterParts};
 use crate::provider::{Lab, PlanEntry, Provider, ProviderError, RunContext};
 use crate::reporter::Reporter;
 use crate::scenario::Scenario;
@@ -82,13 +82,13 @@ pub fn missing(s: &Scenario, found: Installed) -> Vec<String> {
     out
 }
 
-async fn detect(kube: &Kube) -> Result<Installed, KindError> {
+async fn detect(kube: &Kube) -> Result<Installed, ClusterError> {
     let exists = |ns: &'static str, name: &'static str| {
         let api: Api<Deployment> = Api::namespaced(kube.client().clone(), ns);
         async move { api.get_opt(name).await.map(|d| d.is_some()) }
     };
     let err = |e: ::kube::Error| {
-        KindError::Kube(crate::kube::KubeError::Api {
+        ClusterError::Kube(crate::kube::KubeError::Api {
             operation: "detect installed components".into(),
             source: e,
         })
@@ -107,7 +107,7 @@ impl Provider for ExistingProvider {
     }
 
     fn plan(&self, s: &Scenario, ctx: &RunContext) -> Result<Vec<PlanEntry>, ProviderError> {
-        let v = Versions::load(&self.root).map_err(KindError::from)?;
+        let v = Versions::load(&self.root).map_err(ClusterError::from)?;
         let ctx_name = ctx
             .context
             .clone()
@@ -124,7 +124,7 @@ impl Provider for ExistingProvider {
             e(
                 "capture",
                 format!("one privileged hostNetwork pod per involved node in namespace {CAPTURE_NAMESPACE}, running tcpdump from {}, streamed back through exec", v.existing.tcpdump_image),
-                Some(serde_saphyr::to_string(&pod).map_err(|e| KindError::Generate(e.to_string()))?),
+                Some(serde_saphyr::to_string(&pod).map_err(|e| ClusterError::Generate(e.to_string()))?),
             ),
             e("teardown", format!("delete the scenario's {} manifest file(s) worth of objects and the capture pods (unless --keep)", s.manifests.len()), None),
         ])
@@ -162,7 +162,7 @@ impl Provider for ExistingProvider {
         let kubeconfig = env_vars::kubeconfig().unwrap_or_default();
         let kube = Kube::connect(&kubeconfig, Some(&name))
             .await
-            .map_err(KindError::from)?;
+            .map_err(ClusterError::from)?;
         let found = detect(&kube).await?;
         let lacking = missing(s, found);
         if !lacking.is_empty() {
@@ -171,44 +171,41 @@ impl Provider for ExistingProvider {
                 hint: "install them, or run on `--provider kind`".into(),
             });
         }
-        let versions = Versions::load(&self.root).map_err(KindError::from)?;
+        let versions = Versions::load(&self.root).map_err(ClusterError::from)?;
         let exec = Exec::new();
-        let opts = crate::provider::kind::provision::tool_options(
-            &crate::provider::kind::KindProvider::new(&self.root).use_path_tools(true),
-        );
+        let opts = generic::tool_options(&self.root, true);
         let tools = tools::resolve(&versions, &opts, &exec)
             .await
             .unwrap_or_default();
-        std::fs::create_dir_all(&ctx.artifacts).map_err(|source| KindError::Io {
+        std::fs::create_dir_all(&ctx.artifacts).map_err(|source| ClusterError::Io {
             path: ctx.artifacts.clone(),
             source,
         })?;
         let ledger = Ledger::open(&ctx.artifacts.join("ledger.jsonl"), &ctx.run_id)
-            .map_err(KindError::from)?;
-        let parts = LabParts {
+            .map_err(ClusterError::from)?;
+        let parts = ClusterParts {
             root: self.root.clone(),
             scenario: s.clone(),
             ctx: ctx.clone(),
             kube,
             exec,
             tools,
-            docker: bollard::Docker::connect_with_local_defaults().map_err(KindError::from)?,
-            cluster: name,
-            created: false,
-            existing: true,
+            name,
             kubeconfig,
             ledger,
-            network: None,
             versions,
         };
-        Ok(Box::new(KindLab::new(parts)))
+        Ok(Box::new(ClusterLab::new(
+            parts,
+            Box::new(cluster::ExistingCluster),
+        )))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::provider::kind::tests::scenario;
+    use crate::testsupport::scenario;
 
     #[test]
     fn missing_components_are_named_never_installed() {

@@ -11,8 +11,7 @@ use serde::Serialize;
 use super::KindError;
 use crate::scenario::Scenario;
 
-/// The node label scenario workloads select a worker by.
-pub const SLOT_LABEL: &str = "meshproof.dev/slot";
+pub use crate::provider::cluster::SLOT_LABEL;
 /// The label every object meshproof creates carries.
 pub const RUN_LABEL: &str = "meshproof.dev/run";
 /// kind's default pod subnet, written out so capture filters and config agree.
@@ -133,7 +132,7 @@ impl KindConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::provider::kind::tests::scenario;
+    use crate::testsupport::scenario;
 
     const IMAGE: &str = "kindest/node:v1.36.1@sha256:3489c7674813ba5d8b1a9977baea8a6e553784dab7b84759d1014dbd78f7ebd5";
 

@@ -48,7 +48,7 @@ pub fn is_local(image: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::provider::kind::tests::scenario;
+    use crate::testsupport::scenario;
 
     #[test]
     fn pii_demo_images_are_found() {

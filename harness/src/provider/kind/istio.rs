@@ -9,12 +9,7 @@ use serde::Serialize;
 use super::KindError;
 use crate::scenario::{Mesh, MeshName, OutboundPolicy};
 
-/// The namespace Istio's control plane runs in.
-pub const NAMESPACE: &str = "istio-system";
-/// The ingress gateway's Deployment and Service.
-pub const INGRESS_GATEWAY: &str = "istio-ingressgateway";
-/// The egress gateway's Deployment and Service.
-pub const EGRESS_GATEWAY: &str = "istio-egressgateway";
+pub use crate::provider::cluster::{EGRESS_GATEWAY, INGRESS_GATEWAY, ISTIO_NAMESPACE as NAMESPACE};
 
 /// `install.istio.io/v1alpha1` `IstioOperator`, limited to the fields meshproof sets.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -205,7 +200,7 @@ impl IstioOperator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::provider::kind::tests::scenario;
+    use crate::testsupport::scenario;
 
     #[test]
     fn pii_demo_operator_snapshot() {

@@ -13,11 +13,12 @@ use std::time::{Duration, Instant};
 
 use bollard::Docker;
 
+use super::KindCluster;
 use super::capture::{CapturePoint, bpf_filter, choose_point, pcap_path};
-use super::lab::KindLab;
 use crate::capture::helper::{HelperCapture, HelperConfig};
 use crate::capture::{CaptureConfig, CaptureSummary, LiveCapture};
 use crate::ledger::Item;
+use crate::provider::cluster::ClusterLab;
 use crate::provider::{CaptureResult, ProviderError};
 use crate::wire::{Analysis, AnalyzerConfig};
 
@@ -41,11 +42,12 @@ fn failed(message: String) -> ProviderError {
 
 /// Starts a capture and returns once it has seen its own liveness packet.
 pub async fn start(
-    lab: &KindLab,
+    lab: &ClusterLab,
+    kind: &KindCluster,
     name: &str,
     canaries: &[String],
 ) -> Result<Running, ProviderError> {
-    let network = lab.network().map_err(|e| failed(e.to_string()))?.clone();
+    let network = kind.network().map_err(|e| failed(e.to_string()))?.clone();
     let cidrs = lab
         .kube()
         .pod_cidrs()
@@ -77,7 +79,7 @@ pub async fn start(
                 lab.run_id(),
                 pcap.file_stem().and_then(|s| s.to_str()).unwrap_or("capture")
             );
-            start_helper(lab.docker(), &lab.run_id(), name, &image, &interface, &bpf, pcap, analyzer)
+            start_helper(&kind.docker, &lab.run_id(), name, &image, &interface, &bpf, pcap, analyzer)
                 .await?
         }
     };
@@ -118,7 +120,7 @@ pub async fn start_bridge(
 }
 
 /// The first worker's container name and node IP.
-async fn worker_node(lab: &KindLab) -> Result<(String, IpAddr), ProviderError> {
+async fn worker_node(lab: &ClusterLab) -> Result<(String, IpAddr), ProviderError> {
     let inputs = lab
         .kube()
         .peer_inputs()
@@ -220,7 +222,11 @@ fn complete(summary: CaptureSummary, point: &str) -> Result<(Analysis, PathBuf),
 }
 
 /// Stops the capture, analyses it and names every peer.
-pub async fn stop(lab: &KindLab, running: Running) -> Result<CaptureResult, ProviderError> {
+pub async fn stop(
+    lab: &ClusterLab,
+    kind: &KindCluster,
+    running: Running,
+) -> Result<CaptureResult, ProviderError> {
     let nudge = worker_node(lab).await.ok().map(|(_, ip)| ip);
     let (analysis, pcap, point) = finish(running, nudge).await?;
     let mut inputs = lab
@@ -229,7 +235,7 @@ pub async fn stop(lab: &KindLab, running: Running) -> Result<CaptureResult, Prov
         .await
         .map_err(|e| failed(e.to_string()))?;
     inputs.gateway_ip = lab.gateway_ip();
-    inputs.host_ip = lab.network().ok().and_then(|n| n.gateway).map(IpAddr::V4);
+    inputs.host_ip = kind.network().ok().and_then(|n| n.gateway).map(IpAddr::V4);
     let peers = crate::kube::peer_map(&inputs, &lab.scenario().file.workloads);
     Ok(CaptureResult {
         pcap,

@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::Node;
 
 use super::provision::provision;
 use super::{KindProvider, SLOT_LABEL, tests::scenario};
-use crate::provider::{Provider, RunContext};
+use crate::provider::{Lab, Provider, RunContext};
 use crate::reporter::NullReporter;
 use crate::scenario::Canary;
 
@@ -41,8 +41,14 @@ async fn pii_demo_lab_has_slotted_workers_metallb_and_a_gateway_ip() {
         .list(&ListParams::default())
         .await;
     let gateway = lab.gateway_ip();
-    let subnet = lab.network().map(|n| n.ipv4);
-    Box::new(lab).teardown_now(&NullReporter).await.unwrap();
+    let docker = crate::testsupport::docker().await.unwrap();
+    let subnet = docker
+        .inspect_network(&crate::env_vars::kind_network(), None)
+        .await
+        .ok()
+        .and_then(|n| super::KindNetwork::from_inspect(&n).ok())
+        .map(|n| n.ipv4);
+    Box::new(lab).teardown(&NullReporter).await.unwrap();
 
     let mut slots: Vec<String> = nodes
         .unwrap()
@@ -57,7 +63,6 @@ async fn pii_demo_lab_has_slotted_workers_metallb_and_a_gateway_ip() {
         Some(IpAddr::V4(ip)) => assert!(pool.contains(ip), "{ip} not in {}", pool.range()),
         other => panic!("no IPv4 gateway address: {other:?}"),
     }
-    let docker = crate::testsupport::docker().await.unwrap();
     let left = crate::gc::sweep(
         &docker,
         &crate::exec::Exec::new(),

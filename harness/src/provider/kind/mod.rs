@@ -6,16 +6,14 @@
 //! `fixtures/tools.lock`), and everything inside the cluster goes through kube's API.
 
 mod capture;
+mod cluster;
 mod config;
-mod diagnostics;
 pub mod images;
 pub(crate) mod istio;
-pub(crate) mod lab;
 mod live_capture;
 pub(crate) mod metallb;
 mod network;
 mod plan;
-mod probe;
 pub(crate) mod provision;
 
 use std::path::{Path, PathBuf};
@@ -25,11 +23,11 @@ use async_trait::async_trait;
 pub use capture::{
     CapturePoint, CaptureSetup, bpf_filter, bridge_visible, choose_point, pcap_path,
 };
+pub use cluster::KindCluster;
 pub use config::{
     KindConfig, MAX_WORKERS, POD_SUBNET, RUN_LABEL, SLOT_LABEL, cluster_name, for_scenario, slot,
 };
 pub use istio::{EGRESS_GATEWAY, INGRESS_GATEWAY, IstioOperator, operator};
-pub use lab::KindLab;
 pub use metallb::{Pool, pool_for};
 pub use network::{Ipv4Net, KindNetwork};
 
@@ -60,6 +58,9 @@ pub enum KindError {
     /// The cluster's API failed.
     #[error(transparent)]
     Kube(#[from] crate::kube::KubeError),
+    /// A cluster-generic step failed.
+    #[error(transparent)]
+    Cluster(#[from] crate::provider::cluster::ClusterError),
     /// A tool run failed.
     #[error(transparent)]
     Exec(#[from] crate::exec::ExecError),
@@ -84,6 +85,7 @@ impl From<KindError> for ProviderError {
     fn from(e: KindError) -> Self {
         match e {
             KindError::Exec(e) => ProviderError::Exec(e),
+            KindError::Cluster(e) => e.into(),
             other => ProviderError::Failed {
                 operation: "kind".into(),
                 message: other.to_string(),
@@ -148,15 +150,8 @@ impl Provider for KindProvider {
 #[cfg(test)]
 mod live_tests;
 
+/// Kept for tests outside the providers that still import the helper from here.
 #[cfg(test)]
 pub(crate) mod tests {
-    use crate::scenario::Scenario;
-
-    /// A scenario from the repository, loaded as the runner loads it.
-    pub(crate) fn scenario(name: &str) -> Scenario {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .unwrap();
-        Scenario::load(root, name).unwrap()
-    }
+    pub(crate) use crate::testsupport::scenario;
 }

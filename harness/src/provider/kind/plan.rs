@@ -189,8 +189,8 @@ fn images(s: &Scenario, ctx: &RunContext) -> Vec<PlanEntry> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::provider::kind::tests::scenario;
     use crate::scenario::Canary;
+    use crate::testsupport::scenario;
 
     fn ctx(reuse: Option<&str>) -> RunContext {
         RunContext {

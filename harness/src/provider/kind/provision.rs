@@ -5,29 +5,22 @@ use std::time::{Duration, Instant};
 
 use bollard::Docker;
 
-use super::lab::{KindLab, LabParts};
-use super::{KindError, KindProvider, config, istio, metallb};
+use super::cluster::{KindCluster, kind_cmd, load_images};
+use super::{KindError, KindNetwork, KindProvider, config, istio, metallb};
 use crate::env_vars;
-use crate::exec::{Cmd, Exec};
+use crate::exec::Exec;
 use crate::kube::Kube;
 use crate::ledger::{Item, Ledger};
 use crate::manifest::{self, Document};
-use crate::provider::{ProviderError, RunContext};
+use crate::provider::cluster::{ClusterLab, ClusterParts};
+use crate::provider::{Lab, ProviderError, RunContext};
 use crate::reporter::Reporter;
 use crate::scenario::Scenario;
-use crate::tools::{self, Platform, ToolOptions, ToolsLock, Toolset, Versions, host};
+use crate::tools::{self, ToolOptions, ToolsLock, Toolset, Versions, host};
 
 /// The tool options for this machine.
 pub(crate) fn tool_options(p: &KindProvider) -> ToolOptions {
-    ToolOptions {
-        cache: env_vars::cache_dir(p.root()),
-        use_path_tools: p.use_path_tools,
-        platform: Platform::current().unwrap_or(Platform {
-            os: "linux",
-            arch: "amd64",
-        }),
-        path_dirs: env_vars::path_dirs(),
-    }
+    crate::provider::cluster::tool_options(p.root(), p.use_path_tools)
 }
 
 /// What preflight observed, before deciding what is fatal.
@@ -126,7 +119,7 @@ pub async fn provision(
     s: &Scenario,
     ctx: &RunContext,
     reporter: &dyn Reporter,
-) -> Result<KindLab, ProviderError> {
+) -> Result<ClusterLab, ProviderError> {
     let versions = Versions::load(p.root()).map_err(KindError::from)?;
     let exec = Exec::new();
     let toolset = tools::resolve(&versions, &tool_options(p), &exec)
@@ -164,7 +157,7 @@ pub async fn provision(
         let inspect = docker
             .inspect_network(&env_vars::kind_network(), None)
             .await?;
-        Ok::<_, KindError>((kube, super::KindNetwork::from_inspect(&inspect)?))
+        Ok::<_, KindError>((kube, KindNetwork::from_inspect(&inspect)?))
     }
     .await;
     let (kube, network) = match attached {
@@ -182,26 +175,26 @@ pub async fn provision(
             return Err(e.into());
         }
     };
-    let network = Some(network);
-    let parts = LabParts {
+    let parts = ClusterParts {
         root: p.root().to_path_buf(),
         scenario: s.clone(),
         ctx: ctx.clone(),
         kube,
         exec,
         tools: toolset,
-        docker,
-        cluster,
-        created,
-        existing: false,
+        name: cluster,
         kubeconfig,
         ledger,
-        network,
         versions,
     };
-    let mut lab = KindLab::new(parts);
-    if let Err(e) = install(&mut lab, p, s, reporter).await {
-        let _ = Box::new(lab).teardown_now(reporter).await;
+    let kind = KindCluster {
+        created,
+        network: Some(network.clone()),
+        docker,
+    };
+    let mut lab = ClusterLab::new(parts, Box::new(kind));
+    if let Err(e) = install(&mut lab, p, s, &network, reporter).await {
+        let _ = Box::new(lab).teardown(reporter).await;
         return Err(e.into());
     }
     Ok(lab)
@@ -280,9 +273,10 @@ async fn cluster(
 }
 
 async fn install(
-    lab: &mut KindLab,
+    lab: &mut ClusterLab,
     p: &KindProvider,
     s: &Scenario,
+    network: &KindNetwork,
     reporter: &dyn Reporter,
 ) -> Result<(), KindError> {
     let nodes = s.file.requires.workers as usize + 1;
@@ -304,7 +298,7 @@ async fn install(
             reporter,
             "kind/metallb",
             "Installing MetalLB",
-            metallb_install(lab, &mut lock),
+            metallb_install(lab, network, &mut lock),
         )
         .await?;
     }
@@ -334,14 +328,14 @@ async fn install(
             "Loading {} into the nodes (kind load docker-image)",
             crate::image::workload_reference()
         ),
-        lab.load_images(),
+        load_images(lab),
     )
     .await?;
     Ok(())
 }
 
 async fn download(
-    lab: &KindLab,
+    lab: &ClusterLab,
     name: &str,
     lock: &mut ToolsLock,
 ) -> Result<Vec<Document>, KindError> {
@@ -357,7 +351,11 @@ async fn download(
     manifest::load_file(&path).map_err(|e| KindError::Generate(e.to_string()))
 }
 
-async fn metallb_install(lab: &mut KindLab, lock: &mut ToolsLock) -> Result<(), KindError> {
+async fn metallb_install(
+    lab: &mut ClusterLab,
+    network: &KindNetwork,
+    lock: &mut ToolsLock,
+) -> Result<(), KindError> {
     let docs = download(lab, "metallb", lock).await?;
     lab.kube().apply(&docs).await?;
     lab.kube()
@@ -366,7 +364,7 @@ async fn metallb_install(lab: &mut KindLab, lock: &mut ToolsLock) -> Result<(), 
     lab.kube()
         .daemonset_ready(metallb::NAMESPACE, "speaker", Duration::from_secs(300))
         .await?;
-    let pool = metallb::pool_for(lab.network()?.ipv4)?;
+    let pool = metallb::pool_for(network.ipv4)?;
     let pool_docs = metallb::documents(pool, &lab.run_id())?;
     // The webhook answers only after its certificate is in place, some seconds after the
     // controller is Ready (MetalLB issues #1540, #1597): retry with backoff for 2 minutes.
@@ -385,12 +383,11 @@ async fn metallb_install(lab: &mut KindLab, lock: &mut ToolsLock) -> Result<(), 
             Err(e) => return Err(e.into()),
         }
     }
-    lab.set_pool(pool);
     Ok(())
 }
 
 async fn istio_install(
-    lab: &mut KindLab,
+    lab: &mut ClusterLab,
     op: &istio::IstioOperator,
     gateway: bool,
 ) -> Result<(), KindError> {
@@ -455,7 +452,7 @@ pub(super) fn insecure_tls(docs: &mut [Document]) -> bool {
     patched
 }
 
-async fn metrics_server(lab: &mut KindLab, lock: &mut ToolsLock) -> Result<(), KindError> {
+async fn metrics_server(lab: &mut ClusterLab, lock: &mut ToolsLock) -> Result<(), KindError> {
     let mut docs = download(lab, "metrics-server", lock).await?;
     if !insecure_tls(&mut docs) {
         return Err(KindError::Generate(
@@ -469,16 +466,11 @@ async fn metrics_server(lab: &mut KindLab, lock: &mut ToolsLock) -> Result<(), K
     Ok(())
 }
 
-/// A `kind` command for a cluster (used by diagnostics and image loading).
-pub(super) fn kind_cmd(tools: &Toolset, args: &[&str]) -> Cmd {
-    tools.cmd("kind").args(args.iter().copied())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::provider::kind::tests::scenario;
     use crate::scenario::Canary;
+    use crate::testsupport::scenario;
 
     #[test]
     fn metrics_server_gets_insecure_tls_once() {

@@ -1,4 +1,5 @@
-//! The running kind lab: every scenario step as API calls, probes by exec, teardown.
+//! The running lab on a Kubernetes cluster: every scenario step as API calls, probes by
+//! exec, capture and teardown through the provisioner's [`Cluster`].
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -10,10 +11,7 @@ use async_trait::async_trait;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Namespace;
 
-use super::images::{is_local, scenario_images};
-use super::metallb::Pool;
-use super::provision::kind_cmd;
-use super::{KindError, KindNetwork};
+use super::{Cluster, ClusterCapture, INGRESS_GATEWAY, ISTIO_NAMESPACE};
 use crate::exec::Exec;
 use crate::kube::Kube;
 use crate::ledger::Ledger;
@@ -24,72 +22,55 @@ use crate::scenario::{Probe, Scenario, WaitFor, WorkloadKind};
 use crate::tools::{Toolset, Versions};
 
 /// Everything a lab is made of, gathered by provisioning.
-pub struct LabParts {
+pub struct ClusterParts {
+    /// The repository root (fixtures, the workload binary).
     pub root: PathBuf,
+    /// The scenario the lab runs.
     pub scenario: Scenario,
+    /// The run's id, artifacts directory and options.
     pub ctx: RunContext,
+    /// The cluster's API.
     pub kube: Kube,
+    /// Runs and journals every tool.
     pub exec: Exec,
+    /// The resolved kubectl, istioctl and kind.
     pub tools: Toolset,
-    pub cluster: String,
-    pub created: bool,
-    /// A user's cluster (`--provider existing`): nothing kind-specific, and teardown
-    /// removes only what the scenario applied.
-    pub existing: bool,
+    /// The kind cluster's name, or the existing cluster's kubeconfig context.
+    pub name: String,
+    /// The kubeconfig tools are pointed at.
     pub kubeconfig: PathBuf,
+    /// What the run created.
     pub ledger: Ledger,
-    pub network: Option<KindNetwork>,
+    /// The pinned versions and images.
     pub versions: Versions,
-    pub docker: bollard::Docker,
 }
 
-/// A kind cluster prepared for one scenario.
-pub struct KindLab {
-    p: LabParts,
-    pool: Option<Pool>,
+/// A Kubernetes cluster prepared for one scenario.
+pub struct ClusterLab {
+    p: ClusterParts,
+    cluster: Box<dyn Cluster>,
     gateway_ip: Option<IpAddr>,
     torn_down: bool,
-    capture: Option<Capturing>,
+    capture: Option<Box<dyn ClusterCapture>>,
 }
 
-/// The capture in progress, by provider flavour.
-enum Capturing {
-    /// Bridge or node-namespace capture on kind.
-    Kind(super::live_capture::Running),
-    /// Capture pods on an existing cluster.
-    Existing(crate::provider::existing::capture::Running),
-}
-
-impl Drop for KindLab {
-    /// A lab dropped without teardown means a panic unwound past the runner: delete the
-    /// cluster anyway, from a thread of its own because no async runtime can be entered
-    /// from inside one that is unwinding.
+impl Drop for ClusterLab {
+    /// A lab dropped without teardown means a panic unwound past the runner: the cluster
+    /// cleans up what it can without an async context.
     fn drop(&mut self) {
-        if self.torn_down || self.p.ctx.keep || self.p.existing || !self.p.created {
+        if self.torn_down || self.p.ctx.keep {
             return;
         }
-        let cmd = kind_cmd(
-            &self.p.tools,
-            &["delete", "cluster", "--name", &self.p.cluster],
-        )
-        .timeout(Duration::from_secs(300));
-        let exec = self.p.exec.clone();
-        let worker = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build();
-            rt.map(|rt| rt.block_on(exec.run(&cmd)).is_ok())
-                .unwrap_or(false)
-        });
-        let _ = worker.join();
+        self.cluster.abandon(self);
     }
 }
 
-impl KindLab {
-    pub(crate) fn new(parts: LabParts) -> KindLab {
-        KindLab {
+impl ClusterLab {
+    /// A lab on `cluster`, made of `parts`.
+    pub(crate) fn new(parts: ClusterParts, cluster: Box<dyn Cluster>) -> ClusterLab {
+        ClusterLab {
             p: parts,
-            pool: None,
+            cluster,
             gateway_ip: None,
             torn_down: false,
             capture: None,
@@ -111,12 +92,6 @@ impl KindLab {
     pub(crate) fn versions(&self) -> &Versions {
         &self.p.versions
     }
-    pub(crate) fn network(&self) -> Result<&KindNetwork, KindError> {
-        self.p.network.as_ref().ok_or_else(|| KindError::Network {
-            network: "kind".into(),
-            message: "is unknown for this lab".into(),
-        })
-    }
     pub(crate) fn root(&self) -> &Path {
         &self.p.root
     }
@@ -129,74 +104,22 @@ impl KindLab {
     pub(crate) fn kubeconfig_arg(&self) -> String {
         self.p.kubeconfig.display().to_string()
     }
-    pub(crate) fn set_pool(&mut self, pool: Pool) {
-        self.pool = Some(pool);
-    }
     pub(crate) fn set_gateway_ip(&mut self, ip: &str) {
         self.gateway_ip = ip.parse().ok();
     }
 
-    /// Loads locally built images into the nodes; other images are pulled by the nodes.
-    pub(super) async fn load_images(&self) -> Result<(), KindError> {
-        if self.p.existing {
-            return Ok(()); // A user's nodes pull from their registries.
-        }
-        for image in scenario_images(&self.p.scenario)
-            .into_iter()
-            .filter(|i| is_local(i))
-        {
-            let cmd = kind_cmd(
-                &self.p.tools,
-                &["load", "docker-image", &image, "--name", &self.p.cluster],
-            )
-            .timeout(Duration::from_secs(600));
-            self.p.exec.run(&cmd).await?;
-        }
-        Ok(())
-    }
-
-    /// Deletes the cluster unless kept or reused.
-    pub(super) async fn teardown_now(
-        mut self: Box<Self>,
-        reporter: &dyn Reporter,
-    ) -> Result<(), KindError> {
+    /// Ends the run: keeps everything with `--keep`, otherwise the cluster removes what
+    /// the run created.
+    async fn end(mut self: Box<Self>, reporter: &dyn Reporter) -> Result<(), ProviderError> {
         self.torn_down = true;
         if self.p.ctx.keep {
             reporter.info(&format!(
                 "{} kept (--keep); remove it with `cargo xtask gc`",
-                self.p.cluster
+                self.p.name
             ));
             return Ok(());
         }
-        if self.p.existing {
-            // Only what the scenario applied is removed; the cluster and its mesh stay.
-            let docs: Vec<Document> = self
-                .p
-                .scenario
-                .manifests
-                .values()
-                .flatten()
-                .cloned()
-                .collect();
-            let deleted = self.p.kube.delete(&docs).await?;
-            reporter.info(&format!(
-                "deleted {} scenario object(s) from {}",
-                deleted.len(),
-                self.p.cluster
-            ));
-            return Ok(());
-        }
-        if !self.p.created {
-            reporter.info(&format!("kind cluster {} kept (--reuse)", self.p.cluster));
-            return Ok(());
-        }
-        let cmd = kind_cmd(
-            &self.p.tools,
-            &["delete", "cluster", "--name", &self.p.cluster],
-        )
-        .timeout(Duration::from_secs(300));
-        self.p.exec.run(&cmd).await?;
-        Ok(())
+        self.cluster.teardown(&self, reporter).await
     }
 
     fn workload(&self, name: &str) -> Result<(&str, WorkloadKind), ProviderError> {
@@ -252,7 +175,7 @@ fn failed(operation: &str, message: String) -> ProviderError {
 }
 
 fn kube_err(e: crate::kube::KubeError) -> ProviderError {
-    KindError::from(e).into()
+    super::ClusterError::from(e).into()
 }
 
 /// The `kubectl rollout restart` patch: a new template annotation makes a new rollout.
@@ -276,24 +199,9 @@ fn now_rfc3339() -> String {
 }
 
 #[async_trait]
-impl Lab for KindLab {
+impl Lab for ClusterLab {
     fn notes(&self) -> Vec<String> {
-        if self.p.existing {
-            return vec![format!(
-                "existing cluster, context {} (a cluster you own)",
-                self.p.cluster
-            )];
-        }
-        let how = if self.p.created {
-            "created for this run"
-        } else {
-            "reused (--reuse)"
-        };
-        vec![format!(
-            "kind cluster {} ({how}), kubeconfig {}",
-            self.p.cluster,
-            self.p.kubeconfig.display()
-        )]
+        self.cluster.notes(self)
     }
 
     async fn apply(
@@ -369,7 +277,7 @@ impl Lab for KindLab {
             let ip = self
                 .p
                 .kube
-                .service_ip(super::istio::NAMESPACE, super::INGRESS_GATEWAY, timeout)
+                .service_ip(ISTIO_NAMESPACE, INGRESS_GATEWAY, timeout)
                 .await
                 .map_err(kube_err)?;
             self.set_gateway_ip(&ip);
@@ -412,22 +320,13 @@ impl Lab for KindLab {
         if self.capture.is_some() {
             return Err(failed("capture", "a capture is already running".into()));
         }
-        self.capture = Some(if self.p.existing {
-            Capturing::Existing(
-                crate::provider::existing::capture::start(self, name, canaries).await?,
-            )
-        } else {
-            Capturing::Kind(super::live_capture::start(self, name, canaries).await?)
-        });
+        self.capture = Some(self.cluster.start_capture(self, name, canaries).await?);
         Ok(())
     }
 
     async fn stop_capture(&mut self) -> Result<CaptureResult, ProviderError> {
         match self.capture.take() {
-            Some(Capturing::Kind(running)) => super::live_capture::stop(self, running).await,
-            Some(Capturing::Existing(running)) => {
-                crate::provider::existing::capture::stop(self, running).await
-            }
+            Some(running) => running.stop(self).await,
             None => Err(failed("capture", "no capture is running".into())),
         }
     }
@@ -444,26 +343,24 @@ impl Lab for KindLab {
     }
 
     async fn collect_diagnostics(&mut self, dir: &Path) -> Result<(), ProviderError> {
-        super::diagnostics::collect(self, dir).await
+        super::diagnostics::collect(self, self.cluster.as_ref(), dir).await
     }
 
     async fn teardown(self: Box<Self>, reporter: &dyn Reporter) -> Result<(), ProviderError> {
-        self.teardown_now(reporter).await.map_err(Into::into)
+        self.end(reporter).await
     }
 }
 
-impl KindLab {
+impl ClusterLab {
     pub(crate) fn scenario(&self) -> &Scenario {
         &self.p.scenario
     }
-    pub(crate) fn cluster(&self) -> &str {
-        &self.p.cluster
+    /// The kind cluster's name, or the existing cluster's kubeconfig context.
+    pub(crate) fn name(&self) -> &str {
+        &self.p.name
     }
-    pub(crate) fn docker(&self) -> &bollard::Docker {
-        &self.p.docker
-    }
-    pub(crate) fn is_existing(&self) -> bool {
-        self.p.existing
+    pub(crate) fn kubeconfig(&self) -> &Path {
+        &self.p.kubeconfig
     }
     pub(crate) fn gateway_ip(&self) -> Option<IpAddr> {
         self.gateway_ip

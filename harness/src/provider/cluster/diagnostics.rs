@@ -1,19 +1,23 @@
-//! Failure diagnostics: what a person needs to understand a failed kind run.
+//! Failure diagnostics: what a person needs to understand a failed cluster run.
 //!
 //! Events, `describe` of pods that are not Ready, logs of every container (istio-proxy
-//! included), Istio's view of the involved pods, and `kind export logs`. Each item is
-//! written to its own file; one that fails is noted in `errors.txt` and the rest go on.
+//! included), Istio's view of the involved pods, and whatever the cluster adds (kind's
+//! node logs). Each item is written to its own file; one that fails is noted in
+//! `errors.txt` and the rest go on.
 
 use std::path::Path;
 use std::time::Duration;
 
-use super::lab::KindLab;
-use super::provision::kind_cmd;
+use super::ClusterLab;
 use crate::exec::Cmd;
 use crate::provider::ProviderError;
 
 /// Collects everything into `dir`.
-pub async fn collect(lab: &KindLab, dir: &Path) -> Result<(), ProviderError> {
+pub async fn collect(
+    lab: &ClusterLab,
+    cluster: &dyn super::Cluster,
+    dir: &Path,
+) -> Result<(), ProviderError> {
     std::fs::create_dir_all(dir).map_err(|e| ProviderError::Failed {
         operation: "diagnostics".into(),
         message: e.to_string(),
@@ -101,22 +105,7 @@ pub async fn collect(lab: &KindLab, dir: &Path) -> Result<(), ProviderError> {
             Err(e) => errors.push(format!("{file}: {e}")),
         }
     }
-    let export = kind_cmd(
-        lab.tools(),
-        &[
-            "export",
-            "logs",
-            &dir.join("kind-logs").display().to_string(),
-            "--name",
-            lab.cluster(),
-        ],
-    )
-    .timeout(Duration::from_secs(300));
-    if lab.is_existing() {
-        // Not a kind cluster: there are no kind node logs to export.
-    } else if let Err(e) = lab.exec().run(&export).await {
-        errors.push(format!("kind export logs: {e}"));
-    }
+    errors.extend(cluster.diagnostics(lab, dir).await);
     if let Ok(journal) = serde_json::to_string_pretty(&lab.exec().journal()) {
         let _ = std::fs::write(dir.join("commands.json"), journal);
     }

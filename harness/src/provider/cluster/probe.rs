@@ -1,4 +1,4 @@
-//! Probes on kind: the workload binary's `probe` command, run in a client pod by exec or
+//! Probes on a cluster: the workload binary's `probe` command, run in a client pod by exec or
 //! on the host against a NodePort or the gateway's MetalLB address.
 //!
 //! One probe client everywhere (the same one the Docker lab uses) means the bytes on the
@@ -11,7 +11,7 @@ use ::kube::api::{Api, ListParams};
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use serde_json::{Value, json};
 
-use super::lab::KindLab;
+use super::{ClusterLab, INGRESS_GATEWAY, ISTIO_NAMESPACE, SLOT_LABEL};
 use crate::exec::Cmd;
 use crate::provider::{Observation, ProviderError};
 use crate::scenario::{Probe, parse_duration, peers};
@@ -102,7 +102,7 @@ pub fn observation(text: &str) -> Result<Observation, ProviderError> {
 }
 
 /// Runs one probe in the lab.
-pub async fn run(lab: &KindLab, probe: &Probe) -> Result<Observation, ProviderError> {
+pub async fn run(lab: &ClusterLab, probe: &Probe) -> Result<Observation, ProviderError> {
     let limit = parse_duration(&probe.timeout.value).map_err(failed)? * probe.attempts.max(1)
         + Duration::from_secs(30);
     if probe.from.value == peers::HOST {
@@ -134,14 +134,12 @@ pub async fn run(lab: &KindLab, probe: &Probe) -> Result<Observation, ProviderEr
     observation(&String::from_utf8_lossy(&out.stdout))
 }
 
-fn cluster_dial(lab: &KindLab, probe: &Probe) -> Result<String, ProviderError> {
+fn cluster_dial(lab: &ClusterLab, probe: &Probe) -> Result<String, ProviderError> {
     let to = &probe.to;
     if to.workload.value == peers::INGRESS_GATEWAY {
         return Ok(format!(
             "{}.{}.svc.cluster.local:{}",
-            super::INGRESS_GATEWAY,
-            super::istio::NAMESPACE,
-            to.port
+            INGRESS_GATEWAY, ISTIO_NAMESPACE, to.port
         ));
     }
     let w = lab
@@ -155,7 +153,7 @@ fn cluster_dial(lab: &KindLab, probe: &Probe) -> Result<String, ProviderError> {
     ))
 }
 
-async fn host_dial(lab: &KindLab, probe: &Probe) -> Result<String, ProviderError> {
+async fn host_dial(lab: &ClusterLab, probe: &Probe) -> Result<String, ProviderError> {
     let to = &probe.to;
     if to.workload.value == peers::INGRESS_GATEWAY {
         let ip = lab.gateway_ip().ok_or_else(|| failed("the ingress gateway has no LoadBalancer IP yet (add a `wait: {for: gateway-address}` step)".into()))?;
@@ -189,7 +187,7 @@ async fn host_dial(lab: &KindLab, probe: &Probe) -> Result<String, ProviderError
             n.metadata
                 .labels
                 .as_ref()
-                .is_some_and(|l| l.contains_key(super::SLOT_LABEL))
+                .is_some_and(|l| l.contains_key(SLOT_LABEL))
         })
         .flat_map(|n| n.status.iter().flat_map(|s| s.addresses.iter().flatten()))
         .find(|a| a.type_ == "InternalIP")
@@ -199,7 +197,7 @@ async fn host_dial(lab: &KindLab, probe: &Probe) -> Result<String, ProviderError
 }
 
 async fn client_pod(
-    lab: &KindLab,
+    lab: &ClusterLab,
     workload: &str,
 ) -> Result<(String, String, String), ProviderError> {
     let w = lab
@@ -244,7 +242,7 @@ fn workload_binary(root: &Path) -> Result<PathBuf, ProviderError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::provider::kind::tests::scenario;
+    use crate::testsupport::scenario;
 
     fn probe_named(s: &crate::scenario::Scenario, name: &str) -> Probe {
         s.file
