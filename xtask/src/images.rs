@@ -65,7 +65,10 @@ fn upstream(root: &Path, names: &[String]) -> Result<Vec<(String, String)>> {
         }
     }
     for (image, users) in seen.into_iter().filter(|(i, _)| !is_project_image(i)) {
-        out.push((image, format!("pulled by the nodes for {}", users.join(", "))));
+        out.push((
+            image,
+            format!("pulled by the nodes for {}", users.join(", ")),
+        ));
     }
     out.push((
         versions.existing.tcpdump_image.clone(),
@@ -78,7 +81,9 @@ pub fn run(root: &Path, cmd: ImagesCmd, ui: &Ui) -> Result<Outcome> {
     match cmd {
         ImagesCmd::Build { only } => build(root, only, ui),
         ImagesCmd::List { names } => {
-            println!("# built by meshproof from local files (never pulled): cargo xtask images build");
+            println!(
+                "# built by meshproof from local files (never pulled): cargo xtask images build"
+            );
             for image in ProjectImage::ALL {
                 println!("{}\t{}", image.reference_pattern(), image.purpose());
             }

@@ -81,9 +81,16 @@ impl HelperReport {
 
 /// The helper's command line.
 pub fn helper_command(program: &str, interface: &str, bpf: &str) -> Vec<String> {
-    [program, "capture", "--interface", interface, "--filter", bpf]
-        .map(str::to_string)
-        .to_vec()
+    [
+        program,
+        "capture",
+        "--interface",
+        interface,
+        "--filter",
+        bpf,
+    ]
+    .map(str::to_string)
+    .to_vec()
 }
 
 /// One helper capture.
@@ -193,7 +200,10 @@ async fn pump(
 impl HelperCapture {
     /// Creates the helper, attaches to its output, starts it and returns once its filter
     /// is installed (traffic sent afterwards is captured).
-    pub async fn start(docker: &Docker, config: HelperConfig) -> Result<HelperCapture, CaptureError> {
+    pub async fn start(
+        docker: &Docker,
+        config: HelperConfig,
+    ) -> Result<HelperCapture, CaptureError> {
         let name = config.name.clone();
         let fail = |message: String| CaptureError::Helper {
             container: name.clone(),
@@ -201,7 +211,11 @@ impl HelperCapture {
         };
         let body = ContainerCreateBody {
             image: Some(config.image.clone()),
-            cmd: Some(helper_command(&config.program, &config.interface, &config.bpf)),
+            cmd: Some(helper_command(
+                &config.program,
+                &config.interface,
+                &config.bpf,
+            )),
             labels: Some(config.labels.clone()),
             attach_stdout: Some(true),
             attach_stderr: Some(true),
@@ -214,7 +228,9 @@ impl HelperCapture {
             ..Default::default()
         };
         let opts = CreateContainerOptionsBuilder::default().name(&name).build();
-        let id = match tokio::time::timeout(API_LIMIT, docker.create_container(Some(opts), body)).await {
+        let id = match tokio::time::timeout(API_LIMIT, docker.create_container(Some(opts), body))
+            .await
+        {
             Ok(Ok(created)) => created.id,
             Ok(Err(e)) => return Err(fail(format!("create from image {}: {e}", config.image))),
             Err(_) => return Err(fail(format!("create did not answer within {API_LIMIT:?}"))),
@@ -271,12 +287,15 @@ impl HelperCapture {
             seen,
             task,
         };
-        let start = docker.start_container(id, None::<bollard::query_parameters::StartContainerOptions>);
+        let start =
+            docker.start_container(id, None::<bollard::query_parameters::StartContainerOptions>);
         match tokio::time::timeout(API_LIMIT, start).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(helper.abandon(format!("start: {e}")).await),
             Err(_) => {
-                return Err(helper.abandon(format!("start did not answer within {API_LIMIT:?}")).await);
+                return Err(helper
+                    .abandon(format!("start did not answer within {API_LIMIT:?}"))
+                    .await);
             }
         }
         // The watch guard is dropped here, before any await below.
@@ -285,7 +304,9 @@ impl HelperCapture {
             .map(|r| r.is_ok());
         match waited {
             Ok(true) => Ok(helper),
-            Ok(false) => Err(helper.abandon("it ended before its capture started".into()).await),
+            Ok(false) => Err(helper
+                .abandon("it ended before its capture started".into())
+                .await),
             Err(_) => Err(helper
                 .abandon(format!("its capture did not start within {READY_LIMIT:?}"))
                 .await),
@@ -329,7 +350,9 @@ impl HelperCapture {
             container: name.clone(),
             message,
         };
-        let term = KillContainerOptionsBuilder::default().signal("TERM").build();
+        let term = KillContainerOptionsBuilder::default()
+            .signal("TERM")
+            .build();
         // An error here means the helper already ended; its stream says how.
         let _ = tokio::time::timeout(API_LIMIT, docker.kill_container(&id, Some(term))).await;
         let pumped = tokio::time::timeout(STOP_LIMIT, &mut task).await;
@@ -345,15 +368,22 @@ impl HelperCapture {
             Ok(Err(e)) => return Err(fail(format!("its reader failed: {e}"))),
             Err(_) => {
                 task.abort();
-                return Err(fail(format!("its stream did not end within {STOP_LIMIT:?} of SIGTERM")));
+                return Err(fail(format!(
+                    "its stream did not end within {STOP_LIMIT:?} of SIGTERM"
+                )));
             }
         };
         let (analysis, stats, pcap_path) = pumped
             .result
             .map_err(|e| fail(with_stderr(e.to_string(), &pumped.stderr)))?;
         if exit != Some(0) {
-            let code = exit.map_or("an unknown status".to_string(), |c| format!("exit code {c}"));
-            return Err(fail(with_stderr(format!("it ended with {code}"), &pumped.stderr)));
+            let code = exit.map_or("an unknown status".to_string(), |c| {
+                format!("exit code {c}")
+            });
+            return Err(fail(with_stderr(
+                format!("it ended with {code}"),
+                &pumped.stderr,
+            )));
         }
         let report = HelperReport::find(&pumped.stderr)
             .ok_or_else(|| fail(with_stderr("it left no report".into(), &pumped.stderr)))?;
@@ -384,7 +414,10 @@ fn with_stderr(what: String, stderr: &str) -> String {
     if tail.is_empty() {
         what
     } else {
-        format!("{what}; it said: {}", tail[tail.len().saturating_sub(5)..].join(" | "))
+        format!(
+            "{what}; it said: {}",
+            tail[tail.len().saturating_sub(5)..].join(" | ")
+        )
     }
 }
 
@@ -393,7 +426,9 @@ pub async fn remove(docker: &Docker, id: &str) -> Result<(), String> {
     let rm = RemoveContainerOptionsBuilder::default().force(true).build();
     match tokio::time::timeout(REMOVE_LIMIT, docker.remove_container(id, Some(rm))).await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(format!("could not remove it ({e}); `cargo xtask gc` removes it by its run label")),
+        Ok(Err(e)) => Err(format!(
+            "could not remove it ({e}); `cargo xtask gc` removes it by its run label"
+        )),
         Err(_) => Err(format!(
             "removing it did not finish within {REMOVE_LIMIT:?}; `cargo xtask gc` removes it by its run label"
         )),
@@ -416,9 +451,16 @@ mod tests {
             dropped: 2,
             if_dropped: 1,
         };
-        let stderr = format!("{READY_MARK}br-x\n{}\nnoise\n{}\n", first.line(), last.line());
+        let stderr = format!(
+            "{READY_MARK}br-x\n{}\nnoise\n{}\n",
+            first.line(),
+            last.line()
+        );
         assert_eq!(HelperReport::find(&stderr), Some(last));
-        assert_eq!(HelperReport::find("meshproof-workload: cannot capture"), None);
+        assert_eq!(
+            HelperReport::find("meshproof-workload: cannot capture"),
+            None
+        );
         assert_eq!(
             with_stderr("it ended".into(), &format!("a\nb\n{}\n", last.line())),
             "it ended; it said: a | b"

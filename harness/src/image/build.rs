@@ -111,7 +111,9 @@ pub async fn ensure_image(
     ));
     import(docker, spec, &reference, &content).await?;
     match &spec.tag {
-        TagPolicy::ContentHash => remove_stale(docker, &spec.repository, &reference, reporter).await,
+        TagPolicy::ContentHash => {
+            remove_stale(docker, &spec.repository, &reference, reporter).await
+        }
         // The image the fixed tag pointed at before is untagged now: remove it unless a
         // container still uses it.
         TagPolicy::Fixed(_) => {
@@ -169,7 +171,10 @@ async fn remove_stale(docker: &Docker, repository: &str, keep: &str, reporter: &
     let Ok(images) = docker.list_images(Some(options)).await else {
         return;
     };
-    for image in images.iter().filter(|i| !i.repo_tags.iter().any(|t| t == keep)) {
+    for image in images
+        .iter()
+        .filter(|i| !i.repo_tags.iter().any(|t| t == keep))
+    {
         remove_quietly(docker, &image.id, reporter).await;
     }
 }
@@ -200,7 +205,8 @@ mod tests {
         assert_eq!(reference, "meshproof-workload:0.1.0");
         spec.tag = TagPolicy::ContentHash;
         assert_eq!(spec.reference().1, format!("meshproof-workload:{content}"));
-        spec.rootfs.add_file("/meshproof-workload", 0o755, b"elf2".to_vec());
+        spec.rootfs
+            .add_file("/meshproof-workload", 0o755, b"elf2".to_vec());
         assert_ne!(spec.reference().0, content);
     }
 }

@@ -117,7 +117,10 @@ mod tests {
         for name in crate::scenario::list_names(&root.join("scenarios")) {
             let scenario = crate::scenario::Scenario::load(root, &name).unwrap();
             for doc in scenario.manifests.values().flatten() {
-                let spec = doc.value.pointer("/spec/template/spec").or(doc.value.pointer("/spec"));
+                let spec = doc
+                    .value
+                    .pointer("/spec/template/spec")
+                    .or(doc.value.pointer("/spec"));
                 let containers = spec
                     .and_then(|s| s.get("containers"))
                     .and_then(|c| c.as_array())

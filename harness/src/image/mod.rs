@@ -21,9 +21,7 @@ pub mod rootfs;
 pub mod workload_bin;
 
 pub use build::{BuiltImage, ImageSpec, TagPolicy, ensure_image};
-pub use catalog::{
-    ProjectImage, is_project_image, lab_image, workload_image, workload_reference,
-};
+pub use catalog::{ProjectImage, is_project_image, lab_image, workload_image, workload_reference};
 pub use project::{BuildRequest, build_project_images, connect, ensure_workload_image};
 pub use rootfs::Rootfs;
 pub use workload_bin::{BinaryPlan, WORKLOAD_BINARY, locate_or_build, plan_workload_binary};

@@ -212,7 +212,10 @@ mod tests {
             ("etc/nsswitch.conf", 0o644),
             ("lib/x86_64-linux-gnu/libc.so.6", 0o755),
         ] {
-            assert!(entries.contains(&(want.0.into(), want.1)), "{want:?} in {entries:?}");
+            assert!(
+                entries.contains(&(want.0.into(), want.1)),
+                "{want:?} in {entries:?}"
+            );
         }
     }
 }

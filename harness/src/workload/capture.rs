@@ -103,8 +103,20 @@ mod tests {
             }
         );
         assert_eq!(parse_args(&["--interface", "lo"]).unwrap().filter, "");
-        assert!(parse_args(&[]).unwrap_err().contains("--interface is required"));
-        assert!(parse_args(&["--interface"]).unwrap_err().contains("needs a value"));
-        assert!(parse_args(&["--iface", "x"]).unwrap_err().contains("unknown argument"));
+        assert!(
+            parse_args(&[])
+                .unwrap_err()
+                .contains("--interface is required")
+        );
+        assert!(
+            parse_args(&["--interface"])
+                .unwrap_err()
+                .contains("needs a value")
+        );
+        assert!(
+            parse_args(&["--iface", "x"])
+                .unwrap_err()
+                .contains("unknown argument")
+        );
     }
 }

@@ -262,7 +262,10 @@ mod tests {
     fn in_pod_probes_run_the_binary_where_the_image_puts_it() {
         let cmd = pod_command();
         assert_eq!(cmd[0], crate::image::WORKLOAD_PATH);
-        assert!(cmd[0].starts_with('/'), "exec does no PATH lookup in the image");
+        assert!(
+            cmd[0].starts_with('/'),
+            "exec does no PATH lookup in the image"
+        );
         assert_eq!(cmd[1..], ["probe", "-"]);
     }
 

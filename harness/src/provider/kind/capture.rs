@@ -116,7 +116,10 @@ mod tests {
             image: image.clone(),
         };
         // Docker Desktop: the bridge lives in the VM, which the helper's host network is.
-        assert_eq!(choose_point("br-doesnotexist", None, &image), helper("br-doesnotexist"));
+        assert_eq!(
+            choose_point("br-doesnotexist", None, &image),
+            helper("br-doesnotexist")
+        );
         // A user without CAP_NET_RAW: same bridge, from the helper.
         assert_eq!(choose_point("lo", Some("not root"), &image), helper("lo"));
         assert_eq!(

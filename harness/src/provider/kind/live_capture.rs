@@ -30,7 +30,10 @@ pub enum Running {
     /// libpcap on the bridge, in this process.
     Bridge { capture: LiveCapture, point: String },
     /// The capture helper container on the host network, on the bridge.
-    Helper { capture: HelperCapture, point: String },
+    Helper {
+        capture: HelperCapture,
+        point: String,
+    },
 }
 
 fn failed(message: String) -> ProviderError {
@@ -77,10 +80,21 @@ pub async fn start(
             let name = format!(
                 "meshproof-{}-capture-{}",
                 lab.run_id(),
-                pcap.file_stem().and_then(|s| s.to_str()).unwrap_or("capture")
+                pcap.file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or("capture")
             );
-            start_helper(&kind.docker, &lab.run_id(), name, &image, &interface, &bpf, pcap, analyzer)
-                .await?
+            start_helper(
+                &kind.docker,
+                &lab.run_id(),
+                name,
+                &image,
+                &interface,
+                &bpf,
+                pcap,
+                analyzer,
+            )
+            .await?
         }
     };
     ensure_live(&running, worker.1).await?;
@@ -204,7 +218,10 @@ pub async fn start_helper(
         .await
         .map_err(|e| failed(e.to_string()))?;
     Ok(Running::Helper {
-        point: format!("{interface} (from the capture helper container {})", capture.name()),
+        point: format!(
+            "{interface} (from the capture helper container {})",
+            capture.name()
+        ),
         capture,
     })
 }

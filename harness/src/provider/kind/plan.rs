@@ -212,7 +212,9 @@ fn images(s: &Scenario, ctx: &RunContext) -> Vec<PlanEntry> {
         .into_iter()
         .map(|image| {
             let text = if is_local(&image) {
-                format!("kind load docker-image {image} --name {name} (built locally, never pulled)")
+                format!(
+                    "kind load docker-image {image} --name {name} (built locally, never pulled)"
+                )
             } else {
                 format!("{image}: pulled by the nodes")
             };
@@ -288,7 +290,10 @@ mod tests {
                 if is_local(&image) {
                     let built = at(&format!("build image {image} "));
                     let loaded = at(&format!("kind load docker-image {image} "));
-                    assert!(binary < built && built < cluster && cluster < loaded, "{name}: {texts:#?}");
+                    assert!(
+                        binary < built && built < cluster && cluster < loaded,
+                        "{name}: {texts:#?}"
+                    );
                 } else {
                     at(&format!("{image}: pulled by the nodes"));
                 }

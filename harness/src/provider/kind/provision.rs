@@ -515,7 +515,10 @@ mod tests {
         let problems: Vec<String> = findings(&broken).into_iter().map(|f| f.problem).collect();
         assert_eq!(
             problems,
-            ["missing tools: kind v0.32.0", "no Docker client: socket not found"]
+            [
+                "missing tools: kind v0.32.0",
+                "no Docker client: socket not found"
+            ]
         );
     }
 
@@ -550,7 +553,10 @@ mod tests {
         if !tools_ready {
             let err = result.unwrap_err().to_string();
             let kind = Versions::load(root).unwrap().tools["kind"].version.clone();
-            assert!(err.contains(&format!("missing tools: kind {kind}")), "{err}");
+            assert!(
+                err.contains(&format!("missing tools: kind {kind}")),
+                "{err}"
+            );
             assert!(err.contains("cargo xtask tools install"), "{err}");
             assert!(err.contains("--provider lab"), "{err}");
             // No node image is present here, and that is not a reason to stop: kind
