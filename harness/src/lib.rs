@@ -13,6 +13,7 @@ pub mod exec;
 pub mod expect;
 pub mod gc;
 pub mod hpa;
+pub mod image;
 pub mod kube;
 pub mod ledger;
 pub mod manifest;

@@ -1,6 +1,7 @@
-//! The tcpdump command lines the kind fallback and the existing provider run, tried for
-//! real: tcpdump in a network namespace writes pcap to stdout, is stopped by SIGINT
-//! right after the traffic, and the stream must still hold the whole connection.
+//! The capture commands that stream pcap on stdout, tried for real: the existing
+//! provider's tcpdump line and the kind capture helper's `meshproof-workload capture`, each
+//! in a network namespace, stopped by SIGINT right after the traffic; the stream must
+//! still hold the whole connection.
 //!
 //! Without `--immediate-mode`, libpcap's TPACKET_V3 ring hands packets over a block at a
 //! time and a tcpdump stopped by a signal drops the block it has not been given: a short
@@ -15,7 +16,6 @@ use std::time::Duration;
 use meshproof::capture::{StreamCapture, StreamConfig};
 use meshproof::exec::{Cmd, Exec};
 use meshproof::provider::existing::remote_command;
-use meshproof::provider::kind::tcpdump_command;
 use meshproof::wire::{AnalyzerConfig, FlowClass};
 use support::netlab::NetLab;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -90,8 +90,11 @@ async fn capture_one_request(lab: &NetLab, argv: &[String]) -> meshproof::wire::
     sink.push(&out.stdout).unwrap();
     let (analysis, _) = sink.finish().unwrap();
     assert!(
-        out.stderr_text().contains("captured"),
-        "tcpdump did not report: {}",
+        out.stderr_text().contains("captured")
+            || out
+                .stderr_text()
+                .contains("meshproof-workload capture: report "),
+        "the capture did not report: {}",
         out.stderr_text()
     );
     analysis
@@ -115,14 +118,23 @@ fn assert_whole_request(analysis: &meshproof::wire::Analysis, lab: &NetLab) {
 }
 
 #[tokio::test]
-async fn the_kind_helper_command_keeps_the_last_packets() {
+async fn the_kind_capture_helper_keeps_the_last_packets() {
     let lab = match NetLab::create().await {
         Ok(lab) => lab,
         Err(reason) => {
-            return support::skip("the_kind_helper_command_keeps_the_last_packets", &reason);
+            return support::skip("the_kind_capture_helper_keeps_the_last_packets", &reason);
         }
     };
-    let analysis = capture_one_request(&lab, &tcpdump_command("tcp port 8081")).await;
+    let argv = [
+        env!("CARGO_BIN_EXE_meshproof-workload"),
+        "capture",
+        "--interface",
+        "eth0",
+        "--filter",
+        "tcp port 8081",
+    ]
+    .map(str::to_string);
+    let analysis = capture_one_request(&lab, &argv).await;
     assert_whole_request(&analysis, &lab);
 }
 

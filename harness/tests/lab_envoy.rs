@@ -6,13 +6,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use meshproof::exec::Exec;
+use meshproof::image;
 use meshproof::provider::lab::config;
 use meshproof::provider::lab::docker::{self, SweepGuard};
 use meshproof::provider::lab::envoy::{
     ALPN_HTTP11, ALPN_TCP, Authz, AuthzRule, InboundMode, InboundPort, OutboundRoute,
     SidecarConfig, UpstreamCluster, UpstreamTls, istio_sni,
 };
-use meshproof::provider::lab::image::{self, ImageInputs};
 use meshproof::provider::lab::pki::{LabCa, SpiffeId};
 use meshproof::provider::lab::pod::{self, PodContext};
 use meshproof::reporter::NullReporter;
@@ -27,13 +27,13 @@ async fn lab_image() -> String {
     let exec = Exec::new();
     let cache = meshproof::env_vars::cache_dir(root());
     let version = config::envoy_version(root()).unwrap();
-    let envoy = image::envoy_binary(&exec, &cache, &version).await.unwrap();
+    let envoy = image::envoy::envoy_binary(&exec, &cache, &version)
+        .await
+        .unwrap();
     let docker = docker::connect().await.unwrap();
-    let inputs = ImageInputs {
-        workload_bin: env!("CARGO_BIN_EXE_meshproof-workload").into(),
-        envoy_bin: envoy,
-    };
-    image::ensure_image(&docker, &exec, &inputs, &NullReporter)
+    let workload = Path::new(env!("CARGO_BIN_EXE_meshproof-workload"));
+    let spec = image::lab_image(&exec, workload, &envoy).await.unwrap();
+    image::ensure_image(&docker, &spec, &NullReporter)
         .await
         .unwrap()
         .reference

@@ -6,10 +6,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use meshproof::exec::Exec;
+use meshproof::image;
 use meshproof::provider::lab::capture;
 use meshproof::provider::lab::config;
 use meshproof::provider::lab::docker::{self, SweepGuard};
-use meshproof::provider::lab::image::{self, ImageInputs};
 use meshproof::provider::lab::pod::{self, PodContext};
 use meshproof::reporter::NullReporter;
 use meshproof::scenario::Protocol;
@@ -23,15 +23,13 @@ fn root() -> &'static Path {
 
 async fn lab_image(exec: &Exec) -> String {
     let version = config::envoy_version(root()).unwrap();
-    let envoy = image::envoy_binary(exec, &meshproof::env_vars::cache_dir(root()), &version)
+    let envoy = image::envoy::envoy_binary(exec, &meshproof::env_vars::cache_dir(root()), &version)
         .await
         .unwrap();
     let docker = docker::connect().await.unwrap();
-    let inputs = ImageInputs {
-        workload_bin: env!("CARGO_BIN_EXE_meshproof-workload").into(),
-        envoy_bin: envoy,
-    };
-    image::ensure_image(&docker, exec, &inputs, &NullReporter)
+    let workload = Path::new(env!("CARGO_BIN_EXE_meshproof-workload"));
+    let spec = image::lab_image(exec, workload, &envoy).await.unwrap();
+    image::ensure_image(&docker, &spec, &NullReporter)
         .await
         .unwrap()
         .reference

@@ -52,7 +52,8 @@ enum Command {
     Hpa(hpa::HpaCmd),
     /// Remove leftovers of meshproof runs by label (containers, networks, kind clusters).
     Gc(gc::GcArgs),
-    /// The container images scenarios run: list them, or pull them for a mirror.
+    /// Container images: build meshproof's own (offline), list them with the upstream ones
+    /// scenarios run, or pull the upstream ones for a mirror.
     #[command(subcommand)]
     Images(images::ImagesCmd),
     /// Install and show the pinned kind, kubectl, istioctl and helm.
@@ -85,7 +86,7 @@ fn main() -> ExitCode {
         Command::Hpa(cmd) => hpa::run(&root, cmd),
         Command::Tools(cmd) => tools::run(&root, cmd, &ui),
         Command::Gc(args) => gc::run(&root, args),
-        Command::Images(cmd) => images::run(&root, cmd),
+        Command::Images(cmd) => images::run(&root, cmd, &ui),
         Command::TlsCheck(args) => tls_check::run(&root, args),
         Command::Capture(args) => capture::run(args),
         Command::Bench(args) => bench::run(args, &ui),

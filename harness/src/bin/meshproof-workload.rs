@@ -1,7 +1,9 @@
 //! `meshproof-workload`: the program inside every lab pod.
 //!
 //! `serve ROLE.json` plays a workload's role until stopped; `probe REQUEST.json` (or `-`
-//! for standard input) runs one probe and prints its outcome as JSON on standard output.
+//! for standard input) runs one probe and prints its outcome as JSON on standard output;
+//! `capture --interface IF [--filter BPF]` streams pcap on standard output until SIGTERM
+//! (the capture helper container).
 //! All logic lives in `meshproof::workload`; this file only parses arguments and prints.
 
 use std::process::ExitCode;
@@ -11,7 +13,8 @@ use meshproof::reporter::{Event, Level, Reporter};
 use meshproof::workload::{self, ProbeRequest, Role};
 
 const USAGE: &str = "usage: meshproof-workload serve ROLE.json [--verbose] | probe REQUEST.json|- | \
-probe-json JSON | ready TIMEOUT_MS HOST:PORT... [--envoy=HOST:PORT]";
+probe-json JSON | ready TIMEOUT_MS HOST:PORT... [--envoy=HOST:PORT] | \
+capture --interface IF [--filter BPF]";
 
 /// Prints the workload's events to standard error, where `docker logs` finds them.
 struct StderrReporter {
@@ -92,6 +95,16 @@ fn main() -> ExitCode {
                 Ok(())
             })
         }
+        ["capture", rest @ ..] => workload::capture::parse_args(rest).and_then(|capture| {
+            let reporter = StderrReporter { verbose: false };
+            runtime.block_on(async {
+                let stop = workload::capture::termination()
+                    .map_err(|e| format!("capture: cannot handle signals: {e}"))?;
+                let report = workload::capture::run(capture, stop, &reporter).await?;
+                eprintln!("{}", report.line());
+                Ok(())
+            })
+        }),
         ["ready", limit_ms, rest @ ..] => {
             let limit = std::time::Duration::from_millis(limit_ms.parse().unwrap_or(30_000));
             let envoy = rest.iter().find_map(|a| a.strip_prefix("--envoy="));

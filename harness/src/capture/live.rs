@@ -24,7 +24,8 @@ pub struct CaptureConfig {
     pub interface: String,
     /// A BPF filter expression; empty captures everything.
     pub bpf: String,
-    /// The pcap file to write.
+    /// The pcap file to write; `-` writes the pcap stream to standard output (libpcap's
+    /// convention), which is how the capture helper container streams it.
     pub pcap_path: PathBuf,
     /// What the analyzer searches for.
     pub analyzer: AnalyzerConfig,
@@ -73,6 +74,8 @@ pub struct CaptureSummary {
     pub dropped: u64,
     /// Packets the interface dropped, where the driver reports it.
     pub if_dropped: u64,
+    /// Packets captured (and written to the file).
+    pub packets: u64,
 }
 
 /// A capture running on its own thread.
@@ -207,10 +210,12 @@ fn run(
     let _ = ready.send(Ok(()));
     let mut analyzer = Analyzer::new(config.analyzer.clone());
     let mut drain_until: Option<Instant> = None;
+    let mut unflushed = false;
     loop {
         match cap.next_packet() {
             Ok(packet) => {
                 save.write(&packet);
+                unflushed = true;
                 let secs = u64::try_from(packet.header.ts.tv_sec).unwrap_or(0);
                 let micros = u64::try_from(packet.header.ts.tv_usec).unwrap_or(0);
                 analyzer.push(
@@ -224,7 +229,19 @@ fn run(
             // read in immediate mode may wait for the next packet indefinitely, and a
             // quiet interface would then never notice the request to stop.
             Err(pcap::Error::TimeoutExpired) if drain_until.is_some() => break,
-            Err(pcap::Error::TimeoutExpired) => std::thread::sleep(config.poll_interval),
+            Err(pcap::Error::TimeoutExpired) => {
+                // Idle: hand what was written to the file (or the pipe, when the file is
+                // `-`, standard output) now, so a reader sees packets while the capture
+                // runs, at the cost of one write per burst rather than per packet.
+                if unflushed {
+                    save.flush().map_err(|e| CaptureError::File {
+                        path: config.pcap_path.clone(),
+                        reason: e.to_string(),
+                    })?;
+                    unflushed = false;
+                }
+                std::thread::sleep(config.poll_interval);
+            }
             Err(source) => {
                 return Err(CaptureError::Read {
                     interface: config.interface,
@@ -248,8 +265,10 @@ fn run(
         interface: config.interface.clone(),
         source,
     })?;
+    let packets = analyzer.packets();
     let (analysis, stats) = analyzer.finish_with_stats();
     Ok(CaptureSummary {
+        packets,
         analysis,
         stats,
         pcap_path: config.pcap_path,

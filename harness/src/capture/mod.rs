@@ -9,8 +9,14 @@
 //!   inside a node container, writes it to a file verbatim and parses it incrementally.
 //!
 //! [`bridge_interface`] names the host interface behind a Docker bridge network.
+//!
+//! [`helper::HelperCapture`] runs [`LiveCapture`] inside a container on the host network
+//! (`meshproof-workload capture`, from the project's own image) and reads its pcap stream
+//! back through Docker's attach stream into a [`StreamCapture`]: the capture needs no root
+//! on the host, only access to Docker.
 
 mod bridge;
+pub mod helper;
 mod live;
 mod stream;
 
@@ -77,6 +83,14 @@ pub enum CaptureError {
     /// The capture thread ended abnormally.
     #[error("the capture thread for `{0}` stopped unexpectedly")]
     Thread(String),
+    /// The capture helper container failed to start, run or stop.
+    #[error("capture helper container {container}: {message}")]
+    Helper {
+        /// The container's name.
+        container: String,
+        /// What went wrong, with the helper's own last words where it left any.
+        message: String,
+    },
     /// A Docker network id is too short or not hexadecimal, so no bridge name follows.
     #[error("`{0}` is not a Docker network id (expected at least 12 hex digits)")]
     BadNetworkId(String),

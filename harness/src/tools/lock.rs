@@ -25,7 +25,7 @@ pub struct LockEntry {
 /// The whole lock file.
 #[derive(Debug, Clone, Default)]
 pub struct ToolsLock {
-    /// Artifact key (`kind@v0.33.0/linux-amd64`) to entry.
+    /// Artifact key (`kind@v0.32.0/linux-amd64`) to entry.
     pub entries: BTreeMap<String, LockEntry>,
     path: PathBuf,
 }
@@ -127,15 +127,31 @@ mod tests {
         (dir, lock)
     }
 
+    /// Every entry of the committed lock names a pinned version: an entry left behind by an
+    /// old pin (or written for a version nobody pinned) is refused, and every recorded hash
+    /// is 64 hex digits.
     #[test]
-    fn committed_lock_parses() {
+    fn committed_lock_matches_the_pins() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
         let lock = ToolsLock::load(root).unwrap();
-        assert_eq!(
-            lock.recorded("helm@v4.3.0/linux-amd64").map(str::len),
-            Some(64)
-        );
-        assert_eq!(lock.recorded("kind@v0.33.0/linux-amd64"), None);
+        let versions = crate::tools::Versions::load(root).unwrap();
+        assert!(!lock.entries.is_empty());
+        for (k, entry) in &lock.entries {
+            let (artifact, _platform) = k.split_once('/').unwrap();
+            let (name, version) = artifact.split_once('@').unwrap();
+            let pinned = versions
+                .tools
+                .get(name)
+                .map(|t| t.version.as_str())
+                .or_else(|| versions.manifests.get(name).map(|m| m.version.as_str()));
+            assert_eq!(pinned, Some(version), "{k} is not a pinned version");
+            assert!(
+                entry.sha256.is_empty()
+                    || (entry.sha256.len() == 64
+                        && entry.sha256.bytes().all(|b| b.is_ascii_hexdigit())),
+                "{k}: {entry:?}"
+            );
+        }
     }
 
     #[test]

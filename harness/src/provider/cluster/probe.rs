@@ -16,8 +16,14 @@ use crate::exec::Cmd;
 use crate::provider::{Observation, ProviderError};
 use crate::scenario::{Probe, parse_duration, peers};
 
-/// The workload binary's name; its `probe -` reads a request as JSON on stdin.
-pub const WORKLOAD_BINARY: &str = "meshproof-workload";
+/// The command that runs a probe inside a pod: the workload binary at the absolute path
+/// the image puts it ([`crate::image::WORKLOAD_PATH`]; the image has no `PATH` to search),
+/// with the request as a JSON argument. Not on stdin: stdin written at once races an exec
+/// the API server fails early (kubelet unreachable), and kube 5 then never sees the failure
+/// status (seen against kube-apiserver 1.36; see tests/kube_apiserver.rs).
+pub fn pod_command(request: &str) -> [String; 3] {
+    [crate::image::WORKLOAD_PATH, "probe-json", request].map(str::to_string)
+}
 
 fn failed(message: String) -> ProviderError {
     ProviderError::Failed {
@@ -114,10 +120,7 @@ pub async fn run(lab: &ClusterLab, probe: &Probe) -> Result<Observation, Provide
     let dial = cluster_dial(lab, probe)?;
     let body = request(probe, &dial)?.to_string();
     let (ns, pod, container) = client_pod(lab, &probe.from.value).await?;
-    // The request goes as an argument, not on stdin: stdin written at once races an exec
-    // the API server fails early (kubelet unreachable), and kube 5 then never sees the
-    // failure status (seen against kube-apiserver 1.36; see tests/kube_apiserver.rs).
-    let command = [WORKLOAD_BINARY, "probe-json", &body].map(str::to_string);
+    let command = pod_command(&body);
     let out = lab
         .kube()
         .exec(&ns, &pod, Some(&container), &command, None, limit)
@@ -228,19 +231,13 @@ async fn client_pod(
     ))
 }
 
-/// The workload binary next to the running program, or in the repository's target dir.
+/// The host's workload binary: where provisioning built it (the same build plan), or
+/// `$MESHPROOF_WORKLOAD_BIN`, or beside the running program.
 fn workload_binary(root: &Path) -> Result<PathBuf, ProviderError> {
-    let beside = std::env::current_exe()
-        .ok()
-        .and_then(|e| e.parent().map(|d| d.join(WORKLOAD_BINARY)));
-    let candidates = beside
-        .into_iter()
-        .chain(["debug", "release"].map(|p| root.join("target").join(p).join(WORKLOAD_BINARY)));
-    candidates.into_iter().find(|p| p.is_file()).ok_or_else(|| {
-        failed(format!(
-            "{WORKLOAD_BINARY} is not built; run `cargo build -p meshproof --bin {WORKLOAD_BINARY}`"
-        ))
-    })
+    use crate::image::workload_bin::{BinaryInputs, plan_workload_binary};
+    plan_workload_binary(&BinaryInputs::current())
+        .existing(root)
+        .map_err(|e| failed(e.to_string()))
 }
 
 #[cfg(test)]
@@ -260,6 +257,17 @@ mod tests {
             })
             .find(|p| p.name.value == name)
             .unwrap()
+    }
+
+    #[test]
+    fn in_pod_probes_run_the_binary_where_the_image_puts_it() {
+        let cmd = pod_command("{}");
+        assert_eq!(cmd[0], crate::image::WORKLOAD_PATH);
+        assert!(
+            cmd[0].starts_with('/'),
+            "exec does no PATH lookup in the image"
+        );
+        assert_eq!(cmd[1..], ["probe-json", "{}"]);
     }
 
     #[test]

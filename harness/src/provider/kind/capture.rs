@@ -1,10 +1,12 @@
 //! Where and how node-to-node packets are taken on kind.
 //!
 //! kindnet routes pod traffic between nodes without encapsulation, so every cross-node
-//! pod packet crosses the kind network's host bridge with real pod addresses. The default
-//! capture point is that bridge (libpcap on the host). When the bridge is not visible
-//! (Docker Desktop, rootless Docker), a helper container sharing a node's network
-//! namespace runs `tcpdump -w -` and its output is streamed back through Docker.
+//! pod packet crosses the kind network's host bridge with real pod addresses. The capture
+//! point is always that bridge, so every worker's traffic is seen: with libpcap in this
+//! process when it may capture (root or `CAP_NET_RAW`) and sees the bridge, otherwise from
+//! the capture helper container on the Docker host's network (`meshproof-workload
+//! capture` from the project's own image, built locally), which needs no root here and
+//! also reaches the bridge where it lives in a VM (Docker Desktop).
 
 use std::path::{Path, PathBuf};
 
@@ -17,16 +19,16 @@ const CONTROL_PLANE_PORTS: [u16; 4] = [6443, 10250, 2379, 2380];
 /// Where packets are taken.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CapturePoint {
-    /// libpcap on the host interface of the kind network.
+    /// libpcap in this process on the host interface of the kind network.
     HostBridge {
         /// `br-<id[..12]>` or the network's explicit bridge name.
         interface: String,
     },
-    /// `tcpdump -w -` in a helper container joined to a node's network namespace.
-    NodeNetns {
-        /// The node container.
-        node: String,
-        /// The image providing tcpdump.
+    /// The capture helper container on the Docker host's network, on the same bridge.
+    HelperContainer {
+        /// The bridge interface.
+        interface: String,
+        /// The project image holding `meshproof-workload`.
         image: String,
     },
 }
@@ -63,41 +65,23 @@ pub fn bridge_visible(interface: &str) -> bool {
     Path::new("/sys/class/net").join(interface).exists()
 }
 
-/// Picks the capture point: the bridge when visible, else the first worker's netns.
-pub fn choose_point(interface: &str, first_worker: &str, tcpdump_image: &str) -> CapturePoint {
-    if bridge_visible(interface) {
+/// Picks the capture point: libpcap here when this process may capture and sees the
+/// bridge, else the helper container (`capture_refused` is why this process may not).
+pub fn choose_point(
+    interface: &str,
+    capture_refused: Option<&str>,
+    helper_image: &str,
+) -> CapturePoint {
+    if capture_refused.is_none() && bridge_visible(interface) {
         CapturePoint::HostBridge {
             interface: interface.to_string(),
         }
     } else {
-        CapturePoint::NodeNetns {
-            node: first_worker.to_string(),
-            image: tcpdump_image.to_string(),
+        CapturePoint::HelperContainer {
+            interface: interface.to_string(),
+            image: helper_image.to_string(),
         }
     }
-}
-
-/// The helper container's command: unbuffered, full packets, pcap on stdout.
-///
-/// `--immediate-mode` matters: with TPACKET_V3, libpcap hands packets over a block at a
-/// time, and a tcpdump stopped by a signal drops the block it has not been given yet, so
-/// the last second of traffic (often the probe the capture was for) would be missing.
-pub fn tcpdump_command(bpf: &str) -> Vec<String> {
-    [
-        "tcpdump",
-        "-i",
-        "eth0",
-        "--immediate-mode",
-        "-U",
-        "-s",
-        "0",
-        "-w",
-        "-",
-    ]
-    .into_iter()
-    .map(str::to_string)
-    .chain(std::iter::once(bpf.to_string()))
-    .collect()
 }
 
 /// The pcap path of a named capture in the artifacts directory.
@@ -125,22 +109,24 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_bridge_falls_back_to_the_node_namespace() {
-        let point = choose_point(
-            "br-doesnotexist",
-            "meshproof-x-worker",
-            "nicolaka/netshoot:v0.15",
-        );
-        assert!(
-            matches!(point, CapturePoint::NodeNetns { ref node, .. } if node == "meshproof-x-worker")
-        );
-        assert!(matches!(
-            choose_point("lo", "w", "i"),
-            CapturePoint::HostBridge { .. }
-        ));
+    fn without_rights_or_a_visible_bridge_the_helper_captures_on_the_bridge() {
+        let image = crate::image::workload_reference();
+        let helper = |interface: &str| CapturePoint::HelperContainer {
+            interface: interface.to_string(),
+            image: image.clone(),
+        };
+        // Docker Desktop: the bridge lives in the VM, which the helper's host network is.
         assert_eq!(
-            tcpdump_command("tcp").last().map(String::as_str),
-            Some("tcp")
+            choose_point("br-doesnotexist", None, &image),
+            helper("br-doesnotexist")
+        );
+        // A user without CAP_NET_RAW: same bridge, from the helper.
+        assert_eq!(choose_point("lo", Some("not root"), &image), helper("lo"));
+        assert_eq!(
+            choose_point("lo", None, &image),
+            CapturePoint::HostBridge {
+                interface: "lo".into()
+            }
         );
     }
 }
@@ -177,7 +163,7 @@ mod docker_tests {
         let point = net
             .as_ref()
             .ok()
-            .map(|n| choose_point(&n.bridge, "worker", "image"));
+            .map(|n| choose_point(&n.bridge, None, "image"));
         docker.remove_network(&name).await.unwrap();
         let net = net.unwrap();
         assert_eq!(net.bridge, format!("br-{}", &net.id[..12]));

@@ -134,7 +134,7 @@ mod tests {
     use super::*;
     use crate::testsupport::scenario;
 
-    const IMAGE: &str = "kindest/node:v1.36.4@sha256:099e049362a1526b2db71494e1947aae99bd16290d7c895f2b7ea312e3cbfaed";
+    const IMAGE: &str = "kindest/node:v1.36.1@sha256:3489c7674813ba5d8b1a9977baea8a6e553784dab7b84759d1014dbd78f7ebd5";
 
     #[test]
     fn pii_demo_config_snapshot() {

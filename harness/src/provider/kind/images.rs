@@ -40,9 +40,9 @@ fn collect(pod_spec: &Value, out: &mut BTreeSet<String>) {
     }
 }
 
-/// Images meshproof builds itself and must load into kind rather than pull.
+/// Images meshproof builds itself (`crate::image`) and loads into kind rather than pull.
 pub fn is_local(image: &str) -> bool {
-    image.starts_with("meshproof-")
+    crate::image::is_project_image(image)
 }
 
 #[cfg(test)]

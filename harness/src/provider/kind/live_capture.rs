@@ -1,5 +1,6 @@
-//! Running captures on kind: libpcap on the host bridge, or `tcpdump -w -` in a helper
-//! container joined to a worker's network namespace, both through `crate::capture`.
+//! Running captures on kind, always on the kind network's bridge (every worker's
+//! traffic): libpcap in this process, or the capture helper container on the host network
+//! when this process may not capture (see `capture.rs`), both through `crate::capture`.
 //!
 //! A capture is live only once it has seen a packet: the lab sends a SYN from the host to
 //! a worker (a closed port answers with a reset), which crosses the bridge inside the
@@ -11,16 +12,11 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bollard::Docker;
-use bollard::container::LogOutput;
-use bollard::models::{ContainerCreateBody, HostConfig};
-use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-};
-use futures::StreamExt;
 
 use super::KindCluster;
-use super::capture::{CapturePoint, bpf_filter, choose_point, pcap_path, tcpdump_command};
-use crate::capture::{CaptureConfig, LiveCapture, StreamCapture, StreamConfig};
+use super::capture::{CapturePoint, bpf_filter, choose_point, pcap_path};
+use crate::capture::helper::{HelperCapture, HelperConfig};
+use crate::capture::{CaptureConfig, CaptureSummary, LiveCapture};
 use crate::ledger::Item;
 use crate::provider::cluster::ClusterLab;
 use crate::provider::{CaptureResult, ProviderError};
@@ -31,14 +27,12 @@ const LIVENESS_PORT: u16 = 9;
 
 /// A capture in progress.
 pub enum Running {
-    /// libpcap on the bridge.
+    /// libpcap on the bridge, in this process.
     Bridge { capture: LiveCapture, point: String },
-    /// tcpdump in a helper container, streamed through Docker's log API.
+    /// The capture helper container on the host network, on the bridge.
     Helper {
-        task: tokio::task::JoinHandle<Result<(Analysis, PathBuf), String>>,
-        container: String,
+        capture: HelperCapture,
         point: String,
-        seen: std::sync::Arc<std::sync::atomic::AtomicU64>,
     },
 }
 
@@ -72,21 +66,30 @@ pub async fn start(
         .map_err(|e| failed(e.to_string()))?;
     let analyzer = analyzer_config(canaries);
     let worker = worker_node(lab).await?;
+    let refused = crate::tools::host::capture_rights().map(|f| f.problem);
     let point = choose_point(
         &network.bridge,
-        &worker.0,
-        &lab.versions().existing.tcpdump_image,
+        refused.as_deref(),
+        &crate::image::workload_reference(),
     );
     let running = match point {
         CapturePoint::HostBridge { interface } => {
             start_bridge(&interface, &bpf, pcap, analyzer).await?
         }
-        CapturePoint::NodeNetns { node, image } => {
-            helper(
+        CapturePoint::HelperContainer { interface, image } => {
+            let name = format!(
+                "meshproof-{}-capture-{}",
+                lab.run_id(),
+                pcap.file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or("capture")
+            );
+            start_helper(
                 &kind.docker,
                 &lab.run_id(),
-                &node,
+                name,
                 &image,
+                &interface,
                 &bpf,
                 pcap,
                 analyzer,
@@ -165,7 +168,7 @@ async fn worker_node(lab: &ClusterLab) -> Result<(String, IpAddr), ProviderError
 fn seen(running: &Running) -> u64 {
     match running {
         Running::Bridge { capture, .. } => capture.packets_seen(),
-        Running::Helper { seen, .. } => seen.load(std::sync::atomic::Ordering::Relaxed),
+        Running::Helper { capture, .. } => capture.packets_seen(),
     }
 }
 
@@ -188,86 +191,51 @@ pub async fn ensure_live(running: &Running, node: IpAddr) -> Result<(), Provider
     Err(failed("the capture saw no packet within 5 s of starting, not even its own liveness SYN; it would prove nothing".into()))
 }
 
-async fn helper(
+/// Starts the capture helper container on the host network (the image is built and
+/// present: provisioning built it before the cluster).
+#[allow(clippy::too_many_arguments)] // One helper, described field by field.
+pub async fn start_helper(
     docker: &Docker,
     run: &str,
-    node: &str,
+    name: String,
     image: &str,
+    interface: &str,
     bpf: &str,
     pcap: PathBuf,
     analyzer: AnalyzerConfig,
 ) -> Result<Running, ProviderError> {
-    let name = format!(
-        "meshproof-{run}-tcpdump-{}",
-        pcap.file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or("capture")
-    );
-    let body = ContainerCreateBody {
-        image: Some(image.to_string()),
-        cmd: Some(tcpdump_command(bpf)),
-        labels: Some(HashMap::from([(
-            "meshproof.dev/run".to_string(),
-            run.to_string(),
-        )])),
-        tty: Some(false),
-        host_config: Some(HostConfig {
-            network_mode: Some(format!("container:{node}")),
-            cap_add: Some(vec!["NET_RAW".into(), "NET_ADMIN".into()]),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    let opts = CreateContainerOptionsBuilder::default().name(&name).build();
-    let id = docker
-        .create_container(Some(opts), body)
-        .await
-        .map_err(|e| failed(e.to_string()))?
-        .id;
-    docker
-        .start_container(
-            &id,
-            None::<bollard::query_parameters::StartContainerOptions>,
-        )
-        .await
-        .map_err(|e| failed(e.to_string()))?;
-    let mut sink = StreamCapture::create(StreamConfig {
+    let config = HelperConfig {
+        image: image.to_string(),
+        program: crate::image::WORKLOAD_PATH.to_string(),
+        name,
+        labels: HashMap::from([(super::RUN_LABEL.to_string(), run.to_string())]),
+        interface: interface.to_string(),
+        bpf: bpf.to_string(),
         pcap_path: pcap,
         analyzer,
-    })
-    .map_err(|e| failed(e.to_string()))?;
-    let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let counter = seen.clone();
-    let logs = docker.logs(
-        &id,
-        Some(
-            LogsOptionsBuilder::default()
-                .follow(true)
-                .stdout(true)
-                .stderr(false)
-                .build(),
-        ),
-    );
-    let task = tokio::spawn(async move {
-        let mut logs = logs;
-        while let Some(item) = logs.next().await {
-            match item {
-                Ok(LogOutput::StdOut { message }) => {
-                    sink.push(&message).map_err(|e| e.to_string())?;
-                    counter.store(sink.packets_seen(), std::sync::atomic::Ordering::Relaxed);
-                }
-                Ok(_) => {}
-                Err(e) => return Err(e.to_string()),
-            }
-        }
-        sink.finish().map_err(|e| e.to_string())
-    });
+    };
+    let capture = HelperCapture::start(docker, config)
+        .await
+        .map_err(|e| failed(e.to_string()))?;
     Ok(Running::Helper {
-        task,
-        container: id,
-        point: format!("tcpdump in {node}'s network namespace"),
-        seen,
+        point: format!(
+            "{interface} (from the capture helper container {})",
+            capture.name()
+        ),
+        capture,
     })
+}
+
+/// The analysis of a finished capture, refused when the kernel dropped packets: flows
+/// judged from an incomplete capture could pass or fail falsely.
+fn complete(summary: CaptureSummary, point: &str) -> Result<(Analysis, PathBuf), ProviderError> {
+    if summary.dropped > 0 || summary.if_dropped > 0 {
+        return Err(failed(format!(
+            "the capture on {point} lost packets (kernel dropped {}, interface dropped {} of {} captured); its evidence is incomplete",
+            summary.dropped, summary.if_dropped, summary.packets
+        )));
+    }
+    Ok((summary.analysis, summary.pcap_path))
 }
 
 /// Stops the capture, analyses it and names every peer.
@@ -277,7 +245,7 @@ pub async fn stop(
     running: Running,
 ) -> Result<CaptureResult, ProviderError> {
     let nudge = worker_node(lab).await.ok().map(|(_, ip)| ip);
-    let (analysis, pcap, point) = finish(&kind.docker, running, nudge).await?;
+    let (analysis, pcap, point) = finish(running, nudge).await?;
     let mut inputs = lab
         .kube()
         .peer_inputs()
@@ -301,15 +269,14 @@ pub async fn stop(
 /// the capture open forever: while stopping, a SYN to `nudge` every 200 ms gives it a
 /// packet to wake on (visible in the capture as a host -> node flow to port 9).
 pub async fn finish(
-    docker: &Docker,
     running: Running,
     nudge: Option<IpAddr>,
 ) -> Result<(Analysis, PathBuf, String), ProviderError> {
     Ok(match running {
         Running::Bridge { capture, point } => {
-            let mut stopping = tokio::task::spawn_blocking(move || capture.stop());
+            let mut stopping = tokio::task::spawn_blocking(move || capture.stop_with_summary());
             let deadline = Instant::now() + Duration::from_secs(60);
-            let (analysis, pcap) = loop {
+            let summary = loop {
                 tokio::select! {
                     done = &mut stopping => break done.map_err(|e| failed(e.to_string()))?.map_err(|e| failed(e.to_string()))?,
                     () = tokio::time::sleep(Duration::from_millis(200)) => {
@@ -323,21 +290,14 @@ pub async fn finish(
                     }
                 }
             };
+            let (analysis, pcap) = complete(summary, &point)?;
             (analysis, pcap, point)
         }
-        Running::Helper {
-            task,
-            container,
-            point,
-            ..
-        } => {
-            let rm = RemoveContainerOptionsBuilder::default().force(true).build();
-            let removed = docker.remove_container(&container, Some(rm)).await;
-            let (analysis, pcap) = task
-                .await
-                .map_err(|e| failed(e.to_string()))?
-                .map_err(failed)?;
-            removed.map_err(|e| failed(e.to_string()))?;
+        // Bounded inside: SIGTERM, at most 30 s for the stream to end, at most 15 s to
+        // remove the container.
+        Running::Helper { capture, point } => {
+            let summary = capture.stop().await.map_err(|e| failed(e.to_string()))?;
+            let (analysis, pcap) = complete(summary, &point)?;
             (analysis, pcap, point)
         }
     })
@@ -478,7 +438,7 @@ mod docker_tests {
         let _ = tokio::time::timeout(Duration::from_secs(3), sock.read_to_end(&mut got)).await;
         drop(sock);
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let (analysis, pcap, _) = finish(docker, running, Some(idle_ip))
+        let (analysis, pcap, _) = finish(running, Some(idle_ip))
             .await
             .map_err(|e| e.to_string())?;
         if !String::from_utf8_lossy(&got).contains(canary) {

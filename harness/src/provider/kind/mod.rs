@@ -22,7 +22,6 @@ use async_trait::async_trait;
 
 pub use capture::{
     CapturePoint, CaptureSetup, bpf_filter, bridge_visible, choose_point, pcap_path,
-    tcpdump_command,
 };
 pub use cluster::KindCluster;
 pub use config::{
@@ -53,6 +52,9 @@ pub enum KindError {
     /// A tool or manifest is missing or failed verification.
     #[error(transparent)]
     Tools(#[from] crate::tools::ToolsError),
+    /// The project's workload image (or its binary) could not be built.
+    #[error(transparent)]
+    Image(#[from] crate::image::ImageError),
     /// The cluster's API failed.
     #[error(transparent)]
     Kube(#[from] crate::kube::KubeError),

@@ -27,12 +27,18 @@ pub fn entries(
 ) -> Result<Vec<PlanEntry>, KindError> {
     let v = Versions::load(p.root())?;
     let mut out = tools(p, &v)?;
+    out.extend(build(p));
     out.extend(cluster(s, ctx, &v)?);
     out.extend(installs(s, ctx, &v)?);
     out.extend(images(s, ctx));
     out.push(entry(
         "capture",
-        "node-to-node capture: libpcap on the kind network's host bridge (br-<network id>), or tcpdump in a helper container in a worker's network namespace when the bridge is not visible".into(),
+        format!(
+            "node-to-node capture on the kind network's bridge (br-<network id>: every node's traffic): libpcap in this process when it may capture (root or CAP_NET_RAW), else the capture helper container `{} capture` from {} on the Docker host's network (no root needed; stopped by SIGTERM, removed within {}s)",
+            crate::image::WORKLOAD_PATH,
+            crate::image::workload_reference(),
+            crate::capture::helper::REMOVE_LIMIT.as_secs()
+        ),
         Some(format!(
             "BPF: {}\n(pod CIDRs are read from the nodes at run time)",
             capture::bpf_filter(&["10.244.1.0/24".into(), "10.244.2.0/24".into()], EXAMPLE_SUBNET.parse().map_err(KindError::Generate)?)
@@ -91,6 +97,14 @@ fn cluster(s: &Scenario, ctx: &RunContext, v: &Versions) -> Result<Vec<PlanEntry
                 v.kind.kubernetes
             ),
             Some(cfg.to_yaml()?),
+        ),
+        entry(
+            "cluster",
+            format!(
+                "{}: pulled by `kind create cluster` unless present locally (needs internet the first time; preflight does not require it)",
+                v.kind.node_image
+            ),
+            None,
         ),
         entry(
             "cluster",
@@ -168,6 +182,27 @@ fn installs(s: &Scenario, ctx: &RunContext, v: &Versions) -> Result<Vec<PlanEntr
     Ok(out)
 }
 
+/// The workload binary and the kind workload image, built before the cluster exists.
+fn build(p: &KindProvider) -> Vec<PlanEntry> {
+    use crate::image::workload_bin::{BinaryInputs, plan_workload_binary};
+    vec![
+        entry(
+            "images",
+            plan_workload_binary(&BinaryInputs::current()).describe(p.root()),
+            None,
+        ),
+        entry(
+            "images",
+            format!(
+                "build image {} from {} and the libraries ldd lists for it (local files: no base image, no pull)",
+                crate::image::workload_reference(),
+                crate::image::WORKLOAD_PATH
+            ),
+            None,
+        ),
+    ]
+}
+
 fn images(s: &Scenario, ctx: &RunContext) -> Vec<PlanEntry> {
     let name = ctx
         .reuse
@@ -177,9 +212,11 @@ fn images(s: &Scenario, ctx: &RunContext) -> Vec<PlanEntry> {
         .into_iter()
         .map(|image| {
             let text = if is_local(&image) {
-                format!("kind load docker-image {image} --name {name} (built locally, never pulled)")
+                format!(
+                    "kind load docker-image {image} --name {name} (built locally, never pulled)"
+                )
             } else {
-                format!("{image}: pulled by the nodes (or preloaded with `kind load` when present locally)")
+                format!("{image}: pulled by the nodes")
             };
             entry("images", text, None)
         })
@@ -226,9 +263,50 @@ mod tests {
         )
     }
 
+    /// The binary line depends on how the test runs (cargo, profile, target dir).
+    fn binary_line() -> String {
+        use crate::image::workload_bin::{BinaryInputs, plan_workload_binary};
+        plan_workload_binary(&BinaryInputs::current()).describe(provider().root())
+    }
+
+    #[test]
+    fn every_project_image_is_built_then_loaded_and_every_other_is_pulled() {
+        for name in ["pii-demo", "rabbitmq", "xnat"] {
+            let s = scenario(name);
+            let texts: Vec<String> = entries(&provider(), &s, &ctx(None))
+                .unwrap()
+                .into_iter()
+                .map(|e| e.text)
+                .collect();
+            let at = |needle: &str| {
+                texts
+                    .iter()
+                    .position(|t| t.contains(needle))
+                    .unwrap_or_else(|| panic!("{name}: no step `{needle}` in {texts:#?}"))
+            };
+            let binary = at(&binary_line());
+            let cluster = at("kind create cluster");
+            for image in scenario_images(&s) {
+                if is_local(&image) {
+                    let built = at(&format!("build image {image} "));
+                    let loaded = at(&format!("kind load docker-image {image} "));
+                    assert!(
+                        binary < built && built < cluster && cluster < loaded,
+                        "{name}: {texts:#?}"
+                    );
+                } else {
+                    at(&format!("{image}: pulled by the nodes"));
+                }
+            }
+            at("pulled by `kind create cluster`");
+            at("capture helper container");
+        }
+    }
+
     #[test]
     fn pii_demo_plan_snapshot() {
         let text = render(&entries(&provider(), &scenario("pii-demo"), &ctx(None)).unwrap());
+        let text = text.replace(&binary_line(), "<build or find meshproof-workload>");
         // The cache path depends on the machine; everything else is fixed.
         let text = text.replace(
             &crate::env_vars::cache_dir(provider().root())

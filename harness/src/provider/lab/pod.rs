@@ -10,8 +10,8 @@ use bollard::Docker;
 use super::LabError;
 use super::docker::{self, ContainerSpec, ROLE_LABEL, WORKLOAD_LABEL};
 use super::envoy::{self, SidecarConfig};
-use super::image::{ENVOY_PATH, WORKLOAD_PATH};
 use super::pki::IssuedCert;
+use crate::image::{ENVOY_PATH, WORKLOAD_PATH};
 use crate::workload::{ProbeOutcome, ProbeRequest, Role};
 
 /// Where the role file goes in the app container.

@@ -8,17 +8,16 @@ use async_trait::async_trait;
 
 use super::config::LabConfig;
 use super::docker::{self, SweepGuard};
-use super::image::{self, ImageInputs};
 use super::mesh::Mesh;
 use super::pki::LabCa;
 use super::pod::PodContext;
 use super::running::DockerLab;
 use super::topology::{self, Topology};
 use super::{DISCLAIMER, LabError};
-use crate::env_vars;
-use crate::exec::{Cmd, Exec};
+use crate::exec::Exec;
+use crate::image::{self, catalog};
 use crate::provider::{Lab, PlanEntry, Provider, ProviderError, RunContext};
-use crate::reporter::Reporter;
+use crate::reporter::{NullReporter, Reporter};
 use crate::scenario::Scenario;
 
 /// Provisions the offline Docker lab.
@@ -59,25 +58,8 @@ impl LabProvider {
         if let Some(c) = &self.config {
             return Ok(c.clone());
         }
-        if env_vars::workload_bin().is_none()
-            && let Some(cargo) = env_vars::cargo()
-        {
-            {
-                let build = Cmd::new(cargo.display().to_string())
-                    .args([
-                        "build",
-                        "--quiet",
-                        "-p",
-                        "meshproof",
-                        "--bin",
-                        "meshproof-workload",
-                    ])
-                    .cwd(&self.root)
-                    .timeout(Duration::from_secs(900));
-                self.exec.run(&build).await?;
-            }
-        }
-        LabConfig::discover(&self.root)
+        let bin = image::locate_or_build(&self.exec, &self.root, &NullReporter).await?;
+        LabConfig::new(&self.root, bin)
     }
 }
 
@@ -110,9 +92,15 @@ impl Provider for LabProvider {
             ),
             entry(
                 "install",
+                image::plan_workload_binary(&image::workload_bin::BinaryInputs::current())
+                    .describe(&self.root),
+                None,
+            ),
+            entry(
+                "install",
                 format!(
-                    "build image {}:<input hash> from meshproof-workload, Envoy {version} and their ldd libraries",
-                    image::REPOSITORY
+                    "build image {} from meshproof-workload, Envoy {version} and their ldd libraries (no base image, no pull)",
+                    catalog::ProjectImage::Lab.reference_pattern()
                 ),
                 None,
             ),
@@ -214,13 +202,16 @@ impl Provider for LabProvider {
         let id = "lab/image";
         reporter.started(id, "Preparing the lab image");
         let envoy_bin =
-            image::envoy_binary(&self.exec, &config.cache_dir, &config.envoy_version).await?;
+            image::envoy::envoy_binary(&self.exec, &config.cache_dir, &config.envoy_version)
+                .await
+                .map_err(LabError::from)?;
         let docker = docker::connect().await?;
-        let inputs = ImageInputs {
-            workload_bin: config.workload_bin.clone(),
-            envoy_bin,
-        };
-        let built = image::ensure_image(&docker, &self.exec, &inputs, reporter).await?;
+        let spec = catalog::lab_image(&self.exec, &config.workload_bin, &envoy_bin)
+            .await
+            .map_err(LabError::from)?;
+        let built = image::ensure_image(&docker, &spec, reporter)
+            .await
+            .map_err(LabError::from)?;
         reporter.finished(id, true, if built.built { "built" } else { "cached" });
         // From here on everything is labelled; the guard sweeps it if provisioning fails.
         let guard = SweepGuard::new(&ctx.run_id);
