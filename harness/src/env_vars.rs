@@ -37,7 +37,7 @@ pub const KUBECONFIG: EnvVar = EnvVar {
 /// The search path for tools already installed.
 pub const PATH: EnvVar = EnvVar {
     name: "PATH",
-    doc: "Searched for kind, kubectl, istioctl and helm; a tool found there is used only when its version matches the pin.",
+    doc: "Searched for kind, kubectl and istioctl; a tool found there is used only when its version matches the pin.",
 };
 
 /// The user's home, where the default kubeconfig lives.

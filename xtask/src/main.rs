@@ -55,7 +55,7 @@ enum Command {
     /// The container images scenarios run: list them, or pull them for a mirror.
     #[command(subcommand)]
     Images(images::ImagesCmd),
-    /// Install and show the pinned kind, kubectl, istioctl and helm.
+    /// Install and show the pinned kind, kubectl and istioctl.
     #[command(subcommand)]
     Tools(tools::ToolsCmd),
     /// Predict, from the scenario's manifests, which ports are mTLS and which conflict.

@@ -34,6 +34,7 @@ use crate::tools::{self, Versions};
 #[derive(Debug, Clone)]
 pub struct ExistingProvider {
     root: PathBuf,
+    capture_image: Option<String>,
 }
 
 /// What is already installed in the cluster.
@@ -52,7 +53,20 @@ impl ExistingProvider {
     pub fn new(root: &Path) -> ExistingProvider {
         ExistingProvider {
             root: root.to_path_buf(),
+            capture_image: None,
         }
+    }
+
+    /// Uses this image for the capture pods instead of the pinned one (`--capture-image`).
+    pub fn capture_image(mut self, image: Option<String>) -> ExistingProvider {
+        self.capture_image = image;
+        self
+    }
+
+    fn image(&self, v: &Versions) -> String {
+        self.capture_image
+            .clone()
+            .unwrap_or_else(|| v.existing.tcpdump_image.clone())
     }
 }
 
@@ -117,16 +131,17 @@ impl Provider for ExistingProvider {
             text,
             detail,
         };
-        let pod = capture_pod("<node>", &v.existing.tcpdump_image, &ctx.run_id);
+        let image = self.image(&v);
+        let pod = capture_pod("<node>", &image, &ctx.run_id);
         Ok(vec![
             e("cluster", format!("use kubeconfig context {ctx_name}: a cluster you own; nothing is created"), None),
             e("install", "detect MetalLB (metallb-system/controller), Istio (istio-system/istiod) and metrics-server; reuse them, never reinstall; stop if a required one is missing".into(), None),
             e(
                 "capture",
-                format!("one privileged hostNetwork pod per involved node in namespace {CAPTURE_NAMESPACE}, running tcpdump from {}, streamed back through exec", v.existing.tcpdump_image),
+                format!("one privileged hostNetwork pod per involved node in namespace {CAPTURE_NAMESPACE}, running tcpdump from {image} (mirror it and pass --capture-image to use your own registry), streamed back through exec"),
                 Some(serde_saphyr::to_string(&pod).map_err(|e| ClusterError::Generate(e.to_string()))?),
             ),
-            e("teardown", format!("delete the scenario's {} manifest file(s) worth of objects and the capture pods (unless --keep)", s.manifests.len()), None),
+            e("teardown", format!("delete the objects of the scenario's {} manifest file(s) (unless --keep), then namespace {CAPTURE_NAMESPACE} with every capture pod (always, even with --keep)", s.manifests.len()), None),
         ])
     }
 
@@ -183,6 +198,7 @@ impl Provider for ExistingProvider {
         })?;
         let ledger = Ledger::open(&ctx.artifacts.join("ledger.jsonl"), &ctx.run_id)
             .map_err(ClusterError::from)?;
+        let capture_image = self.image(&versions);
         let parts = ClusterParts {
             root: self.root.clone(),
             scenario: s.clone(),
@@ -197,7 +213,7 @@ impl Provider for ExistingProvider {
         };
         Ok(Box::new(ClusterLab::new(
             parts,
-            Box::new(cluster::ExistingCluster),
+            Box::new(cluster::ExistingCluster { capture_image }),
         )))
     }
 }

@@ -108,7 +108,7 @@ impl KindProvider {
         }
     }
 
-    /// Uses kind, kubectl, istioctl and helm from `PATH` whatever their version.
+    /// Uses kind, kubectl and istioctl from `PATH` whatever their version.
     pub fn use_path_tools(mut self, yes: bool) -> KindProvider {
         self.use_path_tools = yes;
         self
