@@ -177,9 +177,13 @@ fn images(s: &Scenario, ctx: &RunContext) -> Vec<PlanEntry> {
         .into_iter()
         .map(|image| {
             let text = if is_local(&image) {
-                format!("kind load docker-image {image} --name {name} (built locally, never pulled)")
+                format!(
+                    "kind load docker-image {image} --name {name} (built locally, never pulled)"
+                )
             } else {
-                format!("{image}: pulled by the nodes (or preloaded with `kind load` when present locally)")
+                format!(
+                    "{image}: pulled by the nodes from its registry (not loaded with `kind load`)"
+                )
             };
             entry("images", text, None)
         })
