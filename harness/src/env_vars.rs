@@ -135,6 +135,11 @@ pub fn path_dirs() -> Vec<PathBuf> {
         .unwrap_or_default()
 }
 
+/// `$KUBECONFIG` as set (a list of paths) and `$HOME`, for kubeconfig lookup.
+pub fn kubeconfig_env() -> (Option<OsString>, Option<PathBuf>) {
+    (KUBECONFIG.get_os(), HOME.get().map(PathBuf::from))
+}
+
 /// The kubeconfig file: `$KUBECONFIG`'s first entry, else `~/.kube/config`.
 pub fn kubeconfig() -> Option<PathBuf> {
     KUBECONFIG

@@ -10,9 +10,10 @@ pub(crate) mod capture;
 pub use capture::remote_command;
 mod capture_pod;
 mod cluster;
+mod contact;
+pub mod preflight;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use ::kube::api::Api;
 use async_trait::async_trait;
@@ -20,7 +21,6 @@ use k8s_openapi::api::apps::v1::Deployment;
 
 pub use capture_pod::{CAPTURE_NAMESPACE, capture_pod};
 
-use crate::env_vars;
 use crate::exec::Exec;
 use crate::kube::Kube;
 use crate::ledger::Ledger;
@@ -145,26 +145,9 @@ impl Provider for ExistingProvider {
         ])
     }
 
-    async fn preflight(&self, _s: &Scenario, ctx: &RunContext) -> Result<(), ProviderError> {
-        let name = context(ctx)?;
-        let path = env_vars::kubeconfig().ok_or_else(|| ProviderError::Preflight {
-            problem: "no kubeconfig (KUBECONFIG unset and no ~/.kube/config)".into(),
-            hint: "set KUBECONFIG to the file that holds the context".into(),
-        })?;
-        let connect =
-            tokio::time::timeout(Duration::from_secs(4), Kube::connect(&path, Some(name)));
-        match connect.await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(ProviderError::Preflight {
-                problem: e.to_string(),
-                hint: "check `kubectl --context CTX get nodes`; offline, use `--provider lab`"
-                    .into(),
-            }),
-            Err(_) => Err(ProviderError::Preflight {
-                problem: format!("context {name} did not load within 4 s"),
-                hint: "check the kubeconfig's credentials plugin".into(),
-            }),
-        }
+    /// Contacts the server: reachability, slot labels, the metrics API when needed.
+    async fn preflight(&self, s: &Scenario, ctx: &RunContext) -> Result<(), ProviderError> {
+        contact::check(s, context(ctx)?).await
     }
 
     async fn provision(
@@ -174,7 +157,7 @@ impl Provider for ExistingProvider {
         _reporter: &dyn Reporter,
     ) -> Result<Box<dyn Lab>, ProviderError> {
         let name = context(ctx)?.to_string();
-        let kubeconfig = env_vars::kubeconfig().unwrap_or_default();
+        let (kubeconfig, _server) = contact::locate(&name)?;
         let kube = Kube::connect(&kubeconfig, Some(&name))
             .await
             .map_err(ClusterError::from)?;
