@@ -13,6 +13,7 @@ pub(crate) mod istio;
 mod live_capture;
 pub(crate) mod metallb;
 mod network;
+pub mod placement;
 mod plan;
 pub(crate) mod provision;
 

@@ -30,6 +30,11 @@ pub fn entries(
     out.extend(cluster(s, ctx, &v)?);
     out.extend(installs(s, ctx, &v)?);
     out.extend(images(s, ctx));
+    out.extend(
+        super::placement::lines(s)
+            .into_iter()
+            .map(|line| entry("placement", line, None)),
+    );
     out.push(entry(
         "capture",
         "node-to-node capture: libpcap on the kind network's host bridge (br-<network id>), or tcpdump in a helper container in a worker's network namespace when the bridge is not visible".into(),
@@ -130,7 +135,7 @@ fn installs(s: &Scenario, ctx: &RunContext, v: &Versions) -> Result<Vec<PlanEntr
         ));
     }
     if let Some(mesh) = &r.mesh {
-        let op = istio::operator(mesh)?;
+        let op = istio::operator(mesh, super::placement::gateway_slot(s).as_deref())?;
         let istioctl = v.tool("istioctl")?;
         out.push(entry(
             "install",
