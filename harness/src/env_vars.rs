@@ -37,7 +37,7 @@ pub const KUBECONFIG: EnvVar = EnvVar {
 /// The search path for tools already installed.
 pub const PATH: EnvVar = EnvVar {
     name: "PATH",
-    doc: "Searched for kind, kubectl, istioctl and helm; a tool found there is used only when its version matches the pin.",
+    doc: "Searched for kind, kubectl and istioctl; a tool found there is used only when its version matches the pin.",
 };
 
 /// The user's home, where the default kubeconfig lives.
@@ -133,6 +133,11 @@ pub fn path_dirs() -> Vec<PathBuf> {
     PATH.get_os()
         .map(|p| std::env::split_paths(&p).collect())
         .unwrap_or_default()
+}
+
+/// `$KUBECONFIG` as set (a list of paths) and `$HOME`, for kubeconfig lookup.
+pub fn kubeconfig_env() -> (Option<OsString>, Option<PathBuf>) {
+    (KUBECONFIG.get_os(), HOME.get().map(PathBuf::from))
 }
 
 /// The kubeconfig file: `$KUBECONFIG`'s first entry, else `~/.kube/config`.

@@ -1,6 +1,6 @@
 //! The one place that spawns processes.
 //!
-//! Every external command (kind, kubectl, istioctl, helm, pip, tshark) goes through
+//! Every external command (kind, kubectl, istioctl, pip, tshark) goes through
 //! [`Exec`], which records the command line, exit status, stdout and stderr of each run
 //! in a journal. The journal is written to the artifacts directory, so a failed run
 //! shows exactly what was executed. Tests replace real processes with recorded outputs

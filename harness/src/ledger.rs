@@ -1,8 +1,9 @@
 //! The ledger: an append-only record of everything a run created.
 //!
 //! One JSON object per line, written and flushed as each thing is created, so even a run
-//! killed half-way leaves an exact list of what to remove. Teardown and
-//! `cargo xtask gc` read it; the artifacts directory keeps it for the post-mortem.
+//! killed half-way leaves an exact list of what it created. Neither teardown nor
+//! `cargo xtask gc` reads it (both find what to remove by the run label); it stays in the
+//! artifacts directory for the post-mortem.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

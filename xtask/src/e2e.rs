@@ -74,9 +74,13 @@ pub struct E2eArgs {
     /// Print the full ordered plan and touch nothing.
     #[arg(long)]
     dry_run: bool,
-    /// Use kind/kubectl/istioctl/helm from PATH whatever their version (kind provider).
+    /// Use kind/kubectl/istioctl from PATH whatever their version (kind provider).
     #[arg(long)]
     use_path_tools: bool,
+    /// Image for the existing provider's capture pods (it needs sh and tcpdump), e.g. a
+    /// copy of the pinned one in your own registry.
+    #[arg(long, value_name = "IMAGE")]
+    capture_image: Option<String>,
 }
 
 pub fn run(root: &Path, args: E2eArgs, ui: &Ui) -> Result<Outcome> {
@@ -84,6 +88,7 @@ pub fn run(root: &Path, args: E2eArgs, ui: &Ui) -> Result<Outcome> {
     let kind = ProviderKind::from(args.provider);
     let options = provider::ProviderOptions {
         use_path_tools: args.use_path_tools,
+        capture_image: args.capture_image.clone(),
     };
     let provider = provider::for_kind(kind, root, options);
     let run_id = run_id();

@@ -56,7 +56,7 @@ enum Command {
     /// scenarios run, or pull the upstream ones for a mirror.
     #[command(subcommand)]
     Images(images::ImagesCmd),
-    /// Install and show the pinned kind, kubectl, istioctl and helm.
+    /// Install and show the pinned kind, kubectl and istioctl.
     #[command(subcommand)]
     Tools(tools::ToolsCmd),
     /// Predict, from the scenario's manifests, which ports are mTLS and which conflict.

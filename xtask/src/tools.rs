@@ -1,4 +1,4 @@
-//! `cargo xtask tools`: install and show the pinned kind, kubectl, istioctl and helm.
+//! `cargo xtask tools`: install and show the pinned kind, kubectl and istioctl.
 
 use std::path::Path;
 
@@ -24,7 +24,7 @@ pub enum ToolsCmd {
 /// Flags shared by the tools subcommands.
 #[derive(Debug, Args)]
 pub struct ToolArgs {
-    /// Use kind/kubectl/istioctl/helm from PATH whatever their version.
+    /// Use kind/kubectl/istioctl from PATH whatever their version.
     #[arg(long)]
     use_path_tools: bool,
 }

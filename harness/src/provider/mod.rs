@@ -129,6 +129,34 @@ pub struct CaptureResult {
     pub point: String,
 }
 
+/// What a teardown really did: the things it removed and the things it kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Teardown {
+    /// Each thing removed (`kind cluster mp-1`, `Namespace/meshproof-capture`).
+    pub removed: Vec<String>,
+    /// Each thing left standing on purpose, with why (`--keep`, `--reuse`).
+    pub kept: Vec<String>,
+}
+
+impl Teardown {
+    /// The teardown line of a run, from what was really removed and kept.
+    pub fn summary(&self) -> String {
+        let list = |items: &[String]| {
+            if items.len() > 4 {
+                format!("{} and {} more", items[..4].join(", "), items.len() - 4)
+            } else {
+                items.join(", ")
+            }
+        };
+        match (self.removed.is_empty(), self.kept.is_empty()) {
+            (true, true) => "nothing to remove".into(),
+            (false, true) => format!("removed {}", list(&self.removed)),
+            (true, false) => format!("kept {}", list(&self.kept)),
+            (false, false) => format!("removed {}; kept {}", list(&self.removed), list(&self.kept)),
+        }
+    }
+}
+
 /// Provisions labs.
 #[async_trait]
 pub trait Provider: Send + Sync {
@@ -231,8 +259,9 @@ pub trait Lab: Send {
     /// Writes diagnostics (events, logs, proxy config) into `dir` after a failure.
     async fn collect_diagnostics(&mut self, dir: &Path) -> Result<(), ProviderError>;
 
-    /// Removes everything the lab created, unless the run keeps it.
-    async fn teardown(self: Box<Self>, reporter: &dyn Reporter) -> Result<(), ProviderError>;
+    /// Removes everything the lab created, unless the run keeps it, and says what it
+    /// removed and kept.
+    async fn teardown(self: Box<Self>, reporter: &dyn Reporter) -> Result<Teardown, ProviderError>;
 }
 
 /// The providers meshproof has.
@@ -258,12 +287,15 @@ impl ProviderKind {
 }
 
 /// Choices that shape how a provider provisions, shared by every provider kind.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct ProviderOptions {
-    /// Accept kind/kubectl/istioctl/helm from `PATH` whatever their version, instead of
+    /// Accept kind/kubectl/istioctl from `PATH` whatever their version, instead of
     /// the pinned, checksum-verified downloads (kind provider only; the existing
     /// provider always uses the user's own tools and the lab needs none).
     pub use_path_tools: bool,
+    /// The image of the existing provider's capture pods, for users who mirror it into
+    /// their own registry (default: `[existing] tcpdump_image` in fixtures/versions.toml).
+    pub capture_image: Option<String>,
 }
 
 /// The provider of that kind, for a repository rooted at `root`.
@@ -272,7 +304,9 @@ pub fn for_kind(kind: ProviderKind, root: &Path, options: ProviderOptions) -> Bo
         ProviderKind::Kind => {
             Box::new(kind::KindProvider::new(root).use_path_tools(options.use_path_tools))
         }
-        ProviderKind::Existing => Box::new(existing::ExistingProvider::new(root)),
+        ProviderKind::Existing => {
+            Box::new(existing::ExistingProvider::new(root).capture_image(options.capture_image))
+        }
         ProviderKind::Lab => Box::new(lab::LabProvider::new(root)),
     }
 }

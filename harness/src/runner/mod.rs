@@ -187,7 +187,7 @@ async fn finish(
     }
     reporter.started("teardown", "Tearing down");
     match lab.teardown(reporter).await {
-        Ok(()) => reporter.finished("teardown", true, "nothing left behind"),
+        Ok(done) => reporter.finished("teardown", true, &done.summary()),
         Err(err) => {
             reporter.finished("teardown", false, &err.to_string());
             report.setup.push(Judgement::bare(

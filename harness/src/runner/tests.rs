@@ -196,9 +196,12 @@ impl Lab for FakeLab {
         self.log.lock().unwrap().push("diagnostics".into());
         Ok(())
     }
-    async fn teardown(self: Box<Self>, _: &dyn Reporter) -> Result<(), ProviderError> {
+    async fn teardown(
+        self: Box<Self>,
+        _: &dyn Reporter,
+    ) -> Result<crate::provider::Teardown, ProviderError> {
         self.log.lock().unwrap().push("teardown".into());
-        Ok(())
+        Ok(crate::provider::Teardown::default())
     }
 }
 

@@ -16,7 +16,9 @@ use crate::exec::Exec;
 use crate::kube::{Kube, WorkloadRef};
 use crate::ledger::Ledger;
 use crate::manifest::Document;
-use crate::provider::{CaptureResult, Lab, Observation, ProviderError, RunContext, StepOutcome};
+use crate::provider::{
+    CaptureResult, Lab, Observation, ProviderError, RunContext, StepOutcome, Teardown,
+};
 use crate::reporter::Reporter;
 use crate::scenario::{Probe, Scenario, WaitFor, WorkloadKind};
 use crate::tools::{Toolset, Versions};
@@ -108,18 +110,18 @@ impl ClusterLab {
         self.gateway_ip = ip.parse().ok();
     }
 
-    /// Ends the run: keeps everything with `--keep`, otherwise the cluster removes what
-    /// the run created.
-    async fn end(mut self: Box<Self>, reporter: &dyn Reporter) -> Result<(), ProviderError> {
+    /// Ends the run through the cluster, which removes what the run created (what it
+    /// may, with `--keep`) and says what it removed and kept.
+    async fn end(mut self: Box<Self>, reporter: &dyn Reporter) -> Result<Teardown, ProviderError> {
         self.torn_down = true;
-        if self.p.ctx.keep {
+        let keep = self.p.ctx.keep;
+        if keep {
             reporter.info(&format!(
                 "{} kept (--keep); remove it with `cargo xtask gc`",
                 self.p.name
             ));
-            return Ok(());
         }
-        self.cluster.teardown(&self, reporter).await
+        self.cluster.teardown(&self, keep, reporter).await
     }
 
     fn workload(&self, name: &str) -> Result<(&str, WorkloadKind), ProviderError> {
@@ -311,7 +313,7 @@ impl Lab for ClusterLab {
         super::diagnostics::collect(self, self.cluster.as_ref(), dir).await
     }
 
-    async fn teardown(self: Box<Self>, reporter: &dyn Reporter) -> Result<(), ProviderError> {
+    async fn teardown(self: Box<Self>, reporter: &dyn Reporter) -> Result<Teardown, ProviderError> {
         self.end(reporter).await
     }
 }

@@ -19,7 +19,7 @@ pub use lab::{ClusterLab, ClusterParts, label_patch, restart_patch};
 pub use probe::{form_encode, observation, pod_command, request};
 
 use crate::env_vars;
-use crate::provider::{CaptureResult, ProviderError};
+use crate::provider::{CaptureResult, ProviderError, Teardown};
 use crate::reporter::Reporter;
 use crate::tools::{Platform, ToolOptions};
 
@@ -94,12 +94,15 @@ pub trait Cluster: Send + Sync {
     /// returned as a line for `errors.txt`.
     async fn diagnostics(&self, lab: &ClusterLab, dir: &Path) -> Vec<String>;
 
-    /// Removes what the run created (never called with `--keep`).
+    /// Ends the run: removes what it created (with `keep`, what `--keep` cannot keep,
+    /// such as privileged capture pods in a user's cluster) and says what it removed
+    /// and kept.
     async fn teardown(
         &self,
         lab: &ClusterLab,
+        keep: bool,
         reporter: &dyn Reporter,
-    ) -> Result<(), ProviderError>;
+    ) -> Result<Teardown, ProviderError>;
 
     /// Last-resort cleanup for a lab dropped without teardown (a panic unwound past the
     /// runner); runs without an async context.

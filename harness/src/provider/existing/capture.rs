@@ -73,6 +73,7 @@ pub fn merge(parts: Vec<Analysis>) -> Analysis {
 /// Deploys capture pods on the involved nodes and starts tcpdump in each.
 pub async fn start(
     lab: &ClusterLab,
+    image: &str,
     name: &str,
     canaries: &[String],
 ) -> Result<Running, ProviderError> {
@@ -92,10 +93,9 @@ pub async fn start(
             "no scenario pod is scheduled yet, so no node to capture on".into(),
         ));
     }
-    let image = lab.versions().existing.tcpdump_image.clone();
     let mut docs = vec![namespace_doc(&lab.run_id())?];
     for node in &nodes {
-        docs.push(doc(capture_pod(node, &image, &lab.run_id()))?);
+        docs.push(doc(capture_pod(node, image, &lab.run_id()))?);
     }
     let keys = lab
         .kube()
@@ -138,7 +138,7 @@ pub async fn start(
     std::fs::create_dir_all(&dir).map_err(|e| failed(format!("{}: {e}", dir.display())))?;
     let mut streams = Vec::new();
     for node in nodes {
-        let pod = capture_pod(&node, &image, &lab.run_id());
+        let pod = capture_pod(&node, image, &lab.run_id());
         let pod_name = pod["metadata"]["name"]
             .as_str()
             .unwrap_or_default()
@@ -189,7 +189,8 @@ fn doc(value: serde_json::Value) -> Result<Document, ProviderError> {
         .ok_or_else(|| failed("empty capture manifest".into()))
 }
 
-fn namespace_doc(run: &str) -> Result<Document, ProviderError> {
+/// The capture namespace; deleting it deletes every capture pod in it.
+pub(super) fn namespace_doc(run: &str) -> Result<Document, ProviderError> {
     doc(serde_json::json!({
         "apiVersion": "v1",
         "kind": "Namespace",

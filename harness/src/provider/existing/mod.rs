@@ -10,9 +10,10 @@ pub(crate) mod capture;
 pub use capture::remote_command;
 mod capture_pod;
 mod cluster;
+mod contact;
+pub mod preflight;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use ::kube::api::Api;
 use async_trait::async_trait;
@@ -20,7 +21,6 @@ use k8s_openapi::api::apps::v1::Deployment;
 
 pub use capture_pod::{CAPTURE_NAMESPACE, capture_pod};
 
-use crate::env_vars;
 use crate::exec::Exec;
 use crate::kube::Kube;
 use crate::ledger::Ledger;
@@ -34,6 +34,7 @@ use crate::tools::{self, Versions};
 #[derive(Debug, Clone)]
 pub struct ExistingProvider {
     root: PathBuf,
+    capture_image: Option<String>,
 }
 
 /// What is already installed in the cluster.
@@ -52,7 +53,20 @@ impl ExistingProvider {
     pub fn new(root: &Path) -> ExistingProvider {
         ExistingProvider {
             root: root.to_path_buf(),
+            capture_image: None,
         }
+    }
+
+    /// Uses this image for the capture pods instead of the pinned one (`--capture-image`).
+    pub fn capture_image(mut self, image: Option<String>) -> ExistingProvider {
+        self.capture_image = image;
+        self
+    }
+
+    fn image(&self, v: &Versions) -> String {
+        self.capture_image
+            .clone()
+            .unwrap_or_else(|| v.existing.tcpdump_image.clone())
     }
 }
 
@@ -113,39 +127,23 @@ impl Provider for ExistingProvider {
             text,
             detail,
         };
-        let pod = capture_pod("<node>", &v.existing.tcpdump_image, &ctx.run_id);
+        let image = self.image(&v);
+        let pod = capture_pod("<node>", &image, &ctx.run_id);
         Ok(vec![
             e("cluster", format!("use kubeconfig context {ctx_name}: a cluster you own; nothing is created"), None),
             e("install", "detect MetalLB (metallb-system/controller), Istio (istio-system/istiod) and metrics-server; reuse them, never reinstall; stop if a required one is missing".into(), None),
             e(
                 "capture",
-                format!("one privileged hostNetwork pod per involved node in namespace {CAPTURE_NAMESPACE}, running tcpdump from {}, streamed back through exec", v.existing.tcpdump_image),
+                format!("one privileged hostNetwork pod per involved node in namespace {CAPTURE_NAMESPACE}, running tcpdump from {image} (mirror it and pass --capture-image to use your own registry), streamed back through exec"),
                 Some(serde_saphyr::to_string(&pod).map_err(|e| ClusterError::Generate(e.to_string()))?),
             ),
-            e("teardown", format!("delete the scenario's {} manifest file(s) worth of objects and the capture pods (unless --keep)", s.manifests.len()), None),
+            e("teardown", format!("delete the objects of the scenario's {} manifest file(s) (unless --keep), then namespace {CAPTURE_NAMESPACE} with every capture pod (always, even with --keep)", s.manifests.len()), None),
         ])
     }
 
-    async fn preflight(&self, _s: &Scenario, ctx: &RunContext) -> Result<(), ProviderError> {
-        let name = context(ctx)?;
-        let path = env_vars::kubeconfig().ok_or_else(|| ProviderError::Preflight {
-            problem: "no kubeconfig (KUBECONFIG unset and no ~/.kube/config)".into(),
-            hint: "set KUBECONFIG to the file that holds the context".into(),
-        })?;
-        let connect =
-            tokio::time::timeout(Duration::from_secs(4), Kube::connect(&path, Some(name)));
-        match connect.await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(ProviderError::Preflight {
-                problem: e.to_string(),
-                hint: "check `kubectl --context CTX get nodes`; offline, use `--provider lab`"
-                    .into(),
-            }),
-            Err(_) => Err(ProviderError::Preflight {
-                problem: format!("context {name} did not load within 4 s"),
-                hint: "check the kubeconfig's credentials plugin".into(),
-            }),
-        }
+    /// Contacts the server: reachability, slot labels, the metrics API when needed.
+    async fn preflight(&self, s: &Scenario, ctx: &RunContext) -> Result<(), ProviderError> {
+        contact::check(s, context(ctx)?).await
     }
 
     async fn provision(
@@ -155,7 +153,7 @@ impl Provider for ExistingProvider {
         _reporter: &dyn Reporter,
     ) -> Result<Box<dyn Lab>, ProviderError> {
         let name = context(ctx)?.to_string();
-        let kubeconfig = env_vars::kubeconfig().unwrap_or_default();
+        let (kubeconfig, _server) = contact::locate(&name)?;
         let kube = Kube::connect(&kubeconfig, Some(&name))
             .await
             .map_err(ClusterError::from)?;
@@ -179,6 +177,7 @@ impl Provider for ExistingProvider {
         })?;
         let ledger = Ledger::open(&ctx.artifacts.join("ledger.jsonl"), &ctx.run_id)
             .map_err(ClusterError::from)?;
+        let capture_image = self.image(&versions);
         let parts = ClusterParts {
             root: self.root.clone(),
             scenario: s.clone(),
@@ -193,7 +192,7 @@ impl Provider for ExistingProvider {
         };
         Ok(Box::new(ClusterLab::new(
             parts,
-            Box::new(cluster::ExistingCluster),
+            Box::new(cluster::ExistingCluster { capture_image }),
         )))
     }
 }

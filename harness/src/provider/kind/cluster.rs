@@ -11,7 +11,7 @@ use super::live_capture::{self, Running};
 use super::{KindError, KindNetwork};
 use crate::exec::Cmd;
 use crate::provider::cluster::{Cluster, ClusterCapture, ClusterLab};
-use crate::provider::{CaptureResult, ProviderError};
+use crate::provider::{CaptureResult, ProviderError, Teardown};
 use crate::reporter::Reporter;
 use crate::tools::Toolset;
 
@@ -55,6 +55,24 @@ pub(super) async fn load_images(lab: &ClusterLab) -> Result<(), KindError> {
         lab.exec().run(&cmd).await?;
     }
     Ok(())
+}
+
+/// What ending a run does to a kind cluster.
+#[derive(Debug, PartialEq, Eq)]
+enum KindTeardown {
+    /// Delete it.
+    Delete,
+    /// Leave it standing, for this reason.
+    Keep(&'static str),
+}
+
+/// A cluster this run created is deleted unless the run keeps it; a reused one stays.
+fn kind_teardown(created: bool, keep: bool) -> KindTeardown {
+    match (created, keep) {
+        (_, true) => KindTeardown::Keep("--keep"),
+        (false, false) => KindTeardown::Keep("--reuse"),
+        (true, false) => KindTeardown::Delete,
+    }
 }
 
 /// A capture on the kind network, with the cluster it runs on.
@@ -116,20 +134,33 @@ impl Cluster for KindCluster {
         }
     }
 
-    /// Deletes the cluster unless it was reused.
+    /// Deletes the cluster unless it was reused or is kept.
     async fn teardown(
         &self,
         lab: &ClusterLab,
+        keep: bool,
         reporter: &dyn Reporter,
-    ) -> Result<(), ProviderError> {
-        if !self.created {
-            reporter.info(&format!("kind cluster {} kept (--reuse)", lab.name()));
-            return Ok(());
-        }
-        let cmd = kind_cmd(lab.tools(), &["delete", "cluster", "--name", lab.name()])
-            .timeout(Duration::from_secs(300));
-        lab.exec().run(&cmd).await?;
-        Ok(())
+    ) -> Result<Teardown, ProviderError> {
+        Ok(match kind_teardown(self.created, keep) {
+            KindTeardown::Keep(why) => {
+                if !keep {
+                    reporter.info(&format!("kind cluster {} kept ({why})", lab.name()));
+                }
+                Teardown {
+                    removed: Vec::new(),
+                    kept: vec![format!("kind cluster {} ({why})", lab.name())],
+                }
+            }
+            KindTeardown::Delete => {
+                let cmd = kind_cmd(lab.tools(), &["delete", "cluster", "--name", lab.name()])
+                    .timeout(Duration::from_secs(300));
+                lab.exec().run(&cmd).await?;
+                Teardown {
+                    removed: vec![format!("kind cluster {}", lab.name())],
+                    kept: Vec::new(),
+                }
+            }
+        })
     }
 
     /// Deletes the cluster from a thread of its own: no async runtime can be entered from
@@ -149,5 +180,18 @@ impl Cluster for KindCluster {
                 .unwrap_or(false)
         });
         let _ = worker.join();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_cluster_this_run_created_and_does_not_keep_is_deleted() {
+        assert_eq!(kind_teardown(true, false), KindTeardown::Delete);
+        assert_eq!(kind_teardown(true, true), KindTeardown::Keep("--keep"));
+        assert_eq!(kind_teardown(false, false), KindTeardown::Keep("--reuse"));
+        assert_eq!(kind_teardown(false, true), KindTeardown::Keep("--keep"));
     }
 }

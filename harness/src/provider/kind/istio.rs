@@ -80,6 +80,18 @@ pub struct Gateway {
     pub name: &'static str,
     /// Installed or not.
     pub enabled: bool,
+    /// Its Deployment's Kubernetes settings: the node it is pinned to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub k8s: Option<GatewayK8s>,
+}
+
+/// `components.*Gateways[].k8s`, limited to `nodeSelector` (KubernetesResourcesSpec in
+/// the IstioOperator reference, istio.io/latest/docs/reference/config/istio.operator.v1alpha1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayK8s {
+    /// Pins the gateway's pods to a slot, so its flows cross the capture point.
+    pub node_selector: std::collections::BTreeMap<String, String>,
 }
 
 /// `spec.values`.
@@ -121,8 +133,9 @@ pub struct Quantities {
     pub memory: String,
 }
 
-/// The operator for a scenario's mesh requirements (Istio only).
-pub fn operator(mesh: &Mesh) -> Result<IstioOperator, KindError> {
+/// The operator for a scenario's mesh requirements (Istio only), with the ingress
+/// gateway pinned to `gateway_slot` when given.
+pub fn operator(mesh: &Mesh, gateway_slot: Option<&str>) -> Result<IstioOperator, KindError> {
     if mesh.name != MeshName::Istio {
         return Err(KindError::Generate(format!(
             "the kind provider installs Istio; {:?} is not supported yet",
@@ -150,10 +163,18 @@ pub fn operator(mesh: &Mesh) -> Result<IstioOperator, KindError> {
                 ingress_gateways: vec![Gateway {
                     name: INGRESS_GATEWAY,
                     enabled: mesh.ingress_gateway,
+                    k8s: gateway_slot.map(|slot| GatewayK8s {
+                        node_selector: [(
+                            crate::provider::cluster::SLOT_LABEL.to_string(),
+                            slot.to_string(),
+                        )]
+                        .into(),
+                    }),
                 }],
                 egress_gateways: vec![Gateway {
                     name: EGRESS_GATEWAY,
                     enabled: mesh.egress_gateway,
+                    k8s: None,
                 }],
             },
             values: Values {
@@ -205,7 +226,11 @@ mod tests {
     #[test]
     fn pii_demo_operator_snapshot() {
         let s = scenario("pii-demo");
-        let op = operator(s.file.requires.mesh.as_ref().unwrap()).unwrap();
+        let op = operator(
+            s.file.requires.mesh.as_ref().unwrap(),
+            super::super::placement::gateway_slot(&s).as_deref(),
+        )
+        .unwrap();
         insta::assert_snapshot!(op.to_yaml().unwrap());
         assert_eq!(op.deployments(), ["istiod", INGRESS_GATEWAY]);
     }
@@ -219,13 +244,13 @@ mod tests {
         mesh.profile = "demo".into();
         mesh.proxy.cpu_request = "10m".into();
         mesh.proxy.memory_request = "40Mi".into();
-        let op = operator(&mesh).unwrap();
+        let op = operator(&mesh, None).unwrap();
         insta::assert_snapshot!(op.to_yaml().unwrap());
         assert_eq!(
             op.deployments(),
             ["istiod", INGRESS_GATEWAY, EGRESS_GATEWAY]
         );
         mesh.name = MeshName::Consul;
-        assert!(operator(&mesh).is_err());
+        assert!(operator(&mesh, None).is_err());
     }
 }

@@ -35,7 +35,12 @@ async fn pii_demo_lab_has_slotted_workers_metallb_and_a_gateway_ip() {
     let s = scenario("pii-demo");
     let (_dir, ctx) = context("live");
     let p = KindProvider::new(root);
-    p.preflight(&s, &ctx).await.unwrap();
+    // A refusal is the finding, with its problem and hint: say it rather than unwrap it.
+    if let Err(refused) = p.preflight(&s, &ctx).await {
+        panic!(
+            "kind preflight refused this machine; the nightly runs it as a user would:\n{refused}"
+        );
+    }
     let lab = provision(&p, &s, &ctx, &NullReporter).await.unwrap();
     let nodes = Api::<Node>::all(lab.kube().client().clone())
         .list(&ListParams::default())

@@ -13,6 +13,7 @@ pub(crate) mod istio;
 mod live_capture;
 pub(crate) mod metallb;
 mod network;
+pub mod placement;
 mod plan;
 pub(crate) mod provision;
 
@@ -112,7 +113,7 @@ impl KindProvider {
         }
     }
 
-    /// Uses kind, kubectl, istioctl and helm from `PATH` whatever their version.
+    /// Uses kind, kubectl and istioctl from `PATH` whatever their version.
     pub fn use_path_tools(mut self, yes: bool) -> KindProvider {
         self.use_path_tools = yes;
         self

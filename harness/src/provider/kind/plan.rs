@@ -31,6 +31,11 @@ pub fn entries(
     out.extend(cluster(s, ctx, &v)?);
     out.extend(installs(s, ctx, &v)?);
     out.extend(images(s, ctx));
+    out.extend(
+        super::placement::lines(s)
+            .into_iter()
+            .map(|line| entry("placement", line, None)),
+    );
     out.push(entry(
         "capture",
         format!(
@@ -144,7 +149,7 @@ fn installs(s: &Scenario, ctx: &RunContext, v: &Versions) -> Result<Vec<PlanEntr
         ));
     }
     if let Some(mesh) = &r.mesh {
-        let op = istio::operator(mesh)?;
+        let op = istio::operator(mesh, super::placement::gateway_slot(s).as_deref())?;
         let istioctl = v.tool("istioctl")?;
         out.push(entry(
             "install",
@@ -216,7 +221,9 @@ fn images(s: &Scenario, ctx: &RunContext) -> Vec<PlanEntry> {
                     "kind load docker-image {image} --name {name} (built locally, never pulled)"
                 )
             } else {
-                format!("{image}: pulled by the nodes")
+                format!(
+                    "{image}: pulled by the nodes from its registry (not loaded with `kind load`)"
+                )
             };
             entry("images", text, None)
         })

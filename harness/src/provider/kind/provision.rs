@@ -303,7 +303,7 @@ async fn install(
         .await?;
     }
     if let Some(mesh) = &s.file.requires.mesh {
-        let op = istio::operator(mesh)?;
+        let op = istio::operator(mesh, super::placement::gateway_slot(s).as_deref())?;
         step(
             reporter,
             "kind/istio",

@@ -556,7 +556,10 @@ impl Lab for DockerLab {
         Ok(super::diagnostics::collect(self, dir).await?)
     }
 
-    async fn teardown(mut self: Box<Self>, reporter: &dyn Reporter) -> Result<(), ProviderError> {
+    async fn teardown(
+        mut self: Box<Self>,
+        reporter: &dyn Reporter,
+    ) -> Result<crate::provider::Teardown, ProviderError> {
         if let Some(cap) = self.capture.take() {
             // An interrupted capture still ends its tcpdump; its pcap stays in the artifacts.
             let _ = capture::stop(cap, Default::default(), &self.network).await;
@@ -567,7 +570,10 @@ impl Lab for DockerLab {
                 "keeping the lab: remove it with `cargo xtask gc` (run {})",
                 self.run_id
             ));
-            return Ok(());
+            return Ok(crate::provider::Teardown {
+                removed: Vec::new(),
+                kept: vec![format!("Docker lab of run {} (--keep)", self.run_id)],
+            });
         }
         let removed = docker::sweep(&self.docker, &self.run_id).await?;
         let left = docker::leftovers(&self.docker, &self.run_id).await?;
@@ -579,6 +585,12 @@ impl Lab for DockerLab {
             .into());
         }
         reporter.debug(&format!("removed {removed} lab objects"));
-        Ok(())
+        Ok(crate::provider::Teardown {
+            removed: vec![format!(
+                "{removed} Docker lab object(s) of run {}",
+                self.run_id
+            )],
+            kept: Vec::new(),
+        })
     }
 }
