@@ -73,6 +73,48 @@ pub fn inotify_from(watches: Option<&str>, instances: Option<&str>) -> Vec<Findi
     out
 }
 
+/// Raises each inotify limit below kind's minimum by writing `dir/<file>` (normally
+/// `/proc/sys/fs/inotify`, which only root may write). Returns one line per low limit:
+/// what was raised, or the exact command to run when it could not be. Never fatal: a
+/// three-node cluster often works with the defaults, and kind says "too many open files"
+/// when it does not.
+pub fn raise_inotify_in(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for (file, min) in [
+        ("max_user_watches", MIN_INOTIFY_WATCHES),
+        ("max_user_instances", MIN_INOTIFY_INSTANCES),
+    ] {
+        let path = dir.join(file);
+        let Some(value) = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok())
+        else {
+            continue;
+        };
+        if value >= min {
+            continue;
+        }
+        let name = format!("fs.inotify.{file}");
+        out.push(match std::fs::write(&path, format!("{min}\n")) {
+            Ok(()) => format!("raised {name} from {value} to {min} (kind's known issue: too many open files)"),
+            Err(e) => format!(
+                "{name} is {value}, below the {min} a multi-node kind cluster may need, and could not be raised ({e}): run `sudo sysctl {name}={min}` if kind reports too many open files"
+            ),
+        });
+    }
+    out
+}
+
+/// [`raise_inotify_in`] on this machine's `/proc/sys/fs/inotify`.
+pub fn raise_inotify() -> Vec<String> {
+    raise_inotify_in(std::path::Path::new("/proc/sys/fs/inotify"))
+}
+
+/// Whether an executable named `name` is in one of `dirs` (the `PATH`).
+pub fn on_path(name: &str, dirs: &[std::path::PathBuf]) -> bool {
+    dirs.iter().any(|d| d.join(name).is_file())
+}
+
 /// Whether this process may capture packets: root, or `CAP_NET_RAW` in its effective set.
 pub fn capture_rights() -> Option<Finding> {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -120,6 +162,50 @@ pub fn ports_free(ports: &[u16]) -> Vec<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn low_inotify_limits_are_raised_where_writable_and_high_ones_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("max_user_watches"), "8192\n").unwrap();
+        std::fs::write(dir.path().join("max_user_instances"), "1024\n").unwrap();
+        let notes = raise_inotify_in(dir.path());
+        assert_eq!(
+            notes,
+            ["raised fs.inotify.max_user_watches from 8192 to 524288 (kind's known issue: too many open files)"]
+        );
+        let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap();
+        assert_eq!(read("max_user_watches").trim(), "524288");
+        assert_eq!(read("max_user_instances").trim(), "1024");
+        assert!(raise_inotify_in(dir.path()).is_empty(), "raised once, then fine");
+    }
+
+    #[test]
+    fn an_inotify_limit_that_cannot_be_raised_names_the_command() {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory where the file should be: readable as nothing, so skipped; a
+        // read-only file: readable but not writable.
+        let file = dir.path().join("max_user_instances");
+        std::fs::write(&file, "128\n").unwrap();
+        let mut perms = std::fs::metadata(&file).unwrap().permissions();
+        perms.set_readonly(true);
+        std::fs::set_permissions(&file, perms).unwrap();
+        let notes = raise_inotify_in(dir.path());
+        // Root may write a read-only file; then the limit was raised, which is also right.
+        let raised = std::fs::read_to_string(&file).unwrap().trim() == "512";
+        if raised {
+            assert!(notes[0].starts_with("raised fs.inotify.max_user_instances"), "{notes:?}");
+        } else {
+            assert!(notes[0].contains("run `sudo sysctl fs.inotify.max_user_instances=512`"), "{notes:?}");
+        }
+    }
+
+    #[test]
+    fn the_docker_cli_is_looked_up_on_path() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!on_path("docker", &[dir.path().to_path_buf()]));
+        std::fs::write(dir.path().join("docker"), "").unwrap();
+        assert!(on_path("docker", &[dir.path().to_path_buf()]));
+    }
 
     #[test]
     fn low_inotify_limits_are_named_with_the_fix() {

@@ -67,7 +67,7 @@ fn tools(p: &KindProvider, v: &Versions) -> Result<Vec<PlanEntry>, KindError> {
             None,
         ));
     }
-    out.push(entry("tools", "missing tools: `cargo xtask tools install` (verified against upstream checksums and fixtures/tools.lock)".into(), None));
+    out.push(entry("tools", "tools not cached yet are downloaded by the run itself (the same code as `cargo xtask tools install`), each verified against its upstream checksum file and fixtures/tools.lock".into(), None));
     Ok(out)
 }
 

@@ -26,25 +26,20 @@ pub(crate) fn tool_options(p: &KindProvider) -> ToolOptions {
 /// What preflight observed, before deciding what is fatal.
 #[derive(Debug, Clone)]
 pub(crate) struct PreflightFacts {
-    /// Pinned tools found neither in the cache nor on `PATH` at their version.
-    pub missing_tools: Vec<String>,
     /// `Err`: no Docker client at all; `Ok(Some)`: the engine is unusable.
     pub docker: Result<Option<host::Finding>, String>,
-    /// inotify limits too low for a multi-node cluster.
-    pub inotify: Vec<host::Finding>,
+    /// Whether the `docker` CLI is on `PATH`: kind shells out to it (`docker run`,
+    /// `docker save` for `kind load`), while meshproof itself talks to the engine's API.
+    pub docker_cli: bool,
 }
 
-/// The fatal findings. A missing node image is not one: `kind create cluster` pulls it
-/// (the plan says so). Capture rights are not one either: without them the capture runs
-/// in the helper container, which needs only Docker.
+/// The fatal findings. What provisioning can fix itself is not one: missing tools are
+/// downloaded and verified by the first provisioning step, a missing node image is pulled
+/// by `kind create cluster`, low inotify limits are raised when this process may (root)
+/// and otherwise named with the command to run. Capture rights are not one either:
+/// without them the capture runs in the helper container, which needs only Docker.
 pub(crate) fn findings(facts: &PreflightFacts) -> Vec<host::Finding> {
     let mut out = Vec::new();
-    if !facts.missing_tools.is_empty() {
-        out.push(host::Finding {
-            problem: format!("missing tools: {}", facts.missing_tools.join(", ")),
-            hint: "run `cargo xtask tools install` (needs internet), or `--use-path-tools` to accept other versions".into(),
-        });
-    }
     match &facts.docker {
         Ok(Some(f)) => out.push(f.clone()),
         Ok(None) => {}
@@ -53,30 +48,29 @@ pub(crate) fn findings(facts: &PreflightFacts) -> Vec<host::Finding> {
             hint: "install Docker".into(),
         }),
     }
-    out.extend(facts.inotify.iter().cloned());
+    if !facts.docker_cli {
+        out.push(host::Finding {
+            problem: "the `docker` command is not on PATH".into(),
+            hint: "install the Docker CLI: kind runs `docker` to create nodes and load images".into(),
+        });
+    }
     out
 }
 
 /// Every check at once, so one run names everything to fix; never downloads anything.
 pub async fn preflight(
-    p: &KindProvider,
+    _p: &KindProvider,
     _s: &Scenario,
     _ctx: &RunContext,
 ) -> Result<(), ProviderError> {
-    let versions = Versions::load(p.root()).map_err(KindError::from)?;
-    let missing_tools = match tools::resolve(&versions, &tool_options(p), &Exec::new()).await {
-        Ok(_) => vec![],
-        Err(missing) => missing.iter().map(ToString::to_string).collect(),
-    };
     // The node image is not checked: `kind create cluster` pulls it when absent.
     let docker = match Docker::connect_with_local_defaults() {
         Ok(docker) => Ok(host::docker(&docker).await),
         Err(e) => Err(e.to_string()),
     };
     let facts = PreflightFacts {
-        missing_tools,
         docker,
-        inotify: host::inotify(),
+        docker_cli: host::on_path("docker", &env_vars::path_dirs()),
     };
     let findings = findings(&facts);
     if findings.is_empty() {
@@ -92,11 +86,24 @@ pub async fn preflight(
         .map(|f| format!("- {}", f.hint))
         .collect::<Vec<_>>()
         .join("\n");
-    hint.push_str("\n- without internet or kind, run the same scenario offline: `cargo xtask e2e NAME --provider lab`");
+    hint.push_str("\n- without Docker or kind, run the same scenario offline: `cargo xtask e2e NAME --provider lab`");
     Err(ProviderError::Preflight {
         problem: format!("the kind provider cannot run here:\n{problem}"),
         hint,
     })
+}
+
+/// Installs the pinned tools that are not cached yet (each download verified against the
+/// upstream checksum file and `fixtures/tools.lock`), so a fresh machine needs no
+/// separate `cargo xtask tools install`; offline, the error names the URL it tried.
+async fn pinned_tools(
+    p: &KindProvider,
+    versions: &Versions,
+    exec: &Exec,
+    reporter: &dyn Reporter,
+) -> Result<Toolset, KindError> {
+    let mut lock = ToolsLock::load(p.root())?;
+    Ok(tools::install(versions, &mut lock, &tool_options(p), exec, reporter).await?)
 }
 
 /// Builds the workload binary and the kind workload image the fixtures' pods and the
@@ -122,9 +129,10 @@ pub async fn provision(
 ) -> Result<ClusterLab, ProviderError> {
     let versions = Versions::load(p.root()).map_err(KindError::from)?;
     let exec = Exec::new();
-    let toolset = tools::resolve(&versions, &tool_options(p), &exec)
-        .await
-        .map_err(|missing| KindError::Tools(tools::ToolsError::Missing { missing }))?;
+    let toolset = pinned_tools(p, &versions, &exec, reporter).await?;
+    for note in host::raise_inotify() {
+        reporter.warn(&note);
+    }
     std::fs::create_dir_all(&ctx.artifacts).map_err(|source| KindError::Io {
         path: ctx.artifacts.clone(),
         source,
@@ -499,31 +507,30 @@ mod tests {
     }
 
     #[test]
-    fn missing_capture_rights_are_not_fatal_and_real_problems_are_named() {
-        // A user without CAP_NET_RAW: the capture helper needs only Docker.
+    fn only_what_provisioning_cannot_fix_is_fatal() {
+        // A fresh machine: no tools, no node image, low inotify limits, no CAP_NET_RAW.
+        // None of these is a preflight fact any more: provisioning fixes or works around each.
         let fresh = PreflightFacts {
-            missing_tools: vec![],
             docker: Ok(None),
-            inotify: vec![],
+            docker_cli: true,
         };
         assert!(findings(&fresh).is_empty(), "{:?}", findings(&fresh));
         let broken = PreflightFacts {
-            missing_tools: vec!["kind v0.32.0".into()],
             docker: Err("socket not found".into()),
-            ..fresh.clone()
+            docker_cli: false,
         };
         let problems: Vec<String> = findings(&broken).into_iter().map(|f| f.problem).collect();
         assert_eq!(
             problems,
             [
-                "missing tools: kind v0.32.0",
-                "no Docker client: socket not found"
+                "no Docker client: socket not found",
+                "the `docker` command is not on PATH"
             ]
         );
     }
 
     #[tokio::test]
-    async fn preflight_fails_fast_and_names_the_fix() {
+    async fn preflight_is_fast_and_refuses_only_a_machine_without_docker() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
         let p = KindProvider::new(root);
         let ctx = RunContext {
@@ -541,28 +548,19 @@ mod tests {
             "took {:?}",
             started.elapsed()
         );
-        // On this machine kind is never installed and nothing can be downloaded; on a
-        // machine where everything is ready the preflight passes, which is also correct.
-        let tools_ready = tools::resolve(
-            &Versions::load(root).unwrap(),
-            &tool_options(&p),
-            &Exec::new(),
-        )
-        .await
-        .is_ok();
-        if !tools_ready {
-            let err = result.unwrap_err().to_string();
-            let kind = Versions::load(root).unwrap().tools["kind"].version.clone();
-            assert!(
-                err.contains(&format!("missing tools: kind {kind}")),
-                "{err}"
-            );
-            assert!(err.contains("cargo xtask tools install"), "{err}");
+        let docker_ok = match Docker::connect_with_local_defaults() {
+            Ok(d) => host::docker(&d).await.is_none(),
+            Err(_) => false,
+        };
+        let cli = host::on_path("docker", &env_vars::path_dirs());
+        assert_eq!(result.is_ok(), docker_ok && cli, "{result:?}");
+        if let Err(e) = result {
+            let err = e.to_string();
             assert!(err.contains("--provider lab"), "{err}");
-            // No node image is present here, and that is not a reason to stop: kind
-            // pulls it on create. Neither is running without CAP_NET_RAW.
+            // Missing tools, the node image, inotify and capture rights never stop a run.
+            assert!(!err.contains("missing tools"), "{err}");
             assert!(!err.contains("node image"), "{err}");
-            assert!(!err.contains("capture"), "{err}");
+            assert!(!err.contains("inotify"), "{err}");
         }
     }
 }
