@@ -20,6 +20,7 @@ use crate::reporter::Reporter;
 use crate::scenario::{Scenario, WaitFor};
 use crate::wire::Analysis;
 
+pub mod cni;
 pub mod existing;
 pub mod kind;
 
