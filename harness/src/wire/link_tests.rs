@@ -1,6 +1,7 @@
 //! Unit tests for link, network and transport decoding, on frames built in memory.
 
 use super::*;
+use crate::wire::EncryptionKind;
 
 fn tcp_header(sport: u16, dport: u16, seq: u32, flags: u8) -> Vec<u8> {
     let mut t = vec![0u8; 20];
@@ -135,4 +136,110 @@ fn linktype_numbers_round_trip() {
     }
     assert_eq!(LinkType::from_linktype(12), Some(LinkType::Raw));
     assert_eq!(LinkType::from_linktype(65000), None);
+}
+
+fn outer_ipv4(proto: u8, frag: u16, payload: &[u8]) -> Vec<u8> {
+    let mut ip = vec![
+        0x45, 0, 0, 0, 0, 9, 0, 0, 64, proto, 0, 0, 192, 168, 0, 1, 192, 168, 0, 2,
+    ];
+    ip[2..4].copy_from_slice(&((20 + payload.len()) as u16).to_be_bytes());
+    ip[6..8].copy_from_slice(&frag.to_be_bytes());
+    ip.extend_from_slice(payload);
+    ip
+}
+
+fn eth(ethertype: [u8; 2], payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![0u8; 12];
+    f.extend_from_slice(&ethertype);
+    f.extend_from_slice(payload);
+    f
+}
+
+fn udp(dport: u16, payload: &[u8]) -> Vec<u8> {
+    let mut u = vec![0xc0, 0x00];
+    u.extend_from_slice(&dport.to_be_bytes());
+    u.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    u.extend_from_slice(&[0, 0]);
+    u.extend_from_slice(payload);
+    u
+}
+
+fn vxlan(vni: u8, inner: &[u8]) -> Vec<u8> {
+    let mut v = vec![0x08, 0, 0, 0, 0, 0, vni, 0];
+    v.extend_from_slice(inner);
+    v
+}
+
+#[test]
+fn vxlan_with_a_vlan_tag_inside_and_outside() {
+    let mut inner = vec![0u8; 12];
+    inner.extend_from_slice(&[0x81, 0x00, 0, 5, 0x08, 0x00]);
+    inner.extend_from_slice(&ipv4_packet(b"pod"));
+    let outer_ip = outer_ipv4(17, 0, &udp(8472, &vxlan(1, &inner)));
+    let mut frame = vec![0u8; 12];
+    frame.extend_from_slice(&[0x81, 0x00, 0, 9, 0x08, 0x00]);
+    frame.extend_from_slice(&outer_ip);
+    let s = expect_tcp(decode(LinkType::Ethernet, &frame));
+    assert_eq!(s.payload, b"pod");
+    assert_eq!(s.src.socket_addr().to_string(), "10.0.0.1:40000");
+    let o = s.overlay.unwrap();
+    assert_eq!((o.kind, o.vni, o.depth), (TunnelKind::Vxlan, Some(1), 1));
+    assert_eq!(Endpoint { addr: o.outer_src, port: 0 }.ip().to_string(), "192.168.0.1");
+}
+
+#[test]
+fn ip_in_ip_carries_ipv4_and_ipv6_and_nests() {
+    let v4 = outer_ipv4(4, 0, &ipv4_packet(b"four"));
+    assert_eq!(expect_tcp(decode(LinkType::Raw, &v4)).payload, b"four");
+    let mut v6 = vec![0x60, 0, 0, 0, 0, 0, IPPROTO_TCP, 64];
+    v6.extend_from_slice(&[0xfd; 16]);
+    v6.extend_from_slice(&[0xfe; 16]);
+    let mut t = tcp_header(1, 2, 3, flags::ACK);
+    t.extend_from_slice(b"six");
+    v6[4..6].copy_from_slice(&(t.len() as u16).to_be_bytes());
+    v6.extend_from_slice(&t);
+    let six = outer_ipv4(41, 0, &v6);
+    let s = expect_tcp(decode(LinkType::Raw, &six));
+    assert_eq!((s.payload, s.overlay.unwrap().kind), (&b"six"[..], TunnelKind::Ipip));
+    // Three levels: IP-in-IP around GRE around VXLAN.
+    let vx = outer_ipv4(17, 0, &udp(4789, &vxlan(3, &eth([0x08, 0x00], &ipv4_packet(b"deep")))));
+    let mut gre = vec![0, 0, 0x08, 0x00];
+    gre.extend_from_slice(&vx);
+    let nested = outer_ipv4(4, 0, &outer_ipv4(47, 0, &gre));
+    let s = expect_tcp(decode(LinkType::Raw, &nested));
+    let o = s.overlay.unwrap();
+    assert_eq!((s.payload, o.kind, o.vni, o.depth), (&b"deep"[..], TunnelKind::Vxlan, Some(3), 3));
+}
+
+#[test]
+fn tunnels_nested_past_the_limit_are_other_traffic() {
+    let mut p = ipv4_packet(b"x");
+    for _ in 0..MAX_DEPTH {
+        p = outer_ipv4(4, 0, &p);
+    }
+    assert!(matches!(decode(LinkType::Raw, &p), Decoded::Tcp(_)));
+    let p = outer_ipv4(4, 0, &p);
+    assert!(matches!(decode(LinkType::Raw, &p), Decoded::Other));
+}
+
+#[test]
+fn fragments_ciphertext_and_plain_udp_are_told_apart() {
+    let first = outer_ipv4(17, 0x2000, &[0; 16]);
+    match decode(LinkType::Raw, &first) {
+        Decoded::Fragment(f) => assert_eq!((f.offset, f.more, f.proto, f.data.len()), (0, true, 17, 16)),
+        other => panic!("{other:?}"),
+    }
+    let last = outer_ipv4(17, 2, &[0; 4]);
+    assert!(matches!(decode(LinkType::Raw, &last), Decoded::Fragment(f) if f.offset == 16 && !f.more));
+    let mut wg = vec![4, 0, 0, 0];
+    wg.resize(48, 0x77);
+    let mut port = udp(51820, &wg);
+    port[0..2].copy_from_slice(&51820u16.to_be_bytes());
+    match decode(LinkType::Raw, &outer_ipv4(17, 0, &port)) {
+        Decoded::Encrypted(s) => assert_eq!((s.kind, s.bytes), (EncryptionKind::Wireguard, 56)),
+        other => panic!("{other:?}"),
+    }
+    let esp = outer_ipv4(50, 0, &[0, 0, 0, 9, 0, 0, 0, 1, 0xaa, 0xbb]);
+    assert!(matches!(decode(LinkType::Raw, &esp), Decoded::Encrypted(s) if s.kind == EncryptionKind::IpsecEsp));
+    assert!(matches!(decode(LinkType::Raw, &outer_ipv4(17, 0, &udp(53, b"dns"))), Decoded::Other));
 }
