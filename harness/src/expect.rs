@@ -341,7 +341,8 @@ pub fn judge_model(
             .iter()
             .filter(|f| f.class != m.class && f.class != FlowClass::Unknown)
             .collect();
-        let (verdict, reason) = if let Some(why) = cni_encrypted(capture).filter(|_| off.is_empty()) {
+        let (verdict, reason) = if let Some(why) = cni_encrypted(capture).filter(|_| off.is_empty())
+        {
             (
                 Verdict::Error,
                 format!(

@@ -50,7 +50,15 @@ impl Drop for RootVxlan {
 
 /// A VXLAN device with `vni` on `port` between `local` and `remote`, in the root
 /// namespace or in `ns`, with the "pod" address `inner`.
-fn vxlan(ns: Option<&str>, name: &str, vni: u32, port: u16, ends: (&str, &str), dev: &str, inner: &str) -> Vec<Cmd> {
+fn vxlan(
+    ns: Option<&str>,
+    name: &str,
+    vni: u32,
+    port: u16,
+    ends: (&str, &str),
+    dev: &str,
+    inner: &str,
+) -> Vec<Cmd> {
     let vni = vni.to_string();
     let port = port.to_string();
     let add = [
@@ -86,11 +94,30 @@ async fn http_inside_a_kernel_vxlan_tunnel() {
     let guard = RootVxlan {
         name: root_dev.clone(),
     };
-    let mut cmds = vxlan(None, &root_dev, vni, port, (&lab.root_ip, &lab.ip_a), &lab.bridge, &format!("{root_pod}/24"));
-    cmds.extend(vxlan(Some(&lab.ns_a), "vx0", vni, port, (&lab.ip_a, &lab.root_ip), "eth0", &format!("{ns_pod}/24")));
+    let mut cmds = vxlan(
+        None,
+        &root_dev,
+        vni,
+        port,
+        (&lab.root_ip, &lab.ip_a),
+        &lab.bridge,
+        &format!("{root_pod}/24"),
+    );
+    cmds.extend(vxlan(
+        Some(&lab.ns_a),
+        "vx0",
+        vni,
+        port,
+        (&lab.ip_a, &lab.root_ip),
+        "eth0",
+        &format!("{ns_pod}/24"),
+    ));
     for cmd in &cmds {
         if let Err(e) = exec.run(cmd).await {
-            return support::skip("http_inside_a_kernel_vxlan_tunnel", &format!("no VXLAN here: {e}"));
+            return support::skip(
+                "http_inside_a_kernel_vxlan_tunnel",
+                &format!("no VXLAN here: {e}"),
+            );
         }
     }
     let config = AnalyzerConfig {
@@ -129,21 +156,35 @@ async fn http_inside_a_kernel_vxlan_tunnel() {
     });
     let url = format!("http://{root_pod}:8080/users");
     let form = format!("email={CANARY}");
-    exec.run(&NetLab::in_ns(&lab.ns_a, "curl", &["-sS", "--max-time", "10", "-d", &form, &url]))
-        .await
-        .unwrap();
+    exec.run(&NetLab::in_ns(
+        &lab.ns_a,
+        "curl",
+        &["-sS", "--max-time", "10", "-d", &form, &url],
+    ))
+    .await
+    .unwrap();
     serving.await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (live, path) = capture.stop().expect("capture stops");
-    assert_eq!(live, analyze_file(&path, &config).unwrap(), "live and file differ");
+    assert_eq!(
+        live,
+        analyze_file(&path, &config).unwrap(),
+        "live and file differ"
+    );
     assert_eq!(live.flows.len(), 1, "{:#?}", live.flows);
     let f = &live.flows[0];
     assert_eq!(f.client.ip().to_string(), ns_pod);
     assert_eq!(f.server.to_string(), format!("{root_pod}:8080"));
-    assert_eq!((f.class, f.protocol.as_deref()), (FlowClass::Plaintext, Some("http")));
+    assert_eq!(
+        (f.class, f.protocol.as_deref()),
+        (FlowClass::Plaintext, Some("http"))
+    );
     assert_eq!(f.canary_hits, 1);
     let overlay = f.overlay.as_ref().expect("the flow was tunnelled");
-    assert_eq!((overlay.kind, overlay.vni, overlay.depth), (TunnelKind::Vxlan, Some(vni), 1));
+    assert_eq!(
+        (overlay.kind, overlay.vni, overlay.depth),
+        (TunnelKind::Vxlan, Some(vni), 1)
+    );
     let outer: Vec<String> = overlay.outer.iter().map(|a| a.to_string()).collect();
     assert_eq!(outer, [lab.ip_a.clone(), lab.root_ip.clone()]);
     // Without being told the port, the analyzer sees UDP and no flow: the port matters.

@@ -53,7 +53,10 @@ fn every_encapsulation_of_the_same_pod_traffic_gives_the_same_flows() {
         let a = analyze_file(&capture(name), &config()).unwrap();
         assert_eq!(without_overlay(&a), without_overlay(&vxlan), "{name}");
         for f in &a.flows {
-            let o = f.overlay.as_ref().unwrap_or_else(|| panic!("{name}: no overlay"));
+            let o = f
+                .overlay
+                .as_ref()
+                .unwrap_or_else(|| panic!("{name}: no overlay"));
             assert_eq!((o.kind, o.vni, o.depth), (kind, vni, depth), "{name}");
         }
     }
@@ -98,12 +101,19 @@ fn kernel_fragments_reassemble_in_any_order_and_losses_are_counted() {
             )
         })
         .collect();
-    assert!(fragments.len() >= 4, "the kernel fragmented too little: {fragments:?}");
+    assert!(
+        fragments.len() >= 4,
+        "the kernel fragmented too little: {fragments:?}"
+    );
     let want = analyze_file(&file, &config()).unwrap();
     let (in_order, stats) = replay(&original, 0..original.len()).finish_with_stats();
     assert_eq!(in_order, want);
     assert_eq!(
-        (stats.fragments, stats.reassembled_datagrams * 2, stats.lost_fragments),
+        (
+            stats.fragments,
+            stats.reassembled_datagrams * 2,
+            stats.lost_fragments
+        ),
         (fragments.len() as u64, fragments.len() as u64, 0)
     );
     // Every pair of fragments delivered last first.

@@ -412,23 +412,32 @@ fn a_pod_flow_seen_only_as_cni_ciphertext_is_an_error_never_a_pass() {
     assert!(
         db.reason
             .contains("the CNI encrypts node-to-node traffic here")
-            && db.reason.contains("capture at the pods' interfaces to judge the mesh")
+            && db
+                .reason
+                .contains("capture at the pods' interfaces to judge the mesh")
             && db.reason.contains("wireguard 172.18.0.2 <-> 172.18.0.3"),
         "{}",
         db.reason
     );
     // Flows that were seen in clear and look right still cannot pass: others may hide.
-    let mtls = flow("10.244.1.5:5000", "10.244.2.7:3306", FlowClass::IstioMtls, 0);
-    let js = judge_capture(&step(), &encrypted(vec![front(1), mtls.clone()]), &passed);
-    assert!(
-        js.iter().all(|j| j.verdict == Verdict::Error),
-        "{js:#?}"
+    let mtls = flow(
+        "10.244.1.5:5000",
+        "10.244.2.7:3306",
+        FlowClass::IstioMtls,
+        0,
     );
+    let js = judge_capture(&step(), &encrypted(vec![front(1), mtls.clone()]), &passed);
+    assert!(js.iter().all(|j| j.verdict == Verdict::Error), "{js:#?}");
     // The same capture without the encrypted link passes, so the link is what decides.
     let js = judge_capture(&step(), &capture(vec![front(1), mtls]), &passed);
     assert!(js.iter().all(|j| j.verdict == Verdict::Pass), "{js:#?}");
     // Plaintext seen in clear is a failure whatever else was hidden.
-    let clear = flow("10.244.1.5:5000", "10.244.2.7:3306", FlowClass::Plaintext, 1);
+    let clear = flow(
+        "10.244.1.5:5000",
+        "10.244.2.7:3306",
+        FlowClass::Plaintext,
+        1,
+    );
     let js = judge_capture(&step(), &encrypted(vec![front(1), clear]), &passed);
     let db = js.iter().find(|j| j.name == "db-is-mtls").unwrap();
     assert_eq!(db.verdict, Verdict::Fail, "{db:#?}");
@@ -437,9 +446,18 @@ fn a_pod_flow_seen_only_as_cni_ciphertext_is_an_error_never_a_pass() {
 #[test]
 fn the_model_check_does_not_pass_through_cni_encryption() {
     let m = [model("web", "db", 3306, FlowClass::IstioMtls)];
-    let mtls = flow("10.244.1.5:5000", "10.244.2.7:3306", FlowClass::IstioMtls, 0);
+    let mtls = flow(
+        "10.244.1.5:5000",
+        "10.244.2.7:3306",
+        FlowClass::IstioMtls,
+        0,
+    );
     let js = judge_model(&step(), &m, &encrypted(vec![mtls]));
     assert_eq!(js.len(), 1, "{js:#?}");
     assert_eq!(js[0].verdict, Verdict::Error);
-    assert!(js[0].reason.contains("the CNI encrypts"), "{}", js[0].reason);
+    assert!(
+        js[0].reason.contains("the CNI encrypts"),
+        "{}",
+        js[0].reason
+    );
 }

@@ -1,6 +1,6 @@
 //! Which CNI a cluster runs, and so what a capture on its nodes will see.
 //!
-//! Pure: recorded cluster objects in (DaemonSets, ConfigMaps, Nodes, as `kubectl get
+//! Pure but for [`list_objects`], which reads them from a cluster: recorded cluster objects in (DaemonSets, ConfigMaps, Nodes, as `kubectl get
 //! -o json` lists them), a [`Cni`] out: its kind, how it encapsulates pod traffic between
 //! nodes, whether it encrypts it, the capture filter that keeps the tunnels, and where a
 //! capture must be taken to judge the mesh. The existing provider lists the objects and
@@ -41,6 +41,15 @@ pub enum CniError {
     /// The text is not a JSON object list.
     #[error("cluster objects are not a kubectl JSON list: {0}")]
     NotAList(#[source] serde_json::Error),
+    /// The cluster's API refused a list or get.
+    #[error("cannot read {what} from the cluster: {source}")]
+    Api {
+        /// What was asked for (`daemonsets`, `kube-system/cilium-config`).
+        what: String,
+        /// The API's answer.
+        #[source]
+        source: ::kube::Error,
+    },
     /// One item is not a valid object of its kind.
     #[error("item {index} ({kind}) is not a valid {kind}: {source}")]
     BadItem {
@@ -83,8 +92,12 @@ impl ClusterObjects {
                 source,
             };
             match kind.as_str() {
-                "DaemonSet" => out.daemonsets.push(serde_json::from_value(item).map_err(bad)?),
-                "ConfigMap" => out.configmaps.push(serde_json::from_value(item).map_err(bad)?),
+                "DaemonSet" => out
+                    .daemonsets
+                    .push(serde_json::from_value(item).map_err(bad)?),
+                "ConfigMap" => out
+                    .configmaps
+                    .push(serde_json::from_value(item).map_err(bad)?),
                 "Node" => out.nodes.push(serde_json::from_value(item).map_err(bad)?),
                 _ => {}
             }
@@ -116,9 +129,13 @@ impl ClusterObjects {
     }
 
     fn node_annotation(&self, key: &str) -> Option<&str> {
-        self.nodes
-            .iter()
-            .find_map(|n| n.metadata.annotations.as_ref()?.get(key).map(String::as_str))
+        self.nodes.iter().find_map(|n| {
+            n.metadata
+                .annotations
+                .as_ref()?
+                .get(key)
+                .map(String::as_str)
+        })
     }
 }
 
@@ -250,7 +267,8 @@ fn cilium(o: &ClusterObjects, cni: &mut Cni) {
             port: Some(crate::wire::WIREGUARD_CILIUM_PORT),
         });
     } else if is_true(cfg("enable-ipsec")) {
-        cni.evidence.push("cilium-config: enable-ipsec (ESP)".into());
+        cni.evidence
+            .push("cilium-config: enable-ipsec (ESP)".into());
         cni.encryption = Some(Encryption {
             kind: EncryptionKind::IpsecEsp,
             port: None,
@@ -392,10 +410,10 @@ impl Cni {
                 ports.push(p);
             }
         }
-        if let Some(p) = self.encryption.and_then(|e| e.port) {
-            if !cfg.wireguard_ports.contains(&p) {
-                cfg.wireguard_ports.push(p);
-            }
+        if let Some(p) = self.encryption.and_then(|e| e.port)
+            && !cfg.wireguard_ports.contains(&p)
+        {
+            cfg.wireguard_ports.push(p);
         }
         cfg
     }
@@ -416,7 +434,9 @@ impl Cni {
         }
         match self.encryption {
             Some(Encryption { port: Some(p), .. }) => extra.push(format!("udp port {p}")),
-            Some(Encryption { port: None, .. }) => extra.push("ip proto 50 or udp port 4500".into()),
+            Some(Encryption { port: None, .. }) => {
+                extra.push("ip proto 50 or udp port 4500".into())
+            }
             None => {}
         }
         if extra.is_empty() {
@@ -482,10 +502,7 @@ pub fn plan_entries(cni: &Cni, base_filter: &str) -> Vec<PlanEntry> {
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_default();
     vec![
-        entry(
-            format!("CNI: {kind}"),
-            Some(cni.evidence.join("\n")),
-        ),
+        entry(format!("CNI: {kind}"), Some(cni.evidence.join("\n"))),
         entry(format!("a node capture sees {}", cni.node_view()), None),
         entry(
             format!("capture filter: {}", cni.capture_filter(base_filter)),
@@ -507,6 +524,51 @@ fn point_name(p: CapturePoint) -> &'static str {
         CapturePoint::Node => "on the node",
         CapturePoint::PodInterface => "at the pods' interfaces",
     }
+}
+
+/// Where the CNIs keep the ConfigMaps detection reads.
+const CONFIGMAPS: [(&str, &str); 3] = [
+    ("kube-system", "cilium-config"),
+    ("kube-system", "kube-flannel-cfg"),
+    ("kube-flannel", "kube-flannel-cfg"),
+];
+
+/// Lists, read-only, the objects [`detect`] needs: every DaemonSet and Node, and the
+/// CNIs' ConfigMaps where they exist. The existing provider's dry run calls this, then
+/// [`detect`] and [`plan_entries`].
+pub async fn list_objects(client: &::kube::Client) -> Result<ClusterObjects, CniError> {
+    use ::kube::Api;
+    let api_err = |what: &str| {
+        let what = what.to_string();
+        move |source| CniError::Api { what, source }
+    };
+    let params = ::kube::api::ListParams::default();
+    let daemonsets = Api::<DaemonSet>::all(client.clone())
+        .list(&params)
+        .await
+        .map_err(api_err("daemonsets"))?
+        .items;
+    let nodes = Api::<Node>::all(client.clone())
+        .list(&params)
+        .await
+        .map_err(api_err("nodes"))?
+        .items;
+    let mut configmaps = Vec::new();
+    for (ns, name) in CONFIGMAPS {
+        let api = Api::<ConfigMap>::namespaced(client.clone(), ns);
+        if let Some(cm) = api
+            .get_opt(name)
+            .await
+            .map_err(api_err(&format!("{ns}/{name}")))?
+        {
+            configmaps.push(cm);
+        }
+    }
+    Ok(ClusterObjects {
+        daemonsets,
+        configmaps,
+        nodes,
+    })
 }
 
 #[cfg(test)]

@@ -154,7 +154,11 @@ fn the_plan_names_the_cni_and_the_capture_points() {
     let entries = plan_entries(&recorded("calico-vxlan-wireguard.json"), "tcp");
     let text: Vec<&str> = entries.iter().map(|e| e.text.as_str()).collect();
     assert_eq!(text[0], "CNI: calico");
-    assert!(text[1].contains("vxlan (UDP 4789) between subnets"), "{}", text[1]);
+    assert!(
+        text[1].contains("vxlan (UDP 4789) between subnets"),
+        "{}",
+        text[1]
+    );
     assert!(text[1].contains("wireguard encrypts"), "{}", text[1]);
     assert_eq!(
         text[3],

@@ -151,11 +151,11 @@ impl Defrag {
 
     fn drop_pending(&mut self, key: &Key, started: Duration) {
         // The queue may name a datagram that completed, or a later one with the same key.
-        if self.pending.get(key).is_some_and(|p| p.started == started) {
-            if let Some(p) = self.pending.remove(key) {
-                self.buffered -= p.data.len();
-                self.lost += p.fragments;
-            }
+        if self.pending.get(key).is_some_and(|p| p.started == started)
+            && let Some(p) = self.pending.remove(key)
+        {
+            self.buffered -= p.data.len();
+            self.lost += p.fragments;
         }
     }
 }
@@ -222,7 +222,10 @@ mod tests {
         cut.complete = false;
         d.push(Duration::from_secs(32), cut);
         assert_eq!(d.lost, 3);
-        assert!(d.push(Duration::from_secs(32), frag(4, 65_530, false, b"too far")).is_none());
+        assert!(
+            d.push(Duration::from_secs(32), frag(4, 65_530, false, b"too far"))
+                .is_none()
+        );
         assert_eq!(d.lost, 4);
     }
 

@@ -237,7 +237,13 @@ struct Cx<'c> {
 
 impl<'c> Cx<'c> {
     /// The context one encapsulation deeper, or `None` past [`MAX_DEPTH`].
-    fn enter(self, kind: TunnelKind, vni: Option<u32>, src: Endpoint, dst: Endpoint) -> Option<Cx<'c>> {
+    fn enter(
+        self,
+        kind: TunnelKind,
+        vni: Option<u32>,
+        src: Endpoint,
+        dst: Endpoint,
+    ) -> Option<Cx<'c>> {
         let depth = self.layer.depth + 1;
         (depth <= MAX_DEPTH).then_some(Cx {
             cfg: self.cfg,

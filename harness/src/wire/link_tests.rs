@@ -184,7 +184,15 @@ fn vxlan_with_a_vlan_tag_inside_and_outside() {
     assert_eq!(s.src.socket_addr().to_string(), "10.0.0.1:40000");
     let o = s.overlay.unwrap();
     assert_eq!((o.kind, o.vni, o.depth), (TunnelKind::Vxlan, Some(1), 1));
-    assert_eq!(Endpoint { addr: o.outer_src, port: 0 }.ip().to_string(), "192.168.0.1");
+    assert_eq!(
+        Endpoint {
+            addr: o.outer_src,
+            port: 0
+        }
+        .ip()
+        .to_string(),
+        "192.168.0.1"
+    );
 }
 
 #[test]
@@ -200,15 +208,25 @@ fn ip_in_ip_carries_ipv4_and_ipv6_and_nests() {
     v6.extend_from_slice(&t);
     let six = outer_ipv4(41, 0, &v6);
     let s = expect_tcp(decode(LinkType::Raw, &six));
-    assert_eq!((s.payload, s.overlay.unwrap().kind), (&b"six"[..], TunnelKind::Ipip));
+    assert_eq!(
+        (s.payload, s.overlay.unwrap().kind),
+        (&b"six"[..], TunnelKind::Ipip)
+    );
     // Three levels: IP-in-IP around GRE around VXLAN.
-    let vx = outer_ipv4(17, 0, &udp(4789, &vxlan(3, &eth([0x08, 0x00], &ipv4_packet(b"deep")))));
+    let vx = outer_ipv4(
+        17,
+        0,
+        &udp(4789, &vxlan(3, &eth([0x08, 0x00], &ipv4_packet(b"deep")))),
+    );
     let mut gre = vec![0, 0, 0x08, 0x00];
     gre.extend_from_slice(&vx);
     let nested = outer_ipv4(4, 0, &outer_ipv4(47, 0, &gre));
     let s = expect_tcp(decode(LinkType::Raw, &nested));
     let o = s.overlay.unwrap();
-    assert_eq!((s.payload, o.kind, o.vni, o.depth), (&b"deep"[..], TunnelKind::Vxlan, Some(3), 3));
+    assert_eq!(
+        (s.payload, o.kind, o.vni, o.depth),
+        (&b"deep"[..], TunnelKind::Vxlan, Some(3), 3)
+    );
 }
 
 #[test]
@@ -226,11 +244,15 @@ fn tunnels_nested_past_the_limit_are_other_traffic() {
 fn fragments_ciphertext_and_plain_udp_are_told_apart() {
     let first = outer_ipv4(17, 0x2000, &[0; 16]);
     match decode(LinkType::Raw, &first) {
-        Decoded::Fragment(f) => assert_eq!((f.offset, f.more, f.proto, f.data.len()), (0, true, 17, 16)),
+        Decoded::Fragment(f) => {
+            assert_eq!((f.offset, f.more, f.proto, f.data.len()), (0, true, 17, 16))
+        }
         other => panic!("{other:?}"),
     }
     let last = outer_ipv4(17, 2, &[0; 4]);
-    assert!(matches!(decode(LinkType::Raw, &last), Decoded::Fragment(f) if f.offset == 16 && !f.more));
+    assert!(
+        matches!(decode(LinkType::Raw, &last), Decoded::Fragment(f) if f.offset == 16 && !f.more)
+    );
     let mut wg = vec![4, 0, 0, 0];
     wg.resize(48, 0x77);
     let mut port = udp(51820, &wg);
@@ -240,6 +262,11 @@ fn fragments_ciphertext_and_plain_udp_are_told_apart() {
         other => panic!("{other:?}"),
     }
     let esp = outer_ipv4(50, 0, &[0, 0, 0, 9, 0, 0, 0, 1, 0xaa, 0xbb]);
-    assert!(matches!(decode(LinkType::Raw, &esp), Decoded::Encrypted(s) if s.kind == EncryptionKind::IpsecEsp));
-    assert!(matches!(decode(LinkType::Raw, &outer_ipv4(17, 0, &udp(53, b"dns"))), Decoded::Other));
+    assert!(
+        matches!(decode(LinkType::Raw, &esp), Decoded::Encrypted(s) if s.kind == EncryptionKind::IpsecEsp)
+    );
+    assert!(matches!(
+        decode(LinkType::Raw, &outer_ipv4(17, 0, &udp(53, b"dns"))),
+        Decoded::Other
+    ));
 }

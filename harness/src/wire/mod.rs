@@ -42,11 +42,11 @@ pub use flow::{Analysis, EncryptedLink, EncryptionKind, Flow, Overlay, TunnelKin
 pub use link::{
     Decoded, Endpoint, Fragment, Layer, LinkType, Segment, decode, decode_with, flags as tcp_flags,
 };
-pub use tunnel::{
-    GENEVE_PORT, OverlayTag, Sealed, TunnelConfig, VXLAN_LINUX_PORT, VXLAN_PORT, WIREGUARD_CILIUM_PORT,
-    WIREGUARD_PORT,
-};
 pub use report::render_table;
+pub use tunnel::{
+    GENEVE_PORT, OverlayTag, Sealed, TunnelConfig, VXLAN_LINUX_PORT, VXLAN_PORT,
+    WIREGUARD_CILIUM_PORT, WIREGUARD_PORT,
+};
 
 /// Why a capture could not be read. Every variant that concerns the bytes carries the
 /// byte offset where they stopped making sense.

@@ -155,7 +155,13 @@ mod tests {
             bytes: 500,
         });
         let text = render_table(&a);
-        assert!(text.lines().nth(1).unwrap().ends_with("vxlan:1 10.0.0.1>10.0.0.2"), "{text}");
+        assert!(
+            text.lines()
+                .nth(1)
+                .unwrap()
+                .ends_with("vxlan:1 10.0.0.1>10.0.0.2"),
+            "{text}"
+        );
         assert!(text.contains("cni-encrypted wireguard link 10.0.0.1 <-> 10.0.0.2: 4 packets"));
     }
 }

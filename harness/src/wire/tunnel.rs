@@ -174,7 +174,12 @@ fn geneve(g: &[u8]) -> Inner<'_> {
     if g.len() < header {
         return Inner::Malformed;
     }
-    by_protocol(TunnelKind::Geneve, Some(be24(g, 4)), be16(g, 2), &g[header..])
+    by_protocol(
+        TunnelKind::Geneve,
+        Some(be24(g, 4)),
+        be16(g, 2),
+        &g[header..],
+    )
 }
 
 /// A GRE packet (IP protocol 47), version 0 only (version 1 is PPTP's).
@@ -235,7 +240,7 @@ pub fn wireguard_shape(body: &[u8], wire_len: usize) -> bool {
         1 => wire_len == 148,
         2 => wire_len == 92,
         3 => wire_len == 64,
-        4 => wire_len >= 32 && (wire_len - 32) % 16 == 0,
+        4 => wire_len >= 32 && (wire_len - 32).is_multiple_of(16),
         _ => false,
     }
 }
@@ -269,15 +274,18 @@ impl SealedLinks {
             (s.dst, s.src)
         };
         let links = &mut self.links;
-        let i = *self.index.entry((s.kind, pair.0, pair.1)).or_insert_with(|| {
-            links.push(EncryptedLink {
-                kind: s.kind,
-                endpoints: [ip(s.src), ip(s.dst)],
-                packets: 0,
-                bytes: 0,
+        let i = *self
+            .index
+            .entry((s.kind, pair.0, pair.1))
+            .or_insert_with(|| {
+                links.push(EncryptedLink {
+                    kind: s.kind,
+                    endpoints: [ip(s.src), ip(s.dst)],
+                    packets: 0,
+                    bytes: 0,
+                });
+                links.len() - 1
             });
-            links.len() - 1
-        });
         self.links[i].packets += 1;
         self.links[i].bytes += s.bytes;
     }
