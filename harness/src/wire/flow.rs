@@ -145,3 +145,36 @@ pub fn merge_links(into: &mut Vec<EncryptedLink>, more: Vec<EncryptedLink>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(a: &str, b: &str, packets: u64) -> EncryptedLink {
+        EncryptedLink {
+            kind: EncryptionKind::Wireguard,
+            endpoints: [a.parse().unwrap(), b.parse().unwrap()],
+            packets,
+            bytes: packets * 100,
+        }
+    }
+
+    #[test]
+    fn links_seen_from_two_nodes_count_once() {
+        let mut all = vec![link("10.0.0.1", "10.0.0.2", 10)];
+        merge_links(
+            &mut all,
+            vec![
+                link("10.0.0.2", "10.0.0.1", 12),
+                link("10.0.0.1", "10.0.0.3", 4),
+            ],
+        );
+        assert_eq!(
+            all,
+            [
+                link("10.0.0.1", "10.0.0.2", 12),
+                link("10.0.0.1", "10.0.0.3", 4)
+            ]
+        );
+    }
+}

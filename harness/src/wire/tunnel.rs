@@ -9,10 +9,11 @@
 //! section 5), the Linux kernel's legacy VXLAN port 8472 that Flannel and Cilium use;
 //! Geneve's header and port 6081 (RFC 8926 section 3.4); GRE's flags and optional fields
 //! (RFC 2784, RFC 2890), protocol 0x6558 for Ethernet (Transparent Ethernet Bridging);
-//! WireGuard's message types and sizes (the WireGuard paper, section 5.4: initiation 148
-//! bytes, response 92, cookie reply 64, transport data 16 + a padded ciphertext of at
-//! least 16), port 51820 (wg-quick's default) and Cilium's 51871; ESP (RFC 4303) and ESP
-//! in UDP 4500 with the non-ESP marker (RFC 3948).
+//! WireGuard's message types and sizes (the WireGuard whitepaper's message formats:
+//! initiation 148 bytes, response 92, cookie reply 64, transport data a 16-byte header and
+//! a ciphertext of at least the 16-byte tag, padded to 16), the customary port 51820, and
+//! 51871, where Cilium's WireGuard listens (Cilium docs, "WireGuard Transparent
+//! Encryption"); ESP (RFC 4303) and ESP in UDP 4500 with the non-ESP marker (RFC 3948).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
