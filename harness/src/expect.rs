@@ -7,7 +7,8 @@
 //!   verdict of that capture into an error, never a pass;
 //! - an expectation whose probes were not answered is judged anyway, but says so;
 //! - a capture in which the CNI encrypted node-to-node traffic (WireGuard, IPsec) cannot
-//!   show the flows inside, so its expectations are errors unless what was seen fails them.
+//!   show the flows inside: an expectation it did not see in clear, or a pass that claims
+//!   every flow (a class, an absent canary), is an error there, never a pass.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
