@@ -1,7 +1,10 @@
-//! Fuzzes link decoding, TCP reassembly, TLS and protocol parsing directly: the input is
-//! cut into frames (`[link selector][length][bytes]...`) pushed into one analyzer. Frames
-//! are wrapped in valid Ethernet/IPv4/TCP headers half of the time, with sequence numbers
-//! from the input, so the fuzzer reaches reassembly and stream analysis quickly.
+//! Fuzzes link decoding, tunnel decapsulation, IP fragment reassembly, TCP reassembly,
+//! TLS and protocol parsing directly: the input is cut into frames (`[link selector]
+//! [length][bytes]...`) pushed into one analyzer. Frames are wrapped in valid
+//! Ethernet/IPv4/TCP headers half of the time, with sequence numbers from the input, so
+//! the fuzzer reaches reassembly and stream analysis quickly; a quarter of those are then
+//! wrapped again in VXLAN, Geneve, GRE or IP-in-IP, or cut into two IPv4 fragments, so it
+//! reaches decapsulation and reassembly of outer fragments too.
 #![no_main]
 
 #[allow(dead_code, unused_imports)]
@@ -45,6 +48,72 @@ fn tcp_frame(selector: u8, body: &[u8]) -> Vec<u8> {
     f
 }
 
+/// An IPv4 packet around `payload`, with the fragment field given.
+fn ipv4(proto: u8, frag: u16, id: u16, payload: &[u8]) -> Vec<u8> {
+    let mut ip = vec![0x45, 0, 0, 0, 0, 0, 0, 0, 64, proto, 0, 0, 10, 9, 0, 1, 10, 9, 0, 2];
+    ip[2..4].copy_from_slice(&((20 + payload.len()) as u16).to_be_bytes());
+    ip[4..6].copy_from_slice(&id.to_be_bytes());
+    ip[6..8].copy_from_slice(&frag.to_be_bytes());
+    ip.extend_from_slice(payload);
+    ip
+}
+
+fn ethernet(ip: Vec<u8>) -> Vec<u8> {
+    let mut f = vec![0u8; 12];
+    f.extend_from_slice(&[0x08, 0x00]);
+    f.extend_from_slice(&ip);
+    f
+}
+
+fn udp(dport: u16, payload: &[u8]) -> Vec<u8> {
+    let mut u = vec![0x9c, 0x40, 0, 0, 0, 0, 0, 0];
+    u[2..4].copy_from_slice(&dport.to_be_bytes());
+    u[4..6].copy_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    u.extend_from_slice(payload);
+    u
+}
+
+/// Wraps an Ethernet frame in one tunnel chosen by `how`; some choices emit two frames
+/// (the fragments of the outer packet).
+fn tunnel(how: u8, inner: Vec<u8>) -> Vec<Vec<u8>> {
+    let vni = [0, 0, how, 0];
+    match how % 5 {
+        0 => {
+            let mut v = vec![0x08, 0, 0, 0];
+            v.extend_from_slice(&vni);
+            v.extend_from_slice(&inner);
+            vec![ethernet(ipv4(17, 0, 0, &udp(4789, &v)))]
+        }
+        1 => {
+            let mut g = vec![0x01, 0, 0x65, 0x58];
+            g.extend_from_slice(&vni);
+            g.extend_from_slice(&[0x01, 0x02, 0x03, 0x04]);
+            g.extend_from_slice(&inner);
+            vec![ethernet(ipv4(17, 0, 0, &udp(6081, &g)))]
+        }
+        2 => {
+            let mut g = vec![0x20, 0, 0x65, 0x58];
+            g.extend_from_slice(&vni);
+            g.extend_from_slice(&inner);
+            vec![ethernet(ipv4(47, 0, 0, &g))]
+        }
+        3 => vec![ethernet(ipv4(4, 0, 0, inner.get(14..).unwrap_or_default()))],
+        _ => {
+            // The VXLAN datagram cut into two fragments, the second sent first.
+            let mut v = vec![0x08, 0, 0, 0];
+            v.extend_from_slice(&vni);
+            v.extend_from_slice(&inner);
+            let whole = udp(8472, &v);
+            let cut = (whole.len() / 2) & !7;
+            let id = u16::from(how);
+            vec![
+                ethernet(ipv4(17, (cut / 8) as u16, id, &whole[cut..])),
+                ethernet(ipv4(17, 0x2000, id, &whole[..cut])),
+            ]
+        }
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
     let config = AnalyzerConfig {
         canaries: vec![b"canary".to_vec()],
@@ -62,7 +131,14 @@ fuzz_target!(|data: &[u8]| {
         rest = next;
         ts += u64::from(*selector);
         if selector & 1 == 1 {
-            analyzer.push(LinkType::Ethernet, Duration::from_secs(ts), &tcp_frame(*selector, body));
+            let frame = tcp_frame(*selector, body);
+            if selector & 0x0c == 0x0c {
+                for outer in tunnel(*selector >> 4, frame) {
+                    analyzer.push(LinkType::Ethernet, Duration::from_secs(ts), &outer);
+                }
+            } else {
+                analyzer.push(LinkType::Ethernet, Duration::from_secs(ts), &frame);
+            }
         } else {
             analyzer.push(LINKS[usize::from(selector >> 1) % LINKS.len()], Duration::from_secs(ts), body);
         }

@@ -5,7 +5,10 @@
 //! - an expectation about a flow only passes if the capture saw that flow at all;
 //! - a capture that saw no packets, or whose negative controls failed, turns every other
 //!   verdict of that capture into an error, never a pass;
-//! - an expectation whose probes were not answered is judged anyway, but says so.
+//! - an expectation whose probes were not answered is judged anyway, but says so;
+//! - a capture in which the CNI encrypted node-to-node traffic (WireGuard, IPsec) cannot
+//!   show the flows inside: an expectation it did not see in clear, or a pass that claims
+//!   every flow (a class, an absent canary), is an error there, never a pass.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -143,7 +146,13 @@ pub fn judge_wire(
         pcap: Some(capture.pcap.clone()),
         observation: None,
     };
-    let (verdict, reason) = if flows.is_empty() {
+    let hidden = cni_encrypted(capture);
+    let (verdict, reason) = if let (true, Some(why)) = (flows.is_empty(), &hidden) {
+        (
+            Verdict::Error,
+            format!("no flow {selector} was seen in clear; {why}"),
+        )
+    } else if flows.is_empty() {
         let failed: Vec<&str> = e
             .probes
             .iter()
@@ -161,7 +170,16 @@ pub fn judge_wire(
         }
         (Verdict::Fail, reason)
     } else {
-        check_flows(e, &flows, &selector)
+        match (check_flows(e, &flows, &selector), hidden) {
+            // What was seen in clear still proves a failure, or a canary's presence; a
+            // claim about every flow (a class, an absent canary) may be contradicted by
+            // flows inside the encrypted links.
+            ((Verdict::Pass, seen), Some(why)) if claims_every_flow(e) => (
+                Verdict::Error,
+                format!("{seen}, but more flows {selector} may be inside encrypted links; {why}"),
+            ),
+            (judged, _) => judged,
+        }
     };
     Judgement {
         name: e.name.value.clone(),
@@ -170,6 +188,35 @@ pub fn judge_wire(
         reason,
         evidence,
     }
+}
+
+/// Why a capture cannot judge pod flows: the CNI encrypted node-to-node traffic, seen
+/// as `cni-encrypted` links. `None` when the capture saw no such link.
+pub fn cni_encrypted(capture: &CaptureResult) -> Option<String> {
+    let links = &capture.analysis.links;
+    if links.is_empty() {
+        return None;
+    }
+    let list: Vec<String> = links
+        .iter()
+        .map(|l| {
+            format!(
+                "{} {} <-> {} ({} packets)",
+                l.kind, l.endpoints[0], l.endpoints[1], l.packets
+            )
+        })
+        .collect();
+    Some(format!(
+        "the CNI encrypts node-to-node traffic here ({} at {}); capture at the pods' interfaces to judge the mesh",
+        list.join(", "),
+        capture.point
+    ))
+}
+
+/// Whether the expectation says something about every selected flow, which flows hidden
+/// from the capture could contradict.
+fn claims_every_flow(e: &WireExpectation) -> bool {
+    e.class.is_some() || e.canary == Some(CanaryRule::Absent)
 }
 
 fn check_flows(e: &WireExpectation, flows: &[&Flow], selector: &str) -> (Verdict, String) {
@@ -311,7 +358,7 @@ pub fn judge_model(
                 Verdict::Skip,
                 format!("the policy model cannot predict this flow: {why}"),
             ),
-            None => model_verdict(m, &flows),
+            None => model_verdict(m, &flows, cni_encrypted(capture)),
         };
         out.push(Judgement {
             name: format!("policy {} → {}:{}", m.from, m.to, m.port),
@@ -332,11 +379,23 @@ pub fn judge_model(
 }
 
 /// Pass when every classified flow has the predicted class, fail naming those that differ.
-fn model_verdict(m: &ExpectedFlow, flows: &[&Flow]) -> (Verdict, String) {
+/// When the capture saw CNI-encrypted links (`encrypted`), flows that agree prove nothing
+/// about the ones the capture could not see: an error, never a pass.
+fn model_verdict(m: &ExpectedFlow, flows: &[&Flow], encrypted: Option<String>) -> (Verdict, String) {
     let off: Vec<&&Flow> = flows
         .iter()
         .filter(|f| f.class != m.class && f.class != FlowClass::Unknown)
         .collect();
+    if let Some(why) = encrypted.filter(|_| off.is_empty()) {
+        return (
+            Verdict::Error,
+            format!(
+                "{} flow(s) are {} as the policy predicts, but others may be inside encrypted links; {why}",
+                flows.len(),
+                m.class
+            ),
+        );
+    }
     if off.is_empty() {
         return (
             Verdict::Pass,

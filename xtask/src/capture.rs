@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use meshproof::wire::{self, AnalyzerConfig};
+use meshproof::wire::{self, AnalyzerConfig, TunnelConfig};
 
 use crate::Outcome;
 
@@ -32,6 +32,28 @@ struct AnalyzeArgs {
     /// Print the JSON contract instead of a table.
     #[arg(long)]
     json: bool,
+    /// Another UDP port that carries VXLAN (4789 and 8472 always do; repeatable).
+    #[arg(long = "vxlan-port", value_name = "PORT")]
+    vxlan_ports: Vec<u16>,
+    /// Another UDP port that carries Geneve (6081 always does; repeatable).
+    #[arg(long = "geneve-port", value_name = "PORT")]
+    geneve_ports: Vec<u16>,
+}
+
+/// The analyzer's tunnel ports: the defaults and the ones the flags add.
+fn tunnels(args: &AnalyzeArgs) -> TunnelConfig {
+    let mut t = TunnelConfig::default();
+    for (ports, more) in [
+        (&mut t.vxlan_ports, &args.vxlan_ports),
+        (&mut t.geneve_ports, &args.geneve_ports),
+    ] {
+        for p in more {
+            if !ports.contains(p) {
+                ports.push(*p);
+            }
+        }
+    }
+    t
 }
 
 /// Runs `cargo xtask capture ...`.
@@ -48,6 +70,7 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<Outcome> {
             .iter()
             .map(|c| c.as_bytes().to_vec())
             .collect(),
+        tunnels: tunnels(&args),
         ..AnalyzerConfig::default()
     };
     let (analysis, stats) = wire::analyze_file_with_stats(&args.file, &config)
@@ -61,14 +84,23 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<Outcome> {
         let mut err = std::io::stderr().lock();
         writeln!(
             err,
-            "{} TCP segments, {} other packets, {} malformed, {} gaps ({} bytes), {} retransmissions",
+            "{} TCP segments ({} tunnelled), {} encrypted, {} other packets, {} malformed, {} gaps ({} bytes), {} retransmissions",
             stats.tcp_segments,
+            stats.tunnelled_segments,
+            stats.encrypted_packets,
             stats.other_packets,
             stats.malformed_packets,
             stats.gaps,
             stats.gap_bytes,
             stats.retransmissions
         )?;
+        if stats.fragments > 0 {
+            writeln!(
+                err,
+                "{} IP fragments: {} datagrams reassembled, {} fragments lost (incomplete, timed out or over the memory bound)",
+                stats.fragments, stats.reassembled_datagrams, stats.lost_fragments
+            )?;
+        }
     }
     Ok(Outcome::Passed)
 }

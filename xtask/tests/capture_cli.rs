@@ -36,7 +36,8 @@ fn json_is_the_documented_contract_with_every_field() {
         k.sort();
         k
     };
-    assert_eq!(keys(&doc), ["bytes", "flows", "packets"]);
+    assert_eq!(keys(&doc), ["bytes", "flows", "links", "packets"]);
+    assert_eq!(doc["links"], serde_json::json!([]));
     let flow = &doc["flows"][0];
     assert_eq!(
         keys(flow),
@@ -46,6 +47,7 @@ fn json_is_the_documented_contract_with_every_field() {
             "class",
             "client",
             "client_bytes",
+            "overlay",
             "protocol",
             "server",
             "server_bytes",
@@ -54,6 +56,7 @@ fn json_is_the_documented_contract_with_every_field() {
         ]
     );
     assert_eq!(flow["class"], "plaintext");
+    assert_eq!(flow["overlay"], serde_json::Value::Null);
     assert_eq!(flow["protocol"], "postgres");
     assert_eq!(flow["server"], "10.77.0.2:5432");
     assert_eq!(
@@ -111,4 +114,36 @@ fn a_missing_file_exits_2() {
         .assert()
         .code(2)
         .stderr(contains("cannot open /nonexistent/meshproof.pcap"));
+}
+
+#[test]
+fn tunnels_show_their_overlay_and_encryption_its_link() {
+    let out = xtask()
+        .args(["capture", "analyze", "--json", "--vxlan-port", "9999"])
+        .arg(capture("vxlan-http.pcap"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        doc["flows"][0]["overlay"],
+        serde_json::json!({"kind": "vxlan", "vni": 1, "outer": ["10.78.0.1", "10.78.0.2"], "depth": 1})
+    );
+    xtask()
+        .args(["capture", "analyze"])
+        .arg(capture("vxlan-fragments.pcap"))
+        .assert()
+        .success()
+        .stdout(contains("vxlan:4096 10.78.0.1>10.78.0.2"))
+        .stderr(contains(
+            "6 IP fragments: 3 datagrams reassembled, 0 fragments lost",
+        ));
+    xtask()
+        .args(["capture", "analyze"])
+        .arg(capture("wireguard.pcap"))
+        .assert()
+        .success()
+        .stdout(contains(
+            "cni-encrypted wireguard link 10.78.0.1 <-> 10.78.0.2: 34 packets",
+        ));
 }

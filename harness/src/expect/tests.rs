@@ -65,6 +65,7 @@ fn flow(client: &str, server: &str, class: FlowClass, hits: u64) -> Flow {
         canary_hits: hits,
         client_bytes: 100,
         server_bytes: 100,
+        overlay: None,
     }
 }
 
@@ -76,6 +77,7 @@ fn capture(flows: Vec<Flow>) -> CaptureResult {
             packets,
             bytes: packets * 100,
             flows,
+            links: vec![],
         },
         peers: peers(),
         point: "br-test".into(),
@@ -404,5 +406,79 @@ fn the_model_check_counts_flows_as_the_wire_checks_do() {
     assert!(
         js.is_empty(),
         "an attempt without data is not judged: {js:#?}"
+    );
+}
+
+/// The capture of a node whose CNI encrypts node-to-node traffic with WireGuard: the
+/// pod flows between nodes are only ciphertext.
+fn encrypted(flows: Vec<Flow>) -> CaptureResult {
+    let mut c = capture(flows);
+    c.analysis.links.push(crate::wire::EncryptedLink {
+        kind: crate::wire::EncryptionKind::Wireguard,
+        endpoints: ["172.18.0.2".parse().unwrap(), "172.18.0.3".parse().unwrap()],
+        packets: 40,
+        bytes: 6000,
+    });
+    c
+}
+
+#[test]
+fn a_pod_flow_seen_only_as_cni_ciphertext_is_an_error_never_a_pass() {
+    let passed = BTreeMap::from([("submit".to_string(), Verdict::Pass)]);
+    // Nothing in clear: neither the istio-mtls class nor `canary: absent` may pass, and
+    // this is not the ordinary "no flow" failure either.
+    let js = judge_capture(&step(), &encrypted(vec![front(1)]), &passed);
+    let db = js.iter().find(|j| j.name == "db-is-mtls").unwrap();
+    assert_eq!(db.verdict, Verdict::Error, "{db:#?}");
+    assert!(
+        db.reason
+            .contains("the CNI encrypts node-to-node traffic here")
+            && db
+                .reason
+                .contains("capture at the pods' interfaces to judge the mesh")
+            && db.reason.contains("wireguard 172.18.0.2 <-> 172.18.0.3"),
+        "{}",
+        db.reason
+    );
+    // Flows that were seen in clear and look right still cannot pass: others may hide.
+    let mtls = flow(
+        "10.244.1.5:5000",
+        "10.244.2.7:3306",
+        FlowClass::IstioMtls,
+        0,
+    );
+    let js = judge_capture(&step(), &encrypted(vec![front(1), mtls.clone()]), &passed);
+    assert!(js.iter().all(|j| j.verdict == Verdict::Error), "{js:#?}");
+    // The same capture without the encrypted link passes, so the link is what decides.
+    let js = judge_capture(&step(), &capture(vec![front(1), mtls]), &passed);
+    assert!(js.iter().all(|j| j.verdict == Verdict::Pass), "{js:#?}");
+    // Plaintext seen in clear is a failure whatever else was hidden.
+    let clear = flow(
+        "10.244.1.5:5000",
+        "10.244.2.7:3306",
+        FlowClass::Plaintext,
+        1,
+    );
+    let js = judge_capture(&step(), &encrypted(vec![front(1), clear]), &passed);
+    let db = js.iter().find(|j| j.name == "db-is-mtls").unwrap();
+    assert_eq!(db.verdict, Verdict::Fail, "{db:#?}");
+}
+
+#[test]
+fn the_model_check_does_not_pass_through_cni_encryption() {
+    let m = [model("web", "db", 3306, FlowClass::IstioMtls)];
+    let mtls = flow(
+        "10.244.1.5:5000",
+        "10.244.2.7:3306",
+        FlowClass::IstioMtls,
+        0,
+    );
+    let js = judge_model(&step(), &m, &encrypted(vec![mtls]));
+    assert_eq!(js.len(), 1, "{js:#?}");
+    assert_eq!(js[0].verdict, Verdict::Error);
+    assert!(
+        js[0].reason.contains("the CNI encrypts"),
+        "{}",
+        js[0].reason
     );
 }

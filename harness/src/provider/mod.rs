@@ -21,6 +21,7 @@ use crate::scenario::{Scenario, WaitFor};
 use crate::wire::Analysis;
 
 pub mod cluster;
+pub mod cni;
 pub mod existing;
 pub mod kind;
 

@@ -153,6 +153,7 @@ impl Lab for FakeLab {
             canary_hits: hits,
             client_bytes: 1,
             server_bytes: 1,
+            overlay: None,
         };
         let clear = self.db_class == FlowClass::Plaintext;
         let flows = vec![
@@ -187,6 +188,7 @@ impl Lab for FakeLab {
                 packets: 30,
                 bytes: 3000,
                 flows,
+                links: vec![],
             },
             peers,
             point: "fake".into(),

@@ -12,11 +12,13 @@ use std::time::Duration;
 
 use super::canary::Canaries;
 use super::classify::classify_hello;
+use super::defrag::Defrag;
 use super::link::{self, Decoded, Endpoint, LinkType, Segment, flags};
 use super::reasm::{Chunk, Reassembly, SegmentIn};
 use super::sniff::Speaker;
 use super::stream::{Ctx, Limits, Stream};
 use super::tls::version_name;
+use super::tunnel::{OverlayTag, SealedLinks, TunnelConfig};
 use super::{Analysis, Flow, FlowClass};
 
 /// What the analyzer searches for and how much memory it may use per flow.
@@ -35,6 +37,8 @@ pub struct AnalyzerConfig {
     pub max_out_of_order: usize,
     /// Capture time a closed connection is kept to absorb late retransmissions.
     pub close_linger: Duration,
+    /// The UDP ports of VXLAN, Geneve and WireGuard.
+    pub tunnels: TunnelConfig,
 }
 
 impl Default for AnalyzerConfig {
@@ -46,6 +50,7 @@ impl Default for AnalyzerConfig {
             max_handshake: 64 * 1024,
             max_out_of_order: 256 * 1024,
             close_linger: Duration::from_secs(30),
+            tunnels: TunnelConfig::default(),
         }
     }
 }
@@ -55,8 +60,19 @@ impl Default for AnalyzerConfig {
 pub struct AnalyzerStats {
     /// TCP segments decoded.
     pub tcp_segments: u64,
-    /// Frames that were not TCP over IP (ARP, UDP, ICMP, IP fragments).
+    /// Frames that were not TCP over IP (ARP, plain UDP, ICMP, tunnels nested too deep).
     pub other_packets: u64,
+    /// TCP segments found inside a tunnel (counted in `tcp_segments` too).
+    pub tunnelled_segments: u64,
+    /// Packets of node-to-node ciphertext (WireGuard, IPsec ESP).
+    pub encrypted_packets: u64,
+    /// IP fragments seen, at any depth.
+    pub fragments: u64,
+    /// Datagrams rebuilt from fragments.
+    pub reassembled_datagrams: u64,
+    /// Fragments that never became part of a rebuilt datagram (timed out, evicted by the
+    /// memory bound, cut by the snapshot length, or still incomplete at the end).
+    pub lost_fragments: u64,
     /// Frames whose headers were malformed or cut short.
     pub malformed_packets: u64,
     /// Holes in reassembled streams (missing or snapshot-truncated bytes).
@@ -110,6 +126,8 @@ struct FlowState {
     synack_from: Option<usize>,
     rst: bool,
     closed: bool,
+    /// The tunnel of the first encapsulated segment, and which side sent it.
+    overlay: Option<(OverlayTag, usize)>,
 }
 
 /// Classifies TCP flows from captured frames, one frame at a time.
@@ -120,6 +138,8 @@ pub struct Analyzer {
     table: HashMap<Key, Box<FlowState>, BuildHasherDefault<FlowHasher>>,
     closing: VecDeque<(Duration, Key, usize)>,
     results: Vec<Option<Flow>>,
+    defrag: Defrag,
+    links: SealedLinks,
     packets: u64,
     bytes: u64,
     stats: AnalyzerStats,
@@ -134,6 +154,8 @@ impl Analyzer {
             table: HashMap::default(),
             closing: VecDeque::new(),
             results: Vec::new(),
+            defrag: Defrag::default(),
+            links: SealedLinks::default(),
             packets: 0,
             bytes: 0,
             stats: AnalyzerStats::default(),
@@ -147,17 +169,45 @@ impl Analyzer {
 
     /// The counters so far.
     pub fn stats(&self) -> AnalyzerStats {
-        self.stats
+        let mut stats = self.stats;
+        stats.fragments = self.defrag.fragments;
+        stats.reassembled_datagrams = self.defrag.reassembled;
+        stats.lost_fragments = self.defrag.lost;
+        stats
     }
 
     /// Feeds one captured frame of the given link type, captured at `ts` (since the epoch).
     pub fn push(&mut self, link: LinkType, ts: Duration, data: &[u8]) {
         self.packets += 1;
         self.bytes += data.len() as u64;
-        match link::decode(link, data) {
+        let decoded = link::decode_with(&self.config.tunnels, link, data);
+        self.handle(ts, decoded);
+    }
+
+    fn handle(&mut self, ts: Duration, decoded: Decoded<'_>) {
+        match decoded {
             Decoded::Tcp(seg) => {
                 self.stats.tcp_segments += 1;
+                self.stats.tunnelled_segments += u64::from(seg.overlay.is_some());
                 self.tcp(ts, seg);
+            }
+            Decoded::Encrypted(sealed) => {
+                self.stats.encrypted_packets += 1;
+                self.links.add(sealed);
+            }
+            Decoded::Fragment(f) => {
+                if let Some(d) = self.defrag.push(ts, f) {
+                    let inner = link::decode_datagram(
+                        &self.config.tunnels,
+                        d.layer,
+                        d.ends,
+                        d.proto,
+                        &d.payload,
+                    );
+                    // A datagram's fragments are only decoded one layer deeper than the
+                    // fragments themselves, so this recursion ends within MAX_DEPTH.
+                    self.handle(ts, inner);
+                }
             }
             Decoded::Other => self.stats.other_packets += 1,
             Decoded::Malformed => self.stats.malformed_packets += 1,
@@ -175,14 +225,17 @@ impl Analyzer {
         for key in open {
             self.finalize(&key);
         }
+        self.defrag.finish();
+        let stats = self.stats();
         let flows = self.results.into_iter().flatten().collect();
         (
             Analysis {
                 packets: self.packets,
                 bytes: self.bytes,
                 flows,
+                links: self.links.into_links(),
             },
-            self.stats,
+            stats,
         )
     }
 
@@ -229,6 +282,9 @@ impl Analyzer {
             Box::new(FlowState::new(results.len() - 1, seg.src, seg.dst))
         });
         let d = usize::from(seg.src != flow.ep[0]);
+        if flow.overlay.is_none() {
+            flow.overlay = seg.overlay.map(|o| (o, d));
+        }
         if syn {
             if ack {
                 flow.synack_from = Some(d)
@@ -331,6 +387,7 @@ impl FlowState {
             synack_from: None,
             rst: false,
             closed: false,
+            overlay: None,
         }
     }
 
@@ -396,6 +453,7 @@ impl FlowState {
             canary_hits: client.hits + server.hits,
             client_bytes: self.dirs[c].bytes,
             server_bytes: self.dirs[1 - c].bytes,
+            overlay: self.overlay.map(|(o, sender)| o.to_overlay(sender == c)),
         }
     }
 }

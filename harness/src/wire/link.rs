@@ -1,12 +1,20 @@
 //! Link, network and transport headers: from one captured frame to one TCP segment.
 //!
 //! Decoding is hand-written over byte slices so the hot path never allocates and never
-//! copies payload. Anything that is not TCP over IPv4/IPv6 (ARP, UDP, ICMP, later IP
-//! fragments) decodes to a [`Decoded::Other`] so the caller can count it; anything
-//! malformed decodes to [`Decoded::Malformed`]. No input can make this module panic.
+//! copies payload. Tunnels (VXLAN, Geneve, IP-in-IP, GRE; see `tunnel.rs`) are looked
+//! through at any depth up to [`MAX_DEPTH`], each level free to carry VLAN tags, and the
+//! innermost one is kept with the segment. Node-to-node ciphertext decodes to
+//! [`Decoded::Encrypted`], IP fragments to [`Decoded::Fragment`] for the analyzer to
+//! reassemble, anything else that is not TCP over IPv4/IPv6 (ARP, plain UDP, ICMP) to
+//! [`Decoded::Other`] so the caller can count it, and anything malformed to
+//! [`Decoded::Malformed`]. No input can make this module panic.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::LazyLock;
+
+use super::flow::TunnelKind;
+use super::tunnel::{self, Inner, MAX_DEPTH, OverlayTag, Sealed, TunnelConfig};
 
 /// The link-layer header types the analyzer reads (pcap `LINKTYPE_*` values).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -149,6 +157,40 @@ pub struct Segment<'a> {
     /// The payload length on the wire according to the IP header; larger than
     /// `payload.len()` when the snapshot length cut the frame short.
     pub wire_len: u32,
+    /// The innermost tunnel the segment travelled in, if any.
+    pub overlay: Option<OverlayTag>,
+}
+
+/// Where in a stack of encapsulations a packet was found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Layer {
+    /// Encapsulations around this packet (0 for the captured packet itself).
+    pub depth: u8,
+    /// The innermost tunnel around it.
+    pub overlay: Option<OverlayTag>,
+}
+
+/// One IP fragment, for the analyzer to reassemble.
+#[derive(Debug, Clone, Copy)]
+pub struct Fragment<'a> {
+    /// Where the fragmented packet was found.
+    pub layer: Layer,
+    /// The sender (port 0).
+    pub src: Endpoint,
+    /// The receiver (port 0).
+    pub dst: Endpoint,
+    /// The IP identification (IPv4) or fragment header identification (IPv6).
+    pub id: u32,
+    /// The protocol of the whole datagram's payload.
+    pub proto: u8,
+    /// Where this fragment's bytes go in the datagram's payload.
+    pub offset: u32,
+    /// Whether more fragments follow.
+    pub more: bool,
+    /// The fragment's payload bytes that were captured.
+    pub data: &'a [u8],
+    /// Whether the capture kept all of them.
+    pub complete: bool,
 }
 
 /// What one frame turned out to be.
@@ -156,7 +198,11 @@ pub struct Segment<'a> {
 pub enum Decoded<'a> {
     /// A TCP segment.
     Tcp(Segment<'a>),
-    /// Well-formed traffic that is not TCP over IP (ARP, UDP, ICMP, later fragments).
+    /// A packet of node-to-node ciphertext (WireGuard, IPsec ESP).
+    Encrypted(Sealed),
+    /// A fragment of an IP datagram.
+    Fragment(Fragment<'a>),
+    /// Well-formed traffic that is not TCP over IP (ARP, UDP, ICMP, tunnels too deep).
     Other,
     /// Headers that contradict themselves or are cut short before the TCP header ends.
     Malformed,
@@ -167,7 +213,12 @@ const ETHERTYPE_IPV6: u16 = 0x86dd;
 const ETHERTYPE_VLAN: u16 = 0x8100;
 const ETHERTYPE_QINQ: u16 = 0x88a8;
 const ETHERTYPE_QINQ_OLD: u16 = 0x9100;
+const IPPROTO_IPIP: u8 = 4;
 const IPPROTO_TCP: u8 = 6;
+const IPPROTO_UDP: u8 = 17;
+const IPPROTO_IPV6: u8 = 41;
+const IPPROTO_GRE: u8 = 47;
+const IPPROTO_ESP: u8 = 50;
 
 fn be16(b: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([b[at], b[at + 1]])
@@ -177,20 +228,80 @@ fn be32(b: &[u8], at: usize) -> u32 {
     u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
-/// Decodes one captured frame of the given link type.
-pub fn decode(link: LinkType, frame: &[u8]) -> Decoded<'_> {
-    match link {
-        LinkType::Ethernet => ethernet(frame),
-        LinkType::LinuxSll => sll(frame),
-        LinkType::LinuxSll2 => sll2(frame),
-        LinkType::Raw => raw_ip(frame),
-        LinkType::Ipv4 => ipv4(frame),
-        LinkType::Ipv6 => ipv6(frame),
-        LinkType::Null | LinkType::Loop => loopback(link, frame),
+/// The decoding context: the tunnel ports and the encapsulations around the packet.
+#[derive(Debug, Clone, Copy)]
+struct Cx<'c> {
+    cfg: &'c TunnelConfig,
+    layer: Layer,
+}
+
+impl<'c> Cx<'c> {
+    /// The context one encapsulation deeper, or `None` past [`MAX_DEPTH`].
+    fn enter(
+        self,
+        kind: TunnelKind,
+        vni: Option<u32>,
+        src: Endpoint,
+        dst: Endpoint,
+    ) -> Option<Cx<'c>> {
+        let depth = self.layer.depth + 1;
+        (depth <= MAX_DEPTH).then_some(Cx {
+            cfg: self.cfg,
+            layer: Layer {
+                depth,
+                overlay: Some(OverlayTag {
+                    kind,
+                    vni,
+                    outer_src: src.addr,
+                    outer_dst: dst.addr,
+                    depth,
+                }),
+            },
+        })
     }
 }
 
-fn ethernet(frame: &[u8]) -> Decoded<'_> {
+static DEFAULT_TUNNELS: LazyLock<TunnelConfig> = LazyLock::new(TunnelConfig::default);
+
+/// Decodes one captured frame of the given link type, with the default tunnel ports.
+pub fn decode(link: LinkType, frame: &[u8]) -> Decoded<'_> {
+    decode_with(&DEFAULT_TUNNELS, link, frame)
+}
+
+/// Decodes one captured frame of the given link type, looking for tunnels on `tunnels`'
+/// ports.
+pub fn decode_with<'a>(tunnels: &TunnelConfig, link: LinkType, frame: &'a [u8]) -> Decoded<'a> {
+    let cx = Cx {
+        cfg: tunnels,
+        layer: Layer::default(),
+    };
+    match link {
+        LinkType::Ethernet => ethernet(cx, frame),
+        LinkType::LinuxSll => sll(cx, frame),
+        LinkType::LinuxSll2 => sll2(cx, frame),
+        LinkType::Raw => raw_ip(cx, frame),
+        LinkType::Ipv4 => ipv4(cx, frame),
+        LinkType::Ipv6 => ipv6(cx, frame),
+        LinkType::Null | LinkType::Loop => loopback(cx, link, frame),
+    }
+}
+
+/// Decodes the payload of a reassembled IP datagram found at `layer`.
+pub fn decode_datagram<'a>(
+    tunnels: &TunnelConfig,
+    layer: Layer,
+    (src, dst): (Endpoint, Endpoint),
+    proto: u8,
+    payload: &'a [u8],
+) -> Decoded<'a> {
+    let cx = Cx {
+        cfg: tunnels,
+        layer,
+    };
+    transport(cx, src, dst, proto, payload, payload.len())
+}
+
+fn ethernet<'a>(cx: Cx<'_>, frame: &'a [u8]) -> Decoded<'a> {
     if frame.len() < 14 {
         return Decoded::Malformed;
     }
@@ -211,24 +322,24 @@ fn ethernet(frame: &[u8]) -> Decoded<'_> {
         ethertype = be16(frame, at + 2);
         at += 4;
     }
-    by_ethertype(ethertype, &frame[at..])
+    by_ethertype(cx, ethertype, &frame[at..])
 }
 
-fn sll(frame: &[u8]) -> Decoded<'_> {
+fn sll<'a>(cx: Cx<'_>, frame: &'a [u8]) -> Decoded<'a> {
     if frame.len() < 16 {
         return Decoded::Malformed;
     }
-    by_ethertype(be16(frame, 14), &frame[16..])
+    by_ethertype(cx, be16(frame, 14), &frame[16..])
 }
 
-fn sll2(frame: &[u8]) -> Decoded<'_> {
+fn sll2<'a>(cx: Cx<'_>, frame: &'a [u8]) -> Decoded<'a> {
     if frame.len() < 20 {
         return Decoded::Malformed;
     }
-    by_ethertype(be16(frame, 0), &frame[20..])
+    by_ethertype(cx, be16(frame, 0), &frame[20..])
 }
 
-fn loopback(link: LinkType, frame: &[u8]) -> Decoded<'_> {
+fn loopback<'a>(cx: Cx<'_>, link: LinkType, frame: &'a [u8]) -> Decoded<'a> {
     if frame.len() < 4 {
         return Decoded::Malformed;
     }
@@ -241,31 +352,31 @@ fn loopback(link: LinkType, frame: &[u8]) -> Decoded<'_> {
         if le < 256 { le } else { be32(frame, 0) }
     };
     match family {
-        2 => ipv4(&frame[4..]),
+        2 => ipv4(cx, &frame[4..]),
         // AF_INET6 differs between BSDs (24, 28, 30); all mean IPv6 here.
-        24 | 28 | 30 => ipv6(&frame[4..]),
+        24 | 28 | 30 => ipv6(cx, &frame[4..]),
         _ => Decoded::Other,
     }
 }
 
-fn by_ethertype(ethertype: u16, rest: &[u8]) -> Decoded<'_> {
+fn by_ethertype<'a>(cx: Cx<'_>, ethertype: u16, rest: &'a [u8]) -> Decoded<'a> {
     match ethertype {
-        ETHERTYPE_IPV4 => ipv4(rest),
-        ETHERTYPE_IPV6 => ipv6(rest),
+        ETHERTYPE_IPV4 => ipv4(cx, rest),
+        ETHERTYPE_IPV6 => ipv6(cx, rest),
         _ => Decoded::Other,
     }
 }
 
-fn raw_ip(frame: &[u8]) -> Decoded<'_> {
+fn raw_ip<'a>(cx: Cx<'_>, frame: &'a [u8]) -> Decoded<'a> {
     match frame.first().map(|b| b >> 4) {
-        Some(4) => ipv4(frame),
-        Some(6) => ipv6(frame),
+        Some(4) => ipv4(cx, frame),
+        Some(6) => ipv6(cx, frame),
         Some(_) => Decoded::Malformed,
         None => Decoded::Malformed,
     }
 }
 
-fn ipv4(p: &[u8]) -> Decoded<'_> {
+fn ipv4<'a>(cx: Cx<'_>, p: &'a [u8]) -> Decoded<'a> {
     if p.len() < 20 || p[0] >> 4 != 4 {
         return Decoded::Malformed;
     }
@@ -279,20 +390,28 @@ fn ipv4(p: &[u8]) -> Decoded<'_> {
     if ihl < 20 || total < ihl || p.len() < ihl {
         return Decoded::Malformed;
     }
-    let frag = be16(p, 6);
-    if p[9] != IPPROTO_TCP || frag & 0x1fff != 0 || frag & 0x2000 != 0 {
-        // Fragmented TCP is vanishingly rare on the paths a mesh uses; the fragments
-        // are counted as other traffic rather than half-decoded.
-        return Decoded::Other;
-    }
     // Ethernet padding may follow the datagram; the IP total length is the truth.
     let end = total.min(p.len());
     let src = Endpoint::v4(&p[12..16], 0);
     let dst = Endpoint::v4(&p[16..20], 0);
-    tcp(src, dst, &p[ihl..end], total - ihl)
+    let frag = be16(p, 6);
+    if frag & 0x3fff != 0 {
+        return Decoded::Fragment(Fragment {
+            layer: cx.layer,
+            src,
+            dst,
+            id: u32::from(be16(p, 4)),
+            proto: p[9],
+            offset: u32::from(frag & 0x1fff) * 8,
+            more: frag & 0x2000 != 0,
+            data: &p[ihl..end],
+            complete: end == total,
+        });
+    }
+    transport(cx, src, dst, p[9], &p[ihl..end], total - ihl)
 }
 
-fn ipv6(p: &[u8]) -> Decoded<'_> {
+fn ipv6<'a>(cx: Cx<'_>, p: &'a [u8]) -> Decoded<'a> {
     if p.len() < 40 || p[0] >> 4 != 6 {
         return Decoded::Malformed;
     }
@@ -306,7 +425,6 @@ fn ipv6(p: &[u8]) -> Decoded<'_> {
     // Walk the extension headers; the bound keeps a chain of them from looping long.
     for _ in 0..8 {
         match next {
-            IPPROTO_TCP => return tcp(src, dst, &p[at.min(end)..end], remaining_wire),
             // Hop-by-hop, routing, destination options.
             0 | 43 | 60 => {
                 if end < at + 8 {
@@ -320,25 +438,82 @@ fn ipv6(p: &[u8]) -> Decoded<'_> {
                 at += len;
                 remaining_wire -= len;
             }
-            // A fragment header: only unfragmented datagrams (offset 0, no more) pass.
             44 => {
                 if end < at + 8 || remaining_wire < 8 {
                     return Decoded::Malformed;
                 }
-                if be16(p, at + 2) & 0xfff9 != 0 {
-                    return Decoded::Other;
-                }
-                next = p[at];
+                let off = be16(p, at + 2);
+                let (proto, id) = (p[at], be32(p, at + 4));
                 at += 8;
                 remaining_wire -= 8;
+                // An atomic fragment (offset 0, no more) is a whole datagram.
+                if off & 0xfff9 != 0 {
+                    return Decoded::Fragment(Fragment {
+                        layer: cx.layer,
+                        src,
+                        dst,
+                        id,
+                        proto,
+                        offset: u32::from(off & 0xfff8),
+                        more: off & 1 != 0,
+                        data: &p[at.min(end)..end],
+                        complete: end == 40 + payload_len,
+                    });
+                }
+                next = proto;
             }
-            _ => return Decoded::Other,
+            // No next header.
+            59 => return Decoded::Other,
+            proto => return transport(cx, src, dst, proto, &p[at.min(end)..end], remaining_wire),
         }
     }
     Decoded::Other
 }
 
-fn tcp<'a>(mut src: Endpoint, mut dst: Endpoint, t: &'a [u8], wire: usize) -> Decoded<'a> {
+/// What an IP packet carries: TCP, a tunnel, ciphertext, or something else.
+fn transport<'a>(
+    cx: Cx<'_>,
+    src: Endpoint,
+    dst: Endpoint,
+    proto: u8,
+    l4: &'a [u8],
+    wire: usize,
+) -> Decoded<'a> {
+    let inner = match proto {
+        IPPROTO_TCP => return tcp(cx.layer.overlay, src, dst, l4, wire),
+        IPPROTO_UDP => tunnel::udp(cx.cfg, l4),
+        IPPROTO_IPIP | IPPROTO_IPV6 => Inner::Ip(TunnelKind::Ipip, None, l4),
+        IPPROTO_GRE => tunnel::gre(l4),
+        IPPROTO_ESP => tunnel::esp(l4),
+        _ => return Decoded::Other,
+    };
+    match inner {
+        Inner::Sealed(kind) => Decoded::Encrypted(Sealed {
+            kind,
+            src: src.addr,
+            dst: dst.addr,
+            bytes: wire as u64,
+        }),
+        Inner::Other => Decoded::Other,
+        Inner::Malformed => Decoded::Malformed,
+        Inner::Ethernet(kind, vni, rest) => match cx.enter(kind, vni, src, dst) {
+            Some(cx) => ethernet(cx, rest),
+            None => Decoded::Other,
+        },
+        Inner::Ip(kind, vni, rest) => match cx.enter(kind, vni, src, dst) {
+            Some(cx) => raw_ip(cx, rest),
+            None => Decoded::Other,
+        },
+    }
+}
+
+fn tcp<'a>(
+    overlay: Option<OverlayTag>,
+    mut src: Endpoint,
+    mut dst: Endpoint,
+    t: &'a [u8],
+    wire: usize,
+) -> Decoded<'a> {
     if t.len() < 20 {
         return Decoded::Malformed;
     }
@@ -358,145 +533,10 @@ fn tcp<'a>(mut src: Endpoint, mut dst: Endpoint, t: &'a [u8], wire: usize) -> De
         flags: t[13],
         payload: t.get(offset..).unwrap_or_default(),
         wire_len: u32::try_from(wire - offset).unwrap_or(u32::MAX),
+        overlay,
     })
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn tcp_header(sport: u16, dport: u16, seq: u32, flags: u8) -> Vec<u8> {
-        let mut t = vec![0u8; 20];
-        t[0..2].copy_from_slice(&sport.to_be_bytes());
-        t[2..4].copy_from_slice(&dport.to_be_bytes());
-        t[4..8].copy_from_slice(&seq.to_be_bytes());
-        t[12] = 5 << 4;
-        t[13] = flags;
-        t
-    }
-
-    fn ipv4_packet(payload: &[u8]) -> Vec<u8> {
-        let mut tcp = tcp_header(40000, 443, 7, flags::ACK);
-        tcp.extend_from_slice(payload);
-        let mut ip = vec![
-            0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
-        ];
-        let total = (ip.len() + tcp.len()) as u16;
-        ip[2..4].copy_from_slice(&total.to_be_bytes());
-        ip.extend_from_slice(&tcp);
-        ip
-    }
-
-    fn expect_tcp(d: Decoded<'_>) -> Segment<'_> {
-        match d {
-            Decoded::Tcp(s) => s,
-            other => panic!("expected TCP, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn ethernet_with_two_vlan_tags() {
-        let mut f = vec![0u8; 12];
-        f.extend_from_slice(&[0x88, 0xa8, 0, 10, 0x81, 0x00, 0, 20, 0x08, 0x00]);
-        f.extend_from_slice(&ipv4_packet(b"hi"));
-        f.extend_from_slice(&[0, 0, 0]); // Ethernet padding must not become payload.
-        let s = expect_tcp(decode(LinkType::Ethernet, &f));
-        assert_eq!(s.payload, b"hi");
-        assert_eq!(s.wire_len, 2);
-        assert_eq!(s.src.socket_addr().to_string(), "10.0.0.1:40000");
-        assert_eq!(s.dst.port, 443);
-    }
-
-    #[test]
-    fn sll_and_sll2_reach_the_same_segment() {
-        let ip = ipv4_packet(b"x");
-        let mut v1 = vec![0u8; 14];
-        v1.extend_from_slice(&[0x08, 0x00]);
-        v1.extend_from_slice(&ip);
-        let mut v2 = vec![0x08, 0x00];
-        v2.extend_from_slice(&[0u8; 18]);
-        v2.extend_from_slice(&ip);
-        assert_eq!(expect_tcp(decode(LinkType::LinuxSll, &v1)).payload, b"x");
-        assert_eq!(expect_tcp(decode(LinkType::LinuxSll2, &v2)).payload, b"x");
-        assert_eq!(expect_tcp(decode(LinkType::Raw, &ip)).payload, b"x");
-    }
-
-    #[test]
-    fn ipv6_with_a_hop_by_hop_header() {
-        let mut p = vec![0x60, 0, 0, 0, 0, 0, 0, 64];
-        p.extend_from_slice(&[0xfd; 16]);
-        p.extend_from_slice(&[0xfe; 16]);
-        let mut ext = vec![IPPROTO_TCP, 0, 0, 0, 0, 0, 0, 0];
-        ext.extend_from_slice(&tcp_header(50000, 15008, 1, flags::SYN));
-        ext.extend_from_slice(b"abc");
-        p[4..6].copy_from_slice(&(ext.len() as u16).to_be_bytes());
-        p.extend_from_slice(&ext);
-        let s = expect_tcp(decode(LinkType::Ipv6, &p));
-        assert_eq!(s.payload, b"abc");
-        assert_eq!(s.flags, flags::SYN);
-        assert!(s.src.ip().is_ipv6());
-    }
-
-    #[test]
-    fn snaplen_cut_keeps_the_wire_length() {
-        let ip = ipv4_packet(b"0123456789");
-        let s = expect_tcp(decode(LinkType::Raw, &ip[..ip.len() - 4]));
-        assert_eq!(s.payload, b"012345");
-        assert_eq!(s.wire_len, 10);
-    }
-
-    #[test]
-    fn snaplen_cut_inside_the_options_keeps_the_segment() {
-        // Twenty bytes after the fixed header: twelve of options, eight of payload.
-        let mut ip = ipv4_packet(&[0x01; 20]);
-        ip[20 + 12] = 8 << 4;
-        let s = expect_tcp(decode(LinkType::Raw, &ip[..40]));
-        assert!(s.payload.is_empty());
-        assert_eq!(s.wire_len, 8);
-        assert_eq!((s.src.port, s.dst.port, s.seq), (40000, 443, 7));
-        let mut lying = ipv4_packet(b"");
-        lying[20 + 12] = 8 << 4;
-        assert!(matches!(decode(LinkType::Raw, &lying), Decoded::Malformed));
-    }
-
-    #[test]
-    fn garbage_never_panics_and_is_classified() {
-        assert!(matches!(
-            decode(LinkType::Ethernet, &[0; 5]),
-            Decoded::Malformed
-        ));
-        assert!(matches!(
-            decode(LinkType::Raw, &[0x45, 0, 0]),
-            Decoded::Malformed
-        ));
-        let mut bad_ihl = ipv4_packet(b"");
-        bad_ihl[0] = 0x4f;
-        assert!(matches!(
-            decode(LinkType::Raw, &bad_ihl),
-            Decoded::Malformed
-        ));
-        let mut udp = ipv4_packet(b"");
-        udp[9] = 17;
-        assert!(matches!(decode(LinkType::Raw, &udp), Decoded::Other));
-        for len in 0..80 {
-            let junk: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
-            for link in [
-                LinkType::Ethernet,
-                LinkType::LinuxSll2,
-                LinkType::Null,
-                LinkType::Ipv6,
-            ] {
-                let _ = decode(link, &junk);
-            }
-        }
-    }
-
-    #[test]
-    fn linktype_numbers_round_trip() {
-        for n in [0, 1, 101, 108, 113, 228, 229, 276] {
-            assert_eq!(LinkType::from_linktype(n).unwrap().linktype(), n);
-        }
-        assert_eq!(LinkType::from_linktype(12), Some(LinkType::Raw));
-        assert_eq!(LinkType::from_linktype(65000), None);
-    }
-}
+#[path = "link_tests.rs"]
+mod tests;

@@ -2,7 +2,9 @@
 //!
 //! This module owns the vocabulary for what a TCP connection looked like on the wire
 //! ([`FlowClass`], [`Flow`], [`Analysis`]) and the engine that produces it:
-//! link-layer decoding ([`LinkType`]), per-direction TCP reassembly with bounded memory,
+//! link-layer decoding ([`LinkType`]) through tunnels ([`TunnelKind`]) and IP fragments,
+//! recognition of node-to-node encryption ([`EncryptedLink`]), per-direction TCP
+//! reassembly with bounded memory,
 //! TLS ClientHello parsing, mesh classification, plaintext protocol sniffing and
 //! streaming canary search. [`Analyzer`] is fed frame by frame (live captures use it
 //! directly); [`analyze_file`] reads pcap and pcapng files.
@@ -17,6 +19,7 @@ pub mod bench;
 mod canary;
 mod class;
 mod classify;
+mod defrag;
 mod file;
 mod flow;
 mod link;
@@ -25,6 +28,7 @@ mod report;
 pub mod sniff;
 mod stream;
 mod tls;
+mod tunnel;
 
 use std::path::PathBuf;
 
@@ -34,9 +38,15 @@ pub use classify::{HBONE_PORT, classify_hello, is_consul_sni, is_istio_sni};
 pub use file::{
     CaptureParser, MAX_RECORD, Record, analyze_file, analyze_file_with_stats, read_capture,
 };
-pub use flow::{Analysis, Flow};
-pub use link::{Decoded, Endpoint, LinkType, Segment, decode, flags as tcp_flags};
+pub use flow::{Analysis, EncryptedLink, EncryptionKind, Flow, Overlay, TunnelKind, merge_links};
+pub use link::{
+    Decoded, Endpoint, Fragment, Layer, LinkType, Segment, decode, decode_with, flags as tcp_flags,
+};
 pub use report::render_table;
+pub use tunnel::{
+    GENEVE_PORT, OverlayTag, Sealed, TunnelConfig, VXLAN_LINUX_PORT, VXLAN_PORT,
+    WIREGUARD_CILIUM_PORT, WIREGUARD_PORT,
+};
 
 /// Why a capture could not be read. Every variant that concerns the bytes carries the
 /// byte offset where they stopped making sense.

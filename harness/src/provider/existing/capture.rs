@@ -51,6 +51,7 @@ pub fn merge(parts: Vec<Analysis>) -> Analysis {
     for part in parts {
         total.packets += part.packets;
         total.bytes += part.bytes;
+        crate::wire::merge_links(&mut total.links, part.links);
         for flow in part.flows {
             let key = (flow.client, flow.server);
             let size = flow.client_bytes + flow.server_bytes;
@@ -255,6 +256,7 @@ mod tests {
             canary_hits: 0,
             client_bytes: bytes,
             server_bytes: 0,
+            overlay: None,
         }
     }
 
@@ -264,6 +266,7 @@ mod tests {
             packets: 10,
             bytes: 1000,
             flows: vec![flow("10.0.1.5:40000", "10.0.2.7:3306", 500)],
+            links: vec![],
         };
         let b = Analysis {
             packets: 12,
@@ -272,6 +275,7 @@ mod tests {
                 flow("10.0.1.5:40000", "10.0.2.7:3306", 520),
                 flow("10.0.2.7:50000", "10.0.1.9:80", 10),
             ],
+            links: vec![],
         };
         let merged = merge(vec![a, b]);
         assert_eq!(merged.flows.len(), 2);
