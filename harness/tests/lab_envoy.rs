@@ -150,6 +150,7 @@ async fn strict_mtls_between_sidecars_and_rbac_on_http() {
         ],
         outbound: vec![],
         ingress: vec![],
+        egress: Vec::new(),
     };
     pod::start_sidecar(
         &docker,
@@ -184,6 +185,7 @@ async fn strict_mtls_between_sidecars_and_rbac_on_http() {
                 peer_identities: vec![db_id.to_string()],
             }),
         },
+        blackhole: false,
     };
     let web_role = role("web", vec![], vec![]);
     let mut web = pod::start_app(&docker, &ctx, &web_role, vec![])
@@ -200,6 +202,7 @@ async fn strict_mtls_between_sidecars_and_rbac_on_http() {
             route("127.1.0.2:8080", 8080, true),
         ],
         ingress: vec![],
+        egress: Vec::new(),
     };
     pod::start_sidecar(
         &docker,

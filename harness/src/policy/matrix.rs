@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::context::{Ctx, Endpoint};
 use super::types::{Consequence, ExpectedFlow, Pair, Peer, PeerSource, Row, Status, TlsSource};
-use super::{MeshKind, MeshOptions, connect, consul, external, gateway};
+use super::{MeshKind, MeshOptions, connect, consul, egress, external, gateway};
 use crate::manifest::Document;
 
 /// The expected behaviour of every declared pair.
@@ -72,6 +72,14 @@ fn one(ctx: &Ctx, pair: &Pair) -> Result<(Row, Option<Pair>), String> {
     let client = ctx
         .endpoint(&pair.client)
         .ok_or_else(|| format!("client {} has no Deployment or StatefulSet", pair.client))?;
+    // An external host that a `mesh` VirtualService sends to the egress gateway.
+    let external = matches!(pair.server, Peer::Workload { .. }) && ctx.endpoint(&pair.server).is_none();
+    if external
+        && ctx.mesh.kind == MeshKind::Istio
+        && let Some(via) = egress::to_gateway(ctx, pair)
+    {
+        return gateway::row(ctx, &via, &client).map(|e| (e.row, e.next));
+    }
     match &pair.server {
         Peer::Host => Err("the host is not a server".into()),
         Peer::IngressGateway | Peer::EgressGateway if ctx.mesh.kind != MeshKind::Istio => {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::{Listener, Role, Upstream, WorkloadError, amqp, erlang, http, mysql};
+use super::{Listener, Role, Upstream, WorkloadError, amqp, erlang, http, mongodb, mysql};
 use crate::reporter::Reporter;
 use crate::scenario::Protocol;
 
@@ -23,6 +23,7 @@ pub(super) fn can_serve(protocol: Protocol) -> bool {
             | Protocol::Tcp
             | Protocol::Mysql
             | Protocol::Amqp
+            | Protocol::Mongodb
             | Protocol::Epmd
             | Protocol::ErlangDist
     )
@@ -33,6 +34,8 @@ struct Shared {
     role: Role,
     table: mysql::Table,
     queues: amqp::Queues,
+    documents: mongodb::Store,
+    message_ids: std::sync::atomic::AtomicI32,
     connections: AtomicU32,
     reporter: Arc<dyn Reporter>,
 }
@@ -52,7 +55,10 @@ pub async fn serve(role: Role, reporter: Arc<dyn Reporter>) -> Result<(), Worklo
         bound.push((socket, l.clone()));
     }
     let (replicate, replicas) = tokio::sync::mpsc::unbounded_channel();
+    let documents = mongodb::Store::seeded(&role.data)?;
     let shared = Arc::new(Shared {
+        documents,
+        message_ids: std::sync::atomic::AtomicI32::new(1),
         role,
         table: mysql::Table::default(),
         queues: amqp::Queues::replicated(replicate),
@@ -122,6 +128,7 @@ async fn handle(
         Protocol::Http => serve_http(&mut stream, shared).await,
         Protocol::Mysql => mysql::serve(&mut stream, id, &shared.table).await,
         Protocol::Amqp => amqp::serve(&mut stream, &shared.queues).await,
+        Protocol::Mongodb => mongodb::serve(&mut stream, &shared.documents, &shared.message_ids).await,
         Protocol::Epmd => {
             let name = short_name(&shared.role.node).to_string();
             let me = erlang::Registration {
