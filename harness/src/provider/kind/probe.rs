@@ -50,6 +50,8 @@ pub fn request(probe: &Probe, dial: &str) -> Result<Value, ProviderError> {
         json!({"mysql": {"query": m.query}})
     } else if let Some(a) = &probe.amqp {
         json!({"amqp": {"queue": a.queue, "publish": a.publish, "consume": a.consume}})
+    } else if let Some(m) = &probe.mongodb {
+        json!({"mongodb": {"database": m.database, "collection": m.collection, "insert": m.insert, "find": m.find}})
     } else {
         return Err(failed(format!("probe {} has no traffic", probe.name.value)));
     };

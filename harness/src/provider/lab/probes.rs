@@ -178,6 +178,14 @@ fn kind(lab: &DockerLab, probe: &Probe) -> Result<ProbeKind, LabError> {
             quorum: a.quorum,
         });
     }
+    if let Some(m) = &probe.mongodb {
+        return Ok(ProbeKind::Mongodb {
+            database: m.database.clone(),
+            collection: m.collection.clone(),
+            insert: m.insert.clone(),
+            find: m.find.clone(),
+        });
+    }
     Err(LabError::Setup(format!(
         "probe {} says nothing to send",
         probe.name.value

@@ -93,6 +93,7 @@ fn servable(p: Protocol) -> bool {
             | Protocol::Tcp
             | Protocol::Mysql
             | Protocol::Amqp
+            | Protocol::Mongodb
             | Protocol::Epmd
             | Protocol::ErlangDist
     )
