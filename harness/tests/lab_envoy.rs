@@ -54,6 +54,7 @@ fn role(workload: &str, listeners: Vec<(u16, Protocol, bool)>, upstreams: Vec<Up
                     ([0, 0, 0, 0], port).into()
                 },
                 protocol,
+                tls: false,
             })
             .collect(),
         upstreams,

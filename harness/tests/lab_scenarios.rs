@@ -209,8 +209,22 @@ async fn mongodb_egress_passes_in_the_lab() {
         blocked.evidence.observation.as_ref().is_some_and(|o| o.reset && !o.answered),
         "{blocked:#?}"
     );
-    for name in ["no-flow-from-the-sidecar-to-the-db", "no-direct-flow-from-the-sidecar"] {
+    for name in [
+        "no-flow-from-the-sidecar-to-the-db",
+        "no-direct-flow-from-the-sidecar",
+        "no-direct-tls-flow-from-the-sidecar",
+    ] {
         assert!(check(&report, name).evidence.flows.is_empty());
+    }
+    // The TLS variant: the application's TLS with the database's SNI on both legs.
+    for name in ["sidecar-to-gateway-is-the-apps-tls", "gateway-to-db-is-the-apps-tls"] {
+        let j = check(&report, name);
+        assert!(
+            !j.evidence.flows.is_empty()
+                && j.evidence.flows.iter().all(|f| f.class == "tls"
+                    && f.sni.as_deref() == Some("ratings-db-tls.meshproof.test")),
+            "{j:#?}"
+        );
     }
 }
 

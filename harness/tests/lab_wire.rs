@@ -41,6 +41,7 @@ fn listener(port: u16, protocol: Protocol) -> Listener {
     Listener {
         bind: ([0, 0, 0, 0], port).into(),
         protocol,
+        tls: false,
     }
 }
 

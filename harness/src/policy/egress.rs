@@ -99,16 +99,19 @@ pub fn to_gateway(ctx: &Ctx, pair: &Pair) -> Option<Pair> {
         }
         let mut original = pair.clone();
         original.client = Peer::EgressGateway;
+        let port = route_port(route.to).unwrap_or(pair.port);
+        // What the application speaks reaches the gateway's port unchanged.
+        let speaks = pair.protocols.get(&pair.port).copied();
         return Some(Pair {
             client: pair.client.clone(),
             server: Peer::EgressGateway,
             service: GATEWAY_SERVICE.into(),
             namespace: ctx.mesh.root_namespace.clone(),
-            port: route_port(route.to).unwrap_or(pair.port),
+            port,
             subset: route.to.destination.subset.clone(),
             request: pair.request.clone(),
             origin: pair.origin.clone(),
-            protocols: pair.protocols.clone(),
+            protocols: speaks.map(|p| (port, p)).into_iter().collect(),
             onward: vec![original],
         });
     }

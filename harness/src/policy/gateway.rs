@@ -49,7 +49,12 @@ pub fn row(ctx: &Ctx, pair: &Pair, client: &Endpoint) -> Result<Evaluated, Strin
     };
     let out = outbound::build(ctx, &pair.client, client, &t, None);
     let mut notes = out.notes.clone();
-    let app = FlowClass::Plaintext;
+    // The application's own TLS passes through to a gateway (TLS PASSTHROUGH egress).
+    let app = if pair.protocols.get(&pair.port) == Some(&Protocol::Tls) {
+        FlowClass::Tls
+    } else {
+        FlowClass::Plaintext
+    };
     let mut row = Row {
         client: pair.client.clone(),
         server: pair.server.clone(),

@@ -233,6 +233,10 @@ pub struct ServedPort {
     /// The container port's name, when the Service targets it by name.
     #[serde(default)]
     pub name: Option<String>,
+    /// The application's own TLS wraps `protocol` here (MongoDB with TLS required): on
+    /// the wire, and to the policy model, the port speaks `tls`.
+    #[serde(default)]
+    pub tls: bool,
 }
 
 /// Application protocols meshproof can speak and recognise.
@@ -488,6 +492,10 @@ pub struct MongodbProbe {
     /// Top-level equality filter to find with; `{}` finds every document.
     #[serde(default)]
     pub find: Option<serde_json::Value>,
+    /// Open the application's own TLS first, with the dialled host as SNI (the target's
+    /// `service`, else its workload name).
+    #[serde(default)]
+    pub tls: bool,
 }
 
 fn test_db() -> String {

@@ -17,6 +17,7 @@ pub mod mongodb;
 pub mod mysql;
 pub mod probe;
 mod server;
+pub mod tls;
 #[cfg(test)]
 mod sniff_tests;
 
@@ -98,6 +99,9 @@ pub struct Listener {
     pub bind: SocketAddr,
     /// What it speaks.
     pub protocol: Protocol,
+    /// Behind the application's own TLS (a server certificate made at start-up).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tls: bool,
 }
 
 /// One upstream call.

@@ -75,6 +75,9 @@ pub enum ProbeKind {
         /// The filter to find with afterwards (a JSON object), if any.
         #[serde(default)]
         find: Option<serde_json::Value>,
+        /// Open the application's own TLS first, with this SNI.
+        #[serde(default)]
+        tls: Option<String>,
     },
 }
 
@@ -220,6 +223,7 @@ async fn once(
             collection,
             insert,
             find,
+            tls,
         } => {
             let ops = mongodb::Operations {
                 database: database.clone(),
@@ -230,7 +234,14 @@ async fn once(
                     .collect::<Result<_, _>>()?,
                 find: find.as_ref().map(mongodb::document).transpose()?,
             };
-            Ok((None, mongodb::client(&mut stream, &ops).await?))
+            let text = match tls {
+                Some(sni) => {
+                    let mut secured = super::tls::connect(stream, sni).await?;
+                    mongodb::client(&mut secured, &ops).await?
+                }
+                None => mongodb::client(&mut stream, &ops).await?,
+            };
+            Ok((None, text))
         }
     }
 }

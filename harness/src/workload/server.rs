@@ -108,14 +108,28 @@ async fn accept_loop(
         let (stream, peer) = socket.accept().await?;
         let shared = shared.clone();
         let protocol = listener.protocol;
+        let tls = listener.tls;
         tokio::spawn(async move {
-            if let Err(e) = handle(stream, protocol, &shared).await {
+            let served = if tls {
+                serve_tls(stream, &shared).await
+            } else {
+                handle(stream, protocol, &shared).await
+            };
+            if let Err(e) = served {
                 shared
                     .reporter
                     .debug(&format!("{protocol:?} connection from {peer}: {e}"));
             }
         });
     }
+}
+
+/// A TLS listener: the handshake, then MongoDB inside (the one protocol the lab serves
+/// behind its own TLS).
+async fn serve_tls(stream: TcpStream, shared: &Shared) -> Result<(), WorkloadError> {
+    let acceptor = super::tls::acceptor(&shared.role.instance)?;
+    let mut tls = acceptor.accept(stream).await?;
+    mongodb::serve(&mut tls, &shared.documents, &shared.message_ids).await
 }
 
 async fn handle(

@@ -69,3 +69,15 @@ fn the_egress_gateway_takes_the_traffic_in_two_legs() {
     let flows = expected_flows(&m);
     assert!(flows.iter().any(|f| f.from == "ratings" && f.to == "egress-gateway" && f.port == 443));
 }
+
+#[test]
+fn tls_passthrough_keeps_the_apps_tls_on_both_legs() {
+    let m = matrix("tls-passthrough");
+    let first = row(&m, "ratings", "egress-gateway", 443);
+    assert_eq!(
+        (first.class, first.client_tls, first.status.clone()),
+        (FlowClass::Tls, ClientTls::Disable, Status::Ok)
+    );
+    let second = row(&m, "egress-gateway", "ratings-db-tls", 27017);
+    assert_eq!((second.class, second.status.clone()), (FlowClass::Tls, Status::Ok));
+}

@@ -184,6 +184,13 @@ fn kind(lab: &DockerLab, probe: &Probe) -> Result<ProbeKind, LabError> {
             collection: m.collection.clone(),
             insert: m.insert.clone(),
             find: m.find.clone(),
+            tls: m.tls.then(|| {
+                probe
+                    .to
+                    .service
+                    .clone()
+                    .unwrap_or_else(|| probe.to.workload.value.clone())
+            }),
         });
     }
     Err(LabError::Setup(format!(

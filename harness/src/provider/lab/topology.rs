@@ -298,6 +298,7 @@ impl<'a> Topology<'a> {
                 Listener {
                     bind: SocketAddr::new(ip, p.port),
                     protocol: p.protocol,
+                    tls: p.tls,
                 }
             })
             .collect();

@@ -81,6 +81,7 @@ impl Topology<'_> {
                 .map(|p| Listener {
                     bind: SocketAddr::new(IpAddr::from([0, 0, 0, 0]), p.port),
                     protocol: p.protocol,
+                    tls: p.tls,
                 })
                 .collect(),
             upstreams: Vec::new(),
@@ -97,11 +98,12 @@ impl Topology<'_> {
         call: bool,
         via_sidecar: Option<SocketAddr>,
     ) -> Destination {
+        // A port behind the application's own TLS is TLS to every proxy on the way.
         let protocol = callee
             .ports
             .iter()
             .find(|p| p.port == port)
-            .map_or(Protocol::Tcp, |p| p.protocol);
+            .map_or(Protocol::Tcp, |p| if p.tls { Protocol::Tls } else { p.protocol });
         Destination {
             callee: callee.name.value.clone(),
             protocol,
