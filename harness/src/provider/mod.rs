@@ -22,6 +22,7 @@ use crate::wire::Analysis;
 
 pub mod existing;
 pub mod kind;
+pub mod outside;
 
 /// Errors from provisioning or driving a lab. Each carries enough context to act on.
 #[derive(Debug, thiserror::Error)]

@@ -30,6 +30,7 @@ pub fn entries(
     out.extend(cluster(s, ctx, &v)?);
     out.extend(installs(s, ctx, &v)?);
     out.extend(images(s, ctx));
+    out.extend(outside(s, ctx)?);
     out.push(entry(
         "capture",
         "node-to-node capture: libpcap on the kind network's host bridge (br-<network id>), or tcpdump in a helper container in a worker's network namespace when the bridge is not visible".into(),
@@ -39,6 +40,19 @@ pub fn entries(
         )),
     ));
     Ok(out)
+}
+
+/// `kind: external` workloads: containers on the `kind` network, outside the cluster.
+fn outside(s: &Scenario, ctx: &RunContext) -> Result<Vec<PlanEntry>, KindError> {
+    let containers = crate::provider::outside::containers(s, &ctx.run_id, "kind")
+        .map_err(KindError::Generate)?;
+    Ok(containers
+        .iter()
+        .map(|c| {
+            let (text, detail) = crate::provider::outside::describe(c);
+            entry("outside", text, Some(detail))
+        })
+        .collect())
 }
 
 fn tools(p: &KindProvider, v: &Versions) -> Result<Vec<PlanEntry>, KindError> {

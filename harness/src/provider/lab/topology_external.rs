@@ -11,7 +11,7 @@ use super::super::pki::SpiffeId;
 use super::{CLUSTER_INTERVAL_MS, Destination, Topology};
 use crate::policy::Peer;
 use crate::policy::egress::ExternalPath;
-use crate::scenario::{Protocol, Step, Workload, WorkloadKind, peers};
+use crate::scenario::{Protocol, Workload, WorkloadKind, peers};
 use crate::workload::{Listener, Role};
 
 /// The egress gateway's pod name.
@@ -40,29 +40,9 @@ impl Topology<'_> {
             .collect()
     }
 
-    /// The host names an external workload answers to: its name, and every `service`
-    /// that calls and probes dial it by.
+    /// The host names an external workload answers to.
     pub fn external_hosts(&self, w: &Workload) -> Vec<String> {
-        let name = &w.name.value;
-        let mut hosts = vec![name.clone()];
-        for c in self.scenario.file.workloads.iter().flat_map(|x| &x.calls) {
-            if &c.to.value == name {
-                hosts.extend(c.service.clone());
-            }
-        }
-        for step in self.scenario.file.phases.iter().flat_map(|p| &p.steps) {
-            let probes = match step {
-                Step::Probe(p) => p.as_slice(),
-                Step::Capture(c) => c.probes.as_slice(),
-                _ => &[],
-            };
-            for p in probes.iter().filter(|p| &p.to.workload.value == name) {
-                hosts.extend(p.to.service.clone());
-            }
-        }
-        hosts.sort();
-        hosts.dedup();
-        hosts
+        crate::provider::outside::hosts(self.scenario, w)
     }
 
     /// The role of an external workload's container: its ports on every address (no
