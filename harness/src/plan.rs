@@ -192,7 +192,12 @@ pub fn probe_text(p: &Probe) -> String {
             ops.push(format!("find {f} in"));
         }
         let tls = if m.tls { " over the app's TLS" } else { "" };
-        format!("MongoDB {} {}.{}{tls}", ops.join(", "), m.database, m.collection)
+        format!(
+            "MongoDB {} {}.{}{tls}",
+            ops.join(", "),
+            m.database,
+            m.collection
+        )
     } else {
         "no traffic".into()
     };

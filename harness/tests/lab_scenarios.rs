@@ -206,7 +206,11 @@ async fn mongodb_egress_passes_in_the_lab() {
     assert!(body.contains(r#"{"rating":1},{"rating":1}"#), "{body}");
     let blocked = check(&report, "read-ratings-blocked");
     assert!(
-        blocked.evidence.observation.as_ref().is_some_and(|o| o.reset && !o.answered),
+        blocked
+            .evidence
+            .observation
+            .as_ref()
+            .is_some_and(|o| o.reset && !o.answered),
         "{blocked:#?}"
     );
     for name in [
@@ -217,7 +221,10 @@ async fn mongodb_egress_passes_in_the_lab() {
         assert!(check(&report, name).evidence.flows.is_empty());
     }
     // The TLS variant: the application's TLS with the database's SNI on both legs.
-    for name in ["sidecar-to-gateway-is-the-apps-tls", "gateway-to-db-is-the-apps-tls"] {
+    for name in [
+        "sidecar-to-gateway-is-the-apps-tls",
+        "gateway-to-db-is-the-apps-tls",
+    ] {
         let j = check(&report, name);
         assert!(
             !j.evidence.flows.is_empty()

@@ -78,19 +78,30 @@ fn route_port(to: &RouteDestination) -> Option<u16> {
 /// along in `onward`, so the gateway's own hop can find the workload behind the host.
 pub fn to_gateway(ctx: &Ctx, pair: &Pair) -> Option<Pair> {
     // `mesh` programs sidecars only: a gateway's own traffic follows its Gateway binding.
-    if matches!(pair.client, Peer::IngressGateway | Peer::EgressGateway | Peer::Host) {
+    if matches!(
+        pair.client,
+        Peer::IngressGateway | Peer::EgressGateway | Peer::Host
+    ) {
         return None;
     }
     let gateway_host = ctx.fqdn(GATEWAY_SERVICE, &ctx.mesh.root_namespace);
     for vs in ctx.cluster.virtual_services.iter().map(|r| &r.object) {
-        if !binds_mesh(vs) || !vs.spec.hosts.iter().any(|h| host_matches(h, Some(&pair.service))) {
+        if !binds_mesh(vs)
+            || !vs
+                .spec
+                .hosts
+                .iter()
+                .any(|h| host_matches(h, Some(&pair.service)))
+        {
             continue;
         }
         let route = l4_routes(vs).into_iter().find(|r| {
             (r.gateways.is_empty() || r.gateways.iter().any(|g| g == "mesh"))
                 && r.port.is_none_or(|p| p == u32::from(pair.port))
                 && (r.sni_hosts.is_empty()
-                    || r.sni_hosts.iter().any(|h| host_matches(h, Some(&pair.service))))
+                    || r.sni_hosts
+                        .iter()
+                        .any(|h| host_matches(h, Some(&pair.service))))
         });
         let Some(route) = route else { continue };
         let dest = resolve_host(&route.to.destination.host, vs.namespace(), &ctx.mesh.domain);

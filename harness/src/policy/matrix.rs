@@ -73,7 +73,8 @@ fn one(ctx: &Ctx, pair: &Pair) -> Result<(Row, Option<Pair>), String> {
         .endpoint(&pair.client)
         .ok_or_else(|| format!("client {} has no Deployment or StatefulSet", pair.client))?;
     // An external host that a `mesh` VirtualService sends to the egress gateway.
-    let external = matches!(pair.server, Peer::Workload { .. }) && ctx.endpoint(&pair.server).is_none();
+    let external =
+        matches!(pair.server, Peer::Workload { .. }) && ctx.endpoint(&pair.server).is_none();
     if external
         && ctx.mesh.kind == MeshKind::Istio
         && let Some(via) = egress::to_gateway(ctx, pair)

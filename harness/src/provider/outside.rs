@@ -101,7 +101,15 @@ fn container(
         port.port.to_string(),
     ];
     if port.tls {
-        args.extend(["--tlsMode", "requireTLS", "--tlsCertificateKeyFile", TLS_PEM_PATH].map(String::from));
+        args.extend(
+            [
+                "--tlsMode",
+                "requireTLS",
+                "--tlsCertificateKeyFile",
+                TLS_PEM_PATH,
+            ]
+            .map(String::from),
+        );
     }
     Ok(OutsideContainer {
         name: format!("meshproof-{run_id}-{name}"),
@@ -136,10 +144,18 @@ pub fn seed_script(data: &BTreeMap<String, Vec<serde_json::Value>>) -> Result<St
 
 /// One line per container for a dry-run plan, with the seed script as detail.
 pub fn describe(c: &OutsideContainer) -> (String, String) {
-    let aliases: Vec<String> = c.aliases.iter().map(|a| format!("--network-alias {a}")).collect();
-    let labels: Vec<String> = c.labels.iter().map(|(k, v)| format!("--label {k}={v}")).collect();
+    let aliases: Vec<String> = c
+        .aliases
+        .iter()
+        .map(|a| format!("--network-alias {a}"))
+        .collect();
+    let labels: Vec<String> = c
+        .labels
+        .iter()
+        .map(|(k, v)| format!("--label {k}={v}"))
+        .collect();
     let text = format!(
-        "docker run -d --name {} --network {} {} {} {} {} (outside the cluster and the mesh registry; removed at teardown and by `cargo xtask gc`)",
+        "docker run -d --name {} --network {} {} {} {} {} (outside the cluster and the mesh registry; labelled with the run, so `cargo xtask gc` removes it)",
         c.name,
         c.network,
         aliases.join(" "),
@@ -173,7 +189,11 @@ mod tests {
         assert_eq!(plain.name, "meshproof-r1-ratings-db");
         assert_eq!(plain.image, "mongo:8.0.8");
         assert_eq!(plain.network, "kind");
-        assert!(plain.aliases.contains(&"ratings-db.meshproof.test".to_string()));
+        assert!(
+            plain
+                .aliases
+                .contains(&"ratings-db.meshproof.test".to_string())
+        );
         assert_eq!(plain.labels["meshproof.dev/run"], "r1");
         assert!(!plain.args.iter().any(|a| a == "requireTLS"));
         let (path, seed) = &plain.files[0];
@@ -183,8 +203,15 @@ mod tests {
             "{seed}"
         );
         let tls = &c[1];
-        assert!(tls.args.windows(2).any(|w| w == ["--tlsMode", "requireTLS"]));
-        assert!(tls.aliases.contains(&"ratings-db-tls.meshproof.test".to_string()));
+        assert!(
+            tls.args
+                .windows(2)
+                .any(|w| w == ["--tlsMode", "requireTLS"])
+        );
+        assert!(
+            tls.aliases
+                .contains(&"ratings-db-tls.meshproof.test".to_string())
+        );
     }
 
     #[test]

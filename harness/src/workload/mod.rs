@@ -17,9 +17,9 @@ pub mod mongodb;
 pub mod mysql;
 pub mod probe;
 mod server;
-pub mod tls;
 #[cfg(test)]
 mod sniff_tests;
+pub mod tls;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -129,9 +129,13 @@ pub async fn client<S: AsyncRead + AsyncWrite + Unpin>(
     );
     if !ops.insert.is_empty() {
         let docs: Vec<Bson> = ops.insert.iter().cloned().map(Bson::Document).collect();
-        let reply = call(s, &mut next_id, doc! {
-            "insert": &ops.collection, "documents": docs, "ordered": true, "$db": &ops.database,
-        })
+        let reply = call(
+            s,
+            &mut next_id,
+            doc! {
+                "insert": &ops.collection, "documents": docs, "ordered": true, "$db": &ops.database,
+            },
+        )
         .await?;
         text.push_str(&format!(
             "; inserted {}",
@@ -139,9 +143,13 @@ pub async fn client<S: AsyncRead + AsyncWrite + Unpin>(
         ));
     }
     if let Some(filter) = &ops.find {
-        let reply = call(s, &mut next_id, doc! {
-            "find": &ops.collection, "filter": filter.clone(), "$db": &ops.database,
-        })
+        let reply = call(
+            s,
+            &mut next_id,
+            doc! {
+                "find": &ops.collection, "filter": filter.clone(), "$db": &ops.database,
+            },
+        )
         .await?;
         let batch = reply
             .get_document("cursor")
@@ -332,7 +340,9 @@ pub fn answer(cmd: &Document, store: &Store) -> Document {
 
 /// Equality on top-level fields, the only filter the scenarios use.
 fn matches(d: &Document, filter: &Document) -> bool {
-    filter.iter().all(|(k, v)| d.get(k) == Some(v) || same_number(d.get(k), v))
+    filter
+        .iter()
+        .all(|(k, v)| d.get(k) == Some(v) || same_number(d.get(k), v))
 }
 
 fn same_number(a: Option<&Bson>, b: &Bson) -> bool {

@@ -28,9 +28,17 @@ fn op_msg_header_and_section_are_the_real_layout() {
     let le = |i: usize| i32::from_le_bytes(bytes[i..i + 4].try_into().unwrap());
     assert_eq!(le(0) as usize, bytes.len());
     assert_eq!((le(4), le(8), le(12)), (7, 0, 2013));
-    assert_eq!((le(16), bytes[20]), (0, 0), "flag bits, then section kind 0");
+    assert_eq!(
+        (le(16), bytes[20]),
+        (0, 0),
+        "flag bits, then section kind 0"
+    );
     let body_len = le(21) as usize;
-    assert_eq!(21 + body_len, bytes.len(), "the section is one BSON document");
+    assert_eq!(
+        21 + body_len,
+        bytes.len(),
+        "the section is one BSON document"
+    );
 }
 
 #[tokio::test]

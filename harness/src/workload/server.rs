@@ -142,7 +142,9 @@ async fn handle(
         Protocol::Http => serve_http(&mut stream, shared).await,
         Protocol::Mysql => mysql::serve(&mut stream, id, &shared.table).await,
         Protocol::Amqp => amqp::serve(&mut stream, &shared.queues).await,
-        Protocol::Mongodb => mongodb::serve(&mut stream, &shared.documents, &shared.message_ids).await,
+        Protocol::Mongodb => {
+            mongodb::serve(&mut stream, &shared.documents, &shared.message_ids).await
+        }
         Protocol::Epmd => {
             let name = short_name(&shared.role.node).to_string();
             let me = erlang::Registration {

@@ -148,5 +148,9 @@ async fn mongodb_is_recognised() {
     };
     mongodb::client(&mut c, &ops).await.unwrap();
     assert_eq!(sniffed(&cb, &sb), Some("mongodb"));
-    assert_eq!(sniffed(&sb, &sb), Some("mongodb"), "the server's replies alone");
+    assert_eq!(
+        sniffed(&sb, &sb),
+        Some("mongodb"),
+        "the server's replies alone"
+    );
 }

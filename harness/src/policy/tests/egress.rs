@@ -24,8 +24,15 @@ fn row<'a>(m: &'a Matrix, client: &str, server: &str, port: u16) -> &'a Row {
 fn open_egress_passes_through_and_registry_only_blocks() {
     let open = matrix("allow-any");
     let r = row(&open, "ratings", "ratings-db", 27017);
-    assert_eq!((r.class, r.status.clone()), (FlowClass::Plaintext, Status::Ok));
-    assert!(r.notes.iter().any(|n| n.contains("PassthroughCluster")), "{:?}", r.notes);
+    assert_eq!(
+        (r.class, r.status.clone()),
+        (FlowClass::Plaintext, Status::Ok)
+    );
+    assert!(
+        r.notes.iter().any(|n| n.contains("PassthroughCluster")),
+        "{:?}",
+        r.notes
+    );
     let blocked = matrix("registry-only");
     let r = row(&blocked, "ratings", "ratings-db", 27017);
     assert_eq!(consequence(r), Some(Consequence::Blocked));
@@ -54,8 +61,18 @@ fn the_egress_gateway_takes_the_traffic_in_two_legs() {
     );
     let first = row(&m, "ratings", "egress-gateway", 443);
     assert_eq!(
-        (first.class, first.client_tls, first.server_mode, first.status.clone()),
-        (FlowClass::IstioMtls, ClientTls::IstioMutual, MtlsMode::Strict, Status::Ok)
+        (
+            first.class,
+            first.client_tls,
+            first.server_mode,
+            first.status.clone()
+        ),
+        (
+            FlowClass::IstioMtls,
+            ClientTls::IstioMutual,
+            MtlsMode::Strict,
+            Status::Ok
+        )
     );
     assert!(matches!(
         &first.client_tls_source,
@@ -67,7 +84,11 @@ fn the_egress_gateway_takes_the_traffic_in_two_legs() {
         (FlowClass::Plaintext, Status::Ok)
     );
     let flows = expected_flows(&m);
-    assert!(flows.iter().any(|f| f.from == "ratings" && f.to == "egress-gateway" && f.port == 443));
+    assert!(
+        flows
+            .iter()
+            .any(|f| f.from == "ratings" && f.to == "egress-gateway" && f.port == 443)
+    );
 }
 
 #[test]
@@ -79,5 +100,8 @@ fn tls_passthrough_keeps_the_apps_tls_on_both_legs() {
         (FlowClass::Tls, ClientTls::Disable, Status::Ok)
     );
     let second = row(&m, "egress-gateway", "ratings-db-tls", 27017);
-    assert_eq!((second.class, second.status.clone()), (FlowClass::Tls, Status::Ok));
+    assert_eq!(
+        (second.class, second.status.clone()),
+        (FlowClass::Tls, Status::Ok)
+    );
 }

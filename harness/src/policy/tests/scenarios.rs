@@ -304,9 +304,7 @@ fn the_model_agrees_with_every_probe_outcome_the_scenarios_state() {
                 };
                 // REGISTRY_ONLY closes a TCP client's connection: a reset to the probe.
                 let predicted = match consequence(r) {
-                    Some(Consequence::Blocked) if !r.protocol.is_http() => {
-                        Some(Consequence::Reset)
-                    }
+                    Some(Consequence::Blocked) if !r.protocol.is_http() => Some(Consequence::Reset),
                     other => other,
                 };
                 let expected = match (probe.expect.status, probe.expect.reset) {

@@ -7,7 +7,9 @@
 
 use serde_json::{Value, json};
 
-use super::envoy::{SidecarConfig, UpstreamCluster, cluster_name, downstream_tls, socket, tcp_proxy};
+use super::envoy::{
+    SidecarConfig, UpstreamCluster, cluster_name, downstream_tls, socket, tcp_proxy,
+};
 
 /// One egress Gateway server the gateway Envoy serves.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -88,10 +90,16 @@ mod tests {
         let tls = &l["filter_chains"][0]["transport_socket"]["typed_config"];
         assert_eq!(tls["require_client_certificate"], true);
         let proxy = &l["filter_chains"][0]["filters"][0]["typed_config"];
-        assert_eq!(proxy["cluster"], "outbound|27017||ratings-db.meshproof.test");
+        assert_eq!(
+            proxy["cluster"],
+            "outbound|27017||ratings-db.meshproof.test"
+        );
         let c = &b["static_resources"]["clusters"][0];
         assert_eq!(c["name"], "outbound|27017||ratings-db.meshproof.test");
-        assert!(c.get("transport_socket").is_none(), "the db leg is plaintext");
+        assert!(
+            c.get("transport_socket").is_none(),
+            "the db leg is plaintext"
+        );
     }
 
     #[test]

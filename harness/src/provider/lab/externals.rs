@@ -10,17 +10,20 @@
 //! labels, names, copies files in and waits, so an external database is one more call.
 
 use super::LabError;
+use super::mesh::Mesh;
 use super::pod;
 use super::running::{DockerLab, PodState};
 use super::topology::{self, EGRESS_POD, Topology};
-use super::mesh::Mesh;
 use crate::reporter::Reporter;
 use crate::workload::Role;
 
 impl DockerLab {
     /// Starts every `kind: external` workload: the workload binary serving its ports with
     /// its seed data, on the lab network under its host names, with no sidecar.
-    pub(super) async fn create_externals(&mut self, reporter: &dyn Reporter) -> Result<(), LabError> {
+    pub(super) async fn create_externals(
+        &mut self,
+        reporter: &dyn Reporter,
+    ) -> Result<(), LabError> {
         let docs = self.docs();
         let topo = Topology::new(&self.scenario, Mesh::for_scenario(&self.scenario, &docs));
         let externals: Vec<_> = topo

@@ -4,8 +4,8 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use super::super::envoy::{ALPN_TCP, SidecarConfig, UpstreamCluster, UpstreamTls, istio_sni};
 use super::super::egress::EgressRoute;
+use super::super::envoy::{ALPN_TCP, SidecarConfig, UpstreamCluster, UpstreamTls, istio_sni};
 use super::super::mesh::{Service, ServicePort, Target};
 use super::super::pki::SpiffeId;
 use super::{CLUSTER_INTERVAL_MS, Destination, Topology};
@@ -83,7 +83,9 @@ impl Topology<'_> {
             .ports
             .iter()
             .find(|p| p.port == port)
-            .map_or(Protocol::Tcp, |p| if p.tls { Protocol::Tls } else { p.protocol });
+            .map_or(Protocol::Tcp, |p| {
+                if p.tls { Protocol::Tls } else { p.protocol }
+            });
         Destination {
             callee: callee.name.value.clone(),
             protocol,
@@ -149,7 +151,13 @@ impl Topology<'_> {
                 };
                 if callee.kind == WorkloadKind::External {
                     let server = Peer::workload(&callee.name.value, &callee.namespace);
-                    wanted.push((client.clone(), server, d.host.clone(), d.service_port, d.protocol));
+                    wanted.push((
+                        client.clone(),
+                        server,
+                        d.host.clone(),
+                        d.service_port,
+                        d.protocol,
+                    ));
                 }
             }
         }
