@@ -403,25 +403,11 @@ fn payload_texts(p: &Probe) -> Vec<&str> {
     texts.extend(p.amqp.as_ref().map(|a| a.publish.as_str()));
     if let Some(m) = &p.mongodb {
         for v in m.insert.iter().chain(m.find.as_ref()) {
-            json_strings(v, &mut texts);
+            super::template::json_strings(v, &mut texts);
         }
     }
     texts.extend(p.expect.body_contains.as_deref());
     texts
-}
-
-fn json_strings<'a>(v: &'a serde_json::Value, out: &mut Vec<&'a str>) {
-    match v {
-        serde_json::Value::String(s) => out.push(s),
-        serde_json::Value::Array(items) => items.iter().for_each(|i| json_strings(i, out)),
-        serde_json::Value::Object(map) => {
-            for (k, v) in map {
-                out.push(k);
-                json_strings(v, out);
-            }
-        }
-        _ => {}
-    }
 }
 
 fn expectation<'a>(
