@@ -59,6 +59,7 @@ fn role(workload: &str, listeners: Vec<(u16, Protocol, bool)>, upstreams: Vec<Up
             .collect(),
         upstreams,
         cluster_interval_ms: 1000,
+        data: Default::default(),
     }
 }
 

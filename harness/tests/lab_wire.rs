@@ -73,6 +73,7 @@ async fn the_analyzer_recognises_every_workload_protocol_on_the_lab_bridge() {
         ],
         upstreams: vec![],
         cluster_interval_ms: 1000,
+        data: Default::default(),
     };
     let broker = pod::start_app(&engine, &ctx, &server, vec!["broker".into()])
         .await
