@@ -103,6 +103,7 @@ async fn the_analyzer_recognises_every_workload_protocol_on_the_lab_bridge() {
             },
         ],
         cluster_interval_ms: 300,
+        data: Default::default(),
     };
     let dir = tempfile::tempdir().unwrap();
     let cap = capture::start(&exec, &net, dir.path(), "wire", &[CANARY.to_string()])
