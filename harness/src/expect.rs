@@ -128,6 +128,9 @@ pub fn judge_wire(
     capture: &CaptureResult,
     probe_verdicts: &BTreeMap<String, Verdict>,
 ) -> Judgement {
+    if e.reached == Some(false) {
+        return judge_unreached(e, kind, capture);
+    }
     let flows: Vec<&Flow> = capture
         .analysis
         .flows
@@ -219,6 +222,57 @@ fn claims_every_flow(e: &WireExpectation) -> bool {
     e.class.is_some() || e.canary == Some(CanaryRule::Absent)
 }
 
+/// `reached: false`: no connection attempt from the client to the server port, with or
+/// without payload. Passing on an empty selection is what this check means; the capture's
+/// controls (required beside it) are what make that emptiness evidence.
+fn judge_unreached(e: &WireExpectation, kind: CheckKind, capture: &CaptureResult) -> Judgement {
+    let selector = format!(
+        "{} → {}:{}",
+        e.flow.from.value, e.flow.to.value, e.flow.port
+    );
+    let flows: Vec<&Flow> = capture
+        .analysis
+        .flows
+        .iter()
+        .filter(|f| endpoints_match(e, f, &capture.peers))
+        .collect();
+    let hidden = cni_encrypted(capture);
+    let (verdict, reason) = if let Some(why) = hidden.filter(|_| flows.is_empty()) {
+        // A connection inside an encrypted CNI link is invisible: emptiness proves nothing.
+        (Verdict::Error, format!("no connection {selector} seen in clear, but {why}"))
+    } else if flows.is_empty() {
+        (
+            Verdict::Pass,
+            format!(
+                "no connection {selector} in {} captured packets",
+                capture.analysis.packets
+            ),
+        )
+    } else {
+        (
+            Verdict::Fail,
+            format!(
+                "expected no connection {selector}, but {} were captured",
+                flows.len()
+            ),
+        )
+    };
+    Judgement {
+        name: e.name.value.clone(),
+        kind,
+        verdict,
+        reason,
+        evidence: Evidence {
+            flows: flows
+                .iter()
+                .map(|f| flow_evidence(f, &capture.peers))
+                .collect(),
+            pcap: Some(capture.pcap.clone()),
+            observation: None,
+        },
+    }
+}
+
 fn check_flows(e: &WireExpectation, flows: &[&Flow], selector: &str) -> (Verdict, String) {
     let mut wrong = Vec::new();
     if let Some(class) = e.class {
@@ -272,8 +326,11 @@ fn carries_data(f: &Flow) -> bool {
 }
 
 fn selects(e: &WireExpectation, f: &Flow, peers_map: &PeerMap) -> bool {
-    carries_data(f)
-        && f.server.port() == e.flow.port
+    carries_data(f) && endpoints_match(e, f, peers_map)
+}
+
+fn endpoints_match(e: &WireExpectation, f: &Flow, peers_map: &PeerMap) -> bool {
+    f.server.port() == e.flow.port
         && peer_is(&e.flow.to.value, f.server, peers_map)
         && (e.flow.from.value == peers::ANY || peer_is(&e.flow.from.value, f.client, peers_map))
 }

@@ -183,6 +183,21 @@ pub fn probe_text(p: &Probe) -> String {
             a.queue,
             if a.consume { " and consume" } else { "" }
         )
+    } else if let Some(m) = &p.mongodb {
+        let mut ops = vec!["hello".to_string()];
+        if !m.insert.is_empty() {
+            ops.push(format!("insert {} into", m.insert.len()));
+        }
+        if let Some(f) = &m.find {
+            ops.push(format!("find {f} in"));
+        }
+        let tls = if m.tls { " over the app's TLS" } else { "" };
+        format!(
+            "MongoDB {} {}.{}{tls}",
+            ops.join(", "),
+            m.database,
+            m.collection
+        )
     } else {
         "no traffic".into()
     };
@@ -208,6 +223,12 @@ pub fn probe_text(p: &Probe) -> String {
 }
 
 fn expectation_text(kind: &str, e: &WireExpectation) -> String {
+    if e.reached == Some(false) {
+        return format!(
+            "{kind} {}: no connection {} → {}:{} at all",
+            e.name.value, e.flow.from.value, e.flow.to.value, e.flow.port
+        );
+    }
     let class = e.class.map(|c| format!(" is {c}")).unwrap_or_default();
     let canary = match e.canary {
         Some(CanaryRule::Present) => ", canary in clear",

@@ -87,9 +87,11 @@ async fn the_workload_image_builds_offline_and_runs_its_binary() {
         listeners: vec![Listener {
             bind: ([127, 0, 0, 1], 8080).into(),
             protocol: Protocol::Http,
+            tls: false,
         }],
         upstreams: vec![],
         cluster_interval_ms: 1000,
+        data: Default::default(),
     };
     let idle = pod::start_app(&engine, &ctx, &role, vec![]).await;
     let outcome = match &idle {
@@ -143,14 +145,17 @@ fn server_role() -> Role {
             Listener {
                 bind: ([0, 0, 0, 0], 8080).into(),
                 protocol: Protocol::Http,
+                tls: false,
             },
             Listener {
                 bind: ([0, 0, 0, 0], 3306).into(),
                 protocol: Protocol::Mysql,
+                tls: false,
             },
         ],
         upstreams: vec![],
         cluster_interval_ms: 1000,
+        data: Default::default(),
     }
 }
 

@@ -54,10 +54,12 @@ fn role(workload: &str, listeners: Vec<(u16, Protocol, bool)>, upstreams: Vec<Up
                     ([0, 0, 0, 0], port).into()
                 },
                 protocol,
+                tls: false,
             })
             .collect(),
         upstreams,
         cluster_interval_ms: 1000,
+        data: Default::default(),
     }
 }
 
@@ -150,6 +152,7 @@ async fn strict_mtls_between_sidecars_and_rbac_on_http() {
         ],
         outbound: vec![],
         ingress: vec![],
+        egress: Vec::new(),
     };
     pod::start_sidecar(
         &docker,
@@ -184,6 +187,7 @@ async fn strict_mtls_between_sidecars_and_rbac_on_http() {
                 peer_identities: vec![db_id.to_string()],
             }),
         },
+        blackhole: false,
     };
     let web_role = role("web", vec![], vec![]);
     let mut web = pod::start_app(&docker, &ctx, &web_role, vec![])
@@ -200,6 +204,7 @@ async fn strict_mtls_between_sidecars_and_rbac_on_http() {
             route("127.1.0.2:8080", 8080, true),
         ],
         ingress: vec![],
+        egress: Vec::new(),
     };
     pod::start_sidecar(
         &docker,

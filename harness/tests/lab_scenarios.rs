@@ -1,4 +1,4 @@
-//! Lab tier: the project's own scenarios (pii-demo, rabbitmq, xnat), end to end, in the
+//! Lab tier: the project's own scenarios (pii-demo, rabbitmq, xnat, mongodb-egress), end to end, in the
 //! Docker lab: provision, traffic, capture, classify, judge, report and teardown, all for
 //! real. Plus the mutation test that proves the judgement can fail: with TLS dropped on one
 //! port, the scenario fails with that flow's plaintext and canary as evidence.
@@ -180,6 +180,59 @@ async fn rabbitmq_passes_in_the_lab() {
             .all(|f| f.class == "plaintext" && f.protocol.as_deref() == Some("epmd")),
         "{epmd:#?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongodb_egress_passes_in_the_lab() {
+    let (report, _) = run("mongodb-egress", None).await;
+    assert_passes(&report);
+    let mongodb = |name: &str, class: &str, canary: bool| {
+        let j = check(&report, name);
+        assert!(
+            !j.evidence.flows.is_empty()
+                && j.evidence.flows.iter().all(|f| f.class == class
+                    && (f.canary_hits > 0) == canary
+                    && (class != "plaintext" || f.protocol.as_deref() == Some("mongodb"))),
+            "{j:#?}"
+        );
+    };
+    mongodb("ratings-to-db-is-plaintext-mongodb", "plaintext", true);
+    mongodb("sidecar-to-db-is-plaintext-mongodb", "plaintext", true);
+    mongodb("sidecar-to-gateway-is-istio-mtls", "istio-mtls", false);
+    mongodb("gateway-to-db-is-plaintext-mongodb", "plaintext", true);
+    // The seeded ratings (1 and 1) prove the external database answered.
+    let read = check(&report, "read-ratings-via-gateway");
+    let body = &read.evidence.observation.as_ref().expect("observed").body;
+    assert!(body.contains(r#"{"rating":1},{"rating":1}"#), "{body}");
+    let blocked = check(&report, "read-ratings-blocked");
+    assert!(
+        blocked
+            .evidence
+            .observation
+            .as_ref()
+            .is_some_and(|o| o.reset && !o.answered),
+        "{blocked:#?}"
+    );
+    for name in [
+        "no-flow-from-the-sidecar-to-the-db",
+        "no-direct-flow-from-the-sidecar",
+        "no-direct-tls-flow-from-the-sidecar",
+    ] {
+        assert!(check(&report, name).evidence.flows.is_empty());
+    }
+    // The TLS variant: the application's TLS with the database's SNI on both legs.
+    for name in [
+        "sidecar-to-gateway-is-the-apps-tls",
+        "gateway-to-db-is-the-apps-tls",
+    ] {
+        let j = check(&report, name);
+        assert!(
+            !j.evidence.flows.is_empty()
+                && j.evidence.flows.iter().all(|f| f.class == "tls"
+                    && f.sni.as_deref() == Some("ratings-db-tls.meshproof.test")),
+            "{j:#?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

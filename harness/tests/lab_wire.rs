@@ -39,6 +39,7 @@ fn listener(port: u16, protocol: Protocol) -> Listener {
     Listener {
         bind: ([0, 0, 0, 0], port).into(),
         protocol,
+        tls: false,
     }
 }
 
@@ -70,6 +71,7 @@ async fn the_analyzer_recognises_every_workload_protocol_on_the_lab_bridge() {
         ],
         upstreams: vec![],
         cluster_interval_ms: 1000,
+        data: Default::default(),
     };
     let broker = pod::start_app(&engine, &ctx, &server, vec!["broker".into()])
         .await
@@ -99,6 +101,7 @@ async fn the_analyzer_recognises_every_workload_protocol_on_the_lab_bridge() {
             },
         ],
         cluster_interval_ms: 300,
+        data: Default::default(),
     };
     let dir = tempfile::tempdir().unwrap();
     let cap = capture::start(&exec, &net, dir.path(), "wire", &[CANARY.to_string()])

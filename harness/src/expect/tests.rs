@@ -482,3 +482,19 @@ fn the_model_check_does_not_pass_through_cni_encryption() {
         js[0].reason
     );
 }
+
+#[test]
+fn unreached_passes_only_without_any_connection_even_a_bare_syn() {
+    let e: WireExpectation = serde_saphyr::from_str(
+        "name: blocked\nflow: { from: web, to: db, port: 3306 }\nreached: false\nprobes: [submit]\n",
+    )
+    .unwrap();
+    let judge = |flows| judge_wire(&e, CheckKind::Wire, &capture(flows), &BTreeMap::new());
+    let nothing = judge(vec![front(1)]);
+    assert_eq!(nothing.verdict, Verdict::Pass, "{}", nothing.reason);
+    let mut syn = flow("10.244.1.5:5000", "10.244.2.7:3306", FlowClass::Unknown, 0);
+    (syn.client_bytes, syn.server_bytes) = (0, 0);
+    let attempted = judge(vec![front(1), syn]);
+    assert_eq!(attempted.verdict, Verdict::Fail, "{}", attempted.reason);
+    assert_eq!(attempted.evidence.flows.len(), 1);
+}

@@ -44,12 +44,17 @@ pub fn row(ctx: &Ctx, pair: &Pair, client: &Endpoint) -> Result<Evaluated, Strin
         svc: None,
         external: false,
         port: pair.port,
-        subset: "",
+        subset: &pair.subset,
         protocol: proto,
     };
     let out = outbound::build(ctx, &pair.client, client, &t, None);
     let mut notes = out.notes.clone();
-    let app = FlowClass::Plaintext;
+    // The application's own TLS passes through to a gateway (TLS PASSTHROUGH egress).
+    let app = if pair.protocols.get(&pair.port) == Some(&Protocol::Tls) {
+        FlowClass::Tls
+    } else {
+        FlowClass::Plaintext
+    };
     let mut row = Row {
         client: pair.client.clone(),
         server: pair.server.clone(),
@@ -154,13 +159,13 @@ pub fn row(ctx: &Ctx, pair: &Pair, client: &Endpoint) -> Result<Evaluated, Strin
     let next = if pair.server == Peer::IngressGateway {
         route(ctx, pair, gateway, server, &mut row)?
     } else {
-        None
+        super::egress::from_gateway(ctx, pair, gateway, pair.port)
     };
     if matches!(undecided, Status::CannotPredict { .. }) {
         row.status = undecided;
     }
-    if pair.server == Peer::EgressGateway {
-        notes.push("the egress gateway's onward connection is not modelled".into());
+    if pair.server == Peer::EgressGateway && next.is_none() {
+        notes.push("no VirtualService bound to the egress Gateway routes this traffic on".into());
     }
     row.notes = notes;
     Ok(Evaluated { row, next })
@@ -210,7 +215,7 @@ pub fn host_matches(pattern: &str, host: Option<&str>) -> bool {
     }
 }
 
-fn gateway_ref(vs: &VirtualService, reference: &str) -> String {
+pub(super) fn gateway_ref(vs: &VirtualService, reference: &str) -> String {
     match reference.split_once('/') {
         Some((".", name)) => format!("{}/{name}", vs.namespace()),
         Some((ns, name)) => format!("{ns}/{name}"),

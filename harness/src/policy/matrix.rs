@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::context::{Ctx, Endpoint};
 use super::inject_webhook::PodAdmission;
 use super::types::{Consequence, ExpectedFlow, Pair, Peer, PeerSource, Row, Status, TlsSource};
-use super::{MeshKind, MeshOptions, connect, consul, external, gateway};
+use super::{MeshKind, MeshOptions, connect, consul, egress, external, gateway};
 use crate::manifest::Document;
 
 /// The expected behaviour of every declared pair.
@@ -117,6 +117,15 @@ fn one(ctx: &Ctx, pair: &Pair) -> Result<(Row, Option<Pair>), String> {
 
 fn one_admitted(ctx: &Ctx, pair: &Pair, client: &Endpoint) -> Result<(Row, Option<Pair>), String> {
     let client = client.clone();
+    // An external host that a `mesh` VirtualService sends to the egress gateway.
+    let external =
+        matches!(pair.server, Peer::Workload { .. }) && ctx.endpoint(&pair.server).is_none();
+    if external
+        && ctx.mesh.kind == MeshKind::Istio
+        && let Some(via) = egress::to_gateway(ctx, pair)
+    {
+        return gateway::row(ctx, &via, &client).map(|e| (e.row, e.next));
+    }
     match &pair.server {
         Peer::Host => Err("the host is not a server".into()),
         Peer::IngressGateway | Peer::EgressGateway if ctx.mesh.kind != MeshKind::Istio => {

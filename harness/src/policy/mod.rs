@@ -16,6 +16,7 @@ mod connect;
 mod consul;
 pub(crate) mod context;
 mod destination;
+pub(crate) mod egress;
 mod external;
 mod gateway;
 pub(crate) mod inbound;

@@ -46,7 +46,12 @@ pub fn creation_order(s: &Scenario, phase: Option<&str>) -> Vec<Document> {
 /// The container ports a workload serves, with their protocols.
 fn served(s: &Scenario, name: &str) -> BTreeMap<u16, Protocol> {
     s.workload(name)
-        .map(|w| w.ports.iter().map(|p| (p.port, p.protocol)).collect())
+        .map(|w| {
+            w.ports
+                .iter()
+                .map(|p| (p.port, if p.tls { Protocol::Tls } else { p.protocol }))
+                .collect()
+        })
         .unwrap_or_default()
 }
 

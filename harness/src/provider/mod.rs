@@ -24,6 +24,7 @@ pub mod cluster;
 pub mod cni;
 pub mod existing;
 pub mod kind;
+pub mod outside;
 
 /// Errors from provisioning or driving a lab. Each carries enough context to act on.
 #[derive(Debug, thiserror::Error)]

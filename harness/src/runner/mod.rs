@@ -223,10 +223,37 @@ pub fn render_probe(probe: &crate::scenario::Probe, canary: &Canary) -> crate::s
     if let Some(amqp) = &mut p.amqp {
         amqp.publish = render(&amqp.publish, canary);
     }
+    if let Some(mongodb) = &mut p.mongodb {
+        mongodb
+            .insert
+            .iter_mut()
+            .chain(mongodb.find.as_mut())
+            .for_each(|v| render_json(v, canary));
+    }
     if let Some(body) = &mut p.expect.body_contains {
         *body = render(body, canary);
     }
     p
+}
+
+/// Renders `{{canary}}` into every string (keys and values) of a JSON document.
+fn render_json(v: &mut serde_json::Value, canary: &Canary) {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => *s = crate::scenario::render(s, canary),
+        Value::Array(items) => items.iter_mut().for_each(|i| render_json(i, canary)),
+        Value::Object(map) => {
+            let rendered: serde_json::Map<String, Value> = std::mem::take(map)
+                .into_iter()
+                .map(|(k, mut v)| {
+                    render_json(&mut v, canary);
+                    (crate::scenario::render(&k, canary), v)
+                })
+                .collect();
+            *map = rendered;
+        }
+        _ => {}
+    }
 }
 
 #[cfg(test)]

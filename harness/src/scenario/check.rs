@@ -252,6 +252,19 @@ fn step_problems<'a>(
                     Some("a capture without `expect` proves nothing".into()),
                 );
             }
+            let unreached = capture.expect.iter().find(|e| e.reached == Some(false));
+            if let Some(e) = unreached
+                && !capture.controls.iter().any(|k| k.reached != Some(false))
+            {
+                c.problem(
+                    &e.name,
+                    format!(
+                        "expectation `{}` says no connection is seen, but the capture has no control showing it can see one",
+                        e.name.value
+                    ),
+                    Some("add a control whose flow this capture must see (`controls:`)".into()),
+                );
+            }
         }
     }
 }
@@ -328,12 +341,13 @@ fn probe<'a>(c: &mut Checker<'a>, p: &'a Probe) {
         p.tcp.is_some(),
         p.mysql.is_some(),
         p.amqp.is_some(),
+        p.mongodb.is_some(),
     ];
     if kinds.iter().filter(|k| **k).count() != 1 {
         c.problem(
             &p.name,
             format!(
-                "probe `{}` must have exactly one of http, tcp, mysql, amqp",
+                "probe `{}` must have exactly one of http, tcp, mysql, amqp, mongodb",
                 p.name.value
             ),
             None,
@@ -387,6 +401,11 @@ fn payload_texts(p: &Probe) -> Vec<&str> {
     texts.extend(p.tcp.as_ref().map(|t| t.send.as_str()));
     texts.extend(p.mysql.as_ref().map(|m| m.query.as_str()));
     texts.extend(p.amqp.as_ref().map(|a| a.publish.as_str()));
+    if let Some(m) = &p.mongodb {
+        for v in m.insert.iter().chain(m.find.as_ref()) {
+            super::template::json_strings(v, &mut texts);
+        }
+    }
     texts.extend(p.expect.body_contains.as_deref());
     texts
 }
@@ -415,11 +434,21 @@ fn expectation<'a>(
     ];
     c.workload_ref(&e.flow.from, "flow source", &builtins);
     c.workload_ref(&e.flow.to, "flow destination", &builtins[1..]);
-    if e.class.is_none() && e.canary.is_none() {
+    if e.class.is_none() && e.canary.is_none() && e.reached.is_none() {
         c.problem(
             &e.name,
             format!("expectation `{}` checks nothing", e.name.value),
             Some("set `class`, `canary`, or both".into()),
+        );
+    }
+    if e.reached == Some(false) && (e.class.is_some() || e.canary.is_some()) {
+        c.problem(
+            &e.name,
+            format!(
+                "expectation `{}` says no connection is seen, so it has no class or canary to check",
+                e.name.value
+            ),
+            Some("drop `class` and `canary`, or `reached: false`".into()),
         );
     }
     if e.probes.is_empty() {

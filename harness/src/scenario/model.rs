@@ -199,6 +199,10 @@ pub struct Workload {
     /// The upstreams it calls.
     #[serde(default)]
     pub calls: Vec<Call>,
+    /// Documents a MongoDB workload starts with, by `database.collection` (an external
+    /// database seeded with data the scenario then checks it reads).
+    #[serde(default)]
+    pub data: BTreeMap<String, Vec<serde_json::Value>>,
 }
 
 fn one() -> u32 {
@@ -229,6 +233,10 @@ pub struct ServedPort {
     /// The container port's name, when the Service targets it by name.
     #[serde(default)]
     pub name: Option<String>,
+    /// The application's own TLS wraps `protocol` here (MongoDB with TLS required): on
+    /// the wire, and to the policy model, the port speaks `tls`.
+    #[serde(default)]
+    pub tls: bool,
 }
 
 /// Application protocols meshproof can speak and recognise.
@@ -370,6 +378,9 @@ pub struct Probe {
     /// AMQP publish (and consume).
     #[serde(default)]
     pub amqp: Option<AmqpProbe>,
+    /// MongoDB insert and find.
+    #[serde(default)]
+    pub mongodb: Option<MongodbProbe>,
     /// What the probe should see.
     #[serde(default)]
     pub expect: ProbeExpect,
@@ -465,6 +476,32 @@ pub struct AmqpProbe {
     pub quorum: bool,
 }
 
+/// MongoDB commands over OP_MSG: `hello`, then `insert` (if any documents), then `find`
+/// (if a filter is given). Strings in the documents may contain `{{canary}}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MongodbProbe {
+    /// The database (`$db`).
+    #[serde(default = "test_db")]
+    pub database: String,
+    /// The collection.
+    pub collection: String,
+    /// Documents to insert.
+    #[serde(default)]
+    pub insert: Vec<serde_json::Value>,
+    /// Top-level equality filter to find with; `{}` finds every document.
+    #[serde(default)]
+    pub find: Option<serde_json::Value>,
+    /// Open the application's own TLS first, with the dialled host as SNI (the target's
+    /// `service`, else its workload name).
+    #[serde(default)]
+    pub tls: bool,
+}
+
+fn test_db() -> String {
+    "test".into()
+}
+
 /// What a probe should observe. Unset fields are not checked.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -517,6 +554,11 @@ pub struct WireExpectation {
     /// Whether the canary must appear in clear (`present`) or nowhere (`absent`).
     #[serde(default)]
     pub canary: Option<CanaryRule>,
+    /// `false`: no connection from the client reaches the server port at all, not even
+    /// a SYN (egress blocked before the wire, or routed elsewhere). Such an absence means
+    /// something only beside a control that shows the capture sees that server.
+    #[serde(default)]
+    pub reached: Option<bool>,
     /// The probes whose traffic this expectation judges; at least one.
     pub probes: Vec<Spanned<String>>,
 }

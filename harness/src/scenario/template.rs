@@ -64,6 +64,21 @@ pub fn unknown_placeholders(text: &str) -> Vec<String> {
     found
 }
 
+/// Every string (keys and values) of a JSON document, for placeholder checks.
+pub(crate) fn json_strings<'a>(v: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+    match v {
+        serde_json::Value::String(s) => out.push(s),
+        serde_json::Value::Array(items) => items.iter().for_each(|i| json_strings(i, out)),
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                out.push(k);
+                json_strings(v, out);
+            }
+        }
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

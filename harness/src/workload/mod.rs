@@ -3,7 +3,7 @@
 //! A lab "pod" runs `meshproof-workload serve ROLE.json`. The [`Role`] is derived from the
 //! scenario's provider-neutral [`Workload`](crate::scenario::Workload): the ports it
 //! serves with their protocols and the upstreams it calls. It serves HTTP/1.1, raw TCP, a
-//! MySQL-like and an AMQP-0-9-1-like exchange, epmd and the Erlang distribution handshake,
+//! MySQL-like and an AMQP-0-9-1-like exchange, MongoDB OP_MSG, epmd and the Erlang distribution handshake,
 //! always with the protocols' real framing so the analyzer's sniffers see the real thing.
 //! It is a traffic generator, not a database: it remembers just enough to answer probes.
 //!
@@ -17,12 +17,15 @@ pub mod amqp;
 pub mod capture;
 pub mod erlang;
 pub mod http;
+pub mod mongodb;
 pub mod mysql;
 pub mod probe;
 mod server;
 #[cfg(test)]
 mod sniff_tests;
+pub mod tls;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
@@ -88,6 +91,9 @@ pub struct Role {
     pub upstreams: Vec<Upstream>,
     /// How often, in milliseconds, cluster peers (epmd, distribution) are contacted.
     pub cluster_interval_ms: u64,
+    /// Documents a MongoDB listener starts with, by `database.collection`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub data: BTreeMap<String, Vec<serde_json::Value>>,
 }
 
 /// One served socket.
@@ -97,6 +103,9 @@ pub struct Listener {
     pub bind: SocketAddr,
     /// What it speaks.
     pub protocol: Protocol,
+    /// Behind the application's own TLS (a server certificate made at start-up).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tls: bool,
 }
 
 /// One upstream call.
@@ -144,10 +153,10 @@ mod tests {
     #[test]
     fn role_rejects_protocols_it_cannot_serve() {
         let json = r#"{"workload":"m","instance":"m-0","node":"rabbit@m-0","cookie":"c",
-            "listeners":[{"bind":"0.0.0.0:27017","protocol":"mongodb"}],"upstreams":[],"cluster_interval_ms":1000}"#;
+            "listeners":[{"bind":"0.0.0.0:5432","protocol":"postgres"}],"upstreams":[],"cluster_interval_ms":1000}"#;
         assert!(matches!(
             Role::from_json("r.json", json),
-            Err(WorkloadError::Unsupported(Protocol::Mongodb))
+            Err(WorkloadError::Unsupported(Protocol::Postgres))
         ));
         assert!(matches!(
             Role::from_json("r.json", "{"),

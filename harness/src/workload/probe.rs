@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::{WorkloadError, amqp, http, mysql};
+use super::{WorkloadError, amqp, http, mongodb, mysql};
 
 /// One probe to run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +62,22 @@ pub enum ProbeKind {
         /// Declare a quorum queue (replicated to the broker's cluster peers).
         #[serde(default)]
         quorum: bool,
+    },
+    /// MongoDB commands over OP_MSG: `hello`, then an insert and a find.
+    Mongodb {
+        /// The database (`$db`).
+        database: String,
+        /// The collection.
+        collection: String,
+        /// Documents to insert (JSON objects).
+        #[serde(default)]
+        insert: Vec<serde_json::Value>,
+        /// The filter to find with afterwards (a JSON object), if any.
+        #[serde(default)]
+        find: Option<serde_json::Value>,
+        /// Open the application's own TLS first, with this SNI.
+        #[serde(default)]
+        tls: Option<String>,
     },
 }
 
@@ -200,6 +216,31 @@ async fn once(
             if let Some(body) = got.consumed {
                 text.push_str(&format!("; consumed: {}", String::from_utf8_lossy(&body)));
             }
+            Ok((None, text))
+        }
+        ProbeKind::Mongodb {
+            database,
+            collection,
+            insert,
+            find,
+            tls,
+        } => {
+            let ops = mongodb::Operations {
+                database: database.clone(),
+                collection: collection.clone(),
+                insert: insert
+                    .iter()
+                    .map(mongodb::document)
+                    .collect::<Result<_, _>>()?,
+                find: find.as_ref().map(mongodb::document).transpose()?,
+            };
+            let text = match tls {
+                Some(sni) => {
+                    let mut secured = super::tls::connect(stream, sni).await?;
+                    mongodb::client(&mut secured, &ops).await?
+                }
+                None => mongodb::client(&mut stream, &ops).await?,
+            };
             Ok((None, text))
         }
     }

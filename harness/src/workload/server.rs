@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::{Listener, Role, Upstream, WorkloadError, amqp, erlang, http, mysql};
+use super::{Listener, Role, Upstream, WorkloadError, amqp, erlang, http, mongodb, mysql};
 use crate::reporter::Reporter;
 use crate::scenario::Protocol;
 
@@ -23,6 +23,7 @@ pub(super) fn can_serve(protocol: Protocol) -> bool {
             | Protocol::Tcp
             | Protocol::Mysql
             | Protocol::Amqp
+            | Protocol::Mongodb
             | Protocol::Epmd
             | Protocol::ErlangDist
     )
@@ -33,6 +34,8 @@ struct Shared {
     role: Role,
     table: mysql::Table,
     queues: amqp::Queues,
+    documents: mongodb::Store,
+    message_ids: std::sync::atomic::AtomicI32,
     connections: AtomicU32,
     reporter: Arc<dyn Reporter>,
 }
@@ -52,7 +55,10 @@ pub async fn serve(role: Role, reporter: Arc<dyn Reporter>) -> Result<(), Worklo
         bound.push((socket, l.clone()));
     }
     let (replicate, replicas) = tokio::sync::mpsc::unbounded_channel();
+    let documents = mongodb::Store::seeded(&role.data)?;
     let shared = Arc::new(Shared {
+        documents,
+        message_ids: std::sync::atomic::AtomicI32::new(1),
         role,
         table: mysql::Table::default(),
         queues: amqp::Queues::replicated(replicate),
@@ -102,14 +108,28 @@ async fn accept_loop(
         let (stream, peer) = socket.accept().await?;
         let shared = shared.clone();
         let protocol = listener.protocol;
+        let tls = listener.tls;
         tokio::spawn(async move {
-            if let Err(e) = handle(stream, protocol, &shared).await {
+            let served = if tls {
+                serve_tls(stream, &shared).await
+            } else {
+                handle(stream, protocol, &shared).await
+            };
+            if let Err(e) = served {
                 shared
                     .reporter
                     .debug(&format!("{protocol:?} connection from {peer}: {e}"));
             }
         });
     }
+}
+
+/// A TLS listener: the handshake, then MongoDB inside (the one protocol the lab serves
+/// behind its own TLS).
+async fn serve_tls(stream: TcpStream, shared: &Shared) -> Result<(), WorkloadError> {
+    let acceptor = super::tls::acceptor(&shared.role.instance)?;
+    let mut tls = acceptor.accept(stream).await?;
+    mongodb::serve(&mut tls, &shared.documents, &shared.message_ids).await
 }
 
 async fn handle(
@@ -122,6 +142,9 @@ async fn handle(
         Protocol::Http => serve_http(&mut stream, shared).await,
         Protocol::Mysql => mysql::serve(&mut stream, id, &shared.table).await,
         Protocol::Amqp => amqp::serve(&mut stream, &shared.queues).await,
+        Protocol::Mongodb => {
+            mongodb::serve(&mut stream, &shared.documents, &shared.message_ids).await
+        }
         Protocol::Epmd => {
             let name = short_name(&shared.role.node).to_string();
             let me = erlang::Registration {

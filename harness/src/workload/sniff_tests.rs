@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
 
-use super::{amqp, erlang, http, mysql};
+use super::{amqp, erlang, http, mongodb, mysql};
 use crate::wire::sniff::{Sniff, sniff};
 
 /// A stream that records everything written through it.
@@ -131,4 +131,26 @@ async fn epmd_and_distribution_are_recognised() {
         .await
         .unwrap();
     assert_eq!(sniffed(&cb, &sb), Some("erlang-dist"));
+}
+
+#[tokio::test]
+async fn mongodb_is_recognised() {
+    let (mut c, mut s, cb, sb) = pipe();
+    tokio::spawn(async move {
+        let id = std::sync::atomic::AtomicI32::new(1);
+        mongodb::serve(&mut s, &mongodb::Store::default(), &id).await
+    });
+    let ops = mongodb::Operations {
+        database: "test".into(),
+        collection: "ratings".into(),
+        find: Some(bson::doc! {}),
+        ..Default::default()
+    };
+    mongodb::client(&mut c, &ops).await.unwrap();
+    assert_eq!(sniffed(&cb, &sb), Some("mongodb"));
+    assert_eq!(
+        sniffed(&sb, &sb),
+        Some("mongodb"),
+        "the server's replies alone"
+    );
 }

@@ -6,6 +6,7 @@
 mod authorization;
 mod consul;
 mod destination_rules;
+mod egress;
 mod external;
 mod gateways;
 mod istio_1_30;

@@ -302,7 +302,11 @@ fn the_model_agrees_with_every_probe_outcome_the_scenarios_state() {
                 let Some(r) = m.rows.iter().find(|r| r.origins.contains(&origin)) else {
                     panic!("{}/{}: no row for {origin}", s.name(), phase.name.value);
                 };
-                let predicted = consequence(r);
+                // REGISTRY_ONLY closes a TCP client's connection: a reset to the probe.
+                let predicted = match consequence(r) {
+                    Some(Consequence::Blocked) if !r.protocol.is_http() => Some(Consequence::Reset),
+                    other => other,
+                };
                 let expected = match (probe.expect.status, probe.expect.reset) {
                     (_, Some(true)) => Some(Some(Consequence::Reset)),
                     (Some(403), _) => Some(Some(Consequence::Forbidden403)),

@@ -56,6 +56,15 @@ pub fn request(probe: &Probe, dial: &str) -> Result<Value, ProviderError> {
         json!({"mysql": {"query": m.query}})
     } else if let Some(a) = &probe.amqp {
         json!({"amqp": {"queue": a.queue, "publish": a.publish, "consume": a.consume}})
+    } else if let Some(m) = &probe.mongodb {
+        let sni = m.tls.then(|| {
+            probe
+                .to
+                .service
+                .clone()
+                .unwrap_or_else(|| probe.to.workload.value.clone())
+        });
+        json!({"mongodb": {"database": m.database, "collection": m.collection, "insert": m.insert, "find": m.find, "tls": sni}})
     } else {
         return Err(failed(format!("probe {} has no traffic", probe.name.value)));
     };

@@ -31,6 +31,7 @@ pub fn entries(
     out.extend(cluster(s, ctx, &v)?);
     out.extend(installs(s, ctx, &v)?);
     out.extend(images(s, ctx));
+    out.extend(outside(s, ctx)?);
     out.extend(
         super::placement::lines(s)
             .into_iter()
@@ -50,6 +51,19 @@ pub fn entries(
         )),
     ));
     Ok(out)
+}
+
+/// `kind: external` workloads: containers on the `kind` network, outside the cluster.
+fn outside(s: &Scenario, ctx: &RunContext) -> Result<Vec<PlanEntry>, KindError> {
+    let containers = crate::provider::outside::containers(s, &ctx.run_id, "kind")
+        .map_err(KindError::Generate)?;
+    Ok(containers
+        .iter()
+        .map(|c| {
+            let (text, detail) = crate::provider::outside::describe(c);
+            entry("outside", text, Some(detail))
+        })
+        .collect())
 }
 
 fn tools(p: &KindProvider, v: &Versions) -> Result<Vec<PlanEntry>, KindError> {

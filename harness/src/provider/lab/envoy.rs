@@ -120,6 +120,9 @@ pub struct OutboundRoute {
     pub listen: SocketAddr,
     /// Where it sends the traffic.
     pub cluster: UpstreamCluster,
+    /// Not in the registry under `REGISTRY_ONLY`: the traffic goes to the
+    /// BlackHoleCluster instead of `cluster`.
+    pub blackhole: bool,
 }
 
 /// One ingress-gateway route: HTTP for `hosts` on `port` goes to `cluster`.
@@ -150,6 +153,8 @@ pub struct SidecarConfig {
     pub outbound: Vec<OutboundRoute>,
     /// Ingress-gateway routes (the gateway's Envoy only).
     pub ingress: Vec<IngressRoute>,
+    /// Egress-gateway routes (the egress gateway's Envoy only).
+    pub egress: Vec<super::egress::EgressRoute>,
 }
 
 /// The Envoy bootstrap for a sidecar, as JSON.
@@ -161,8 +166,18 @@ pub fn bootstrap(cfg: &SidecarConfig) -> Value {
         .collect();
     let mut clusters: Vec<Value> = cfg.inbound.iter().map(inbound_cluster).collect();
     listeners.extend(cfg.outbound.iter().map(outbound_listener));
-    clusters.extend(cfg.outbound.iter().map(|r| upstream_cluster(&r.cluster)));
+    clusters.extend(
+        cfg.outbound
+            .iter()
+            .filter(|r| !r.blackhole)
+            .map(|r| upstream_cluster(&r.cluster)),
+    );
+    if cfg.outbound.iter().any(|r| r.blackhole) {
+        clusters.push(super::egress::blackhole_cluster());
+    }
     listeners.extend(ingress_listeners(cfg));
+    listeners.extend(super::egress::listeners(cfg));
+    clusters.extend(cfg.egress.iter().map(|r| upstream_cluster(&r.cluster)));
     let mut seen = std::collections::BTreeSet::new();
     for route in &cfg.ingress {
         if seen.insert(cluster_name(&route.cluster)) {
@@ -179,7 +194,7 @@ pub fn bootstrap(cfg: &SidecarConfig) -> Value {
     })
 }
 
-fn socket(ip: IpAddr, port: u16) -> Value {
+pub(super) fn socket(ip: IpAddr, port: u16) -> Value {
     json!({"socket_address": {"address": ip.to_string(), "port_value": port}})
 }
 
@@ -187,7 +202,7 @@ fn inbound_cluster_name(port: u16) -> String {
     format!("inbound|{port}||")
 }
 
-fn cluster_name(r: &UpstreamCluster) -> String {
+pub(super) fn cluster_name(r: &UpstreamCluster) -> String {
     // Istio names per-service clusters `outbound|port||fqdn`; a pod-addressed route (a
     // headless service's endpoint) also carries the pod host so names stay unique.
     if r.host == r.service_fqdn {
@@ -240,7 +255,7 @@ fn tls_params() -> Value {
     json!({"tls_minimum_protocol_version": "TLSv1_2", "tls_maximum_protocol_version": "TLSv1_3"})
 }
 
-fn downstream_tls(http: bool) -> Value {
+pub(super) fn downstream_tls(http: bool) -> Value {
     let alpn: &[&str] = if http {
         &["h2", "http/1.1"]
     } else {
@@ -276,7 +291,7 @@ fn inbound_tcp_filters(cfg: &SidecarConfig, p: &InboundPort) -> Value {
     Value::Array(filters)
 }
 
-fn tcp_proxy(stat_prefix: &str, cluster: &str) -> Value {
+pub(super) fn tcp_proxy(stat_prefix: &str, cluster: &str) -> Value {
     json!({
         "name": "envoy.filters.network.tcp_proxy",
         "typed_config": {
@@ -461,7 +476,11 @@ fn inbound_cluster(p: &InboundPort) -> Value {
 }
 
 fn outbound_listener(r: &OutboundRoute) -> Value {
-    let cluster = cluster_name(&r.cluster);
+    let cluster = if r.blackhole {
+        super::egress::BLACKHOLE.to_string()
+    } else {
+        cluster_name(&r.cluster)
+    };
     let filter = if r.cluster.http {
         http_connection_manager(
             &format!("outbound_{}", r.listen),

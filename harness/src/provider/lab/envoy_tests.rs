@@ -28,8 +28,10 @@ fn web_sidecar() -> SidecarConfig {
                     peer_identities: vec!["spiffe://cluster.local/ns/pii-demo/sa/mysql".into()],
                 }),
             },
+            blackhole: false,
         }],
         ingress: vec![],
+        egress: Vec::new(),
     }
 }
 
@@ -64,6 +66,7 @@ fn xnat_sidecar() -> SidecarConfig {
         ],
         outbound: vec![],
         ingress: vec![],
+        egress: Vec::new(),
     }
 }
 
@@ -203,6 +206,7 @@ fn the_gateway_routes_by_host_to_mesh_clusters() {
             hosts: vec!["pii-demo.apps.hl.test".into()],
             cluster: web,
         }],
+        egress: Vec::new(),
     };
     let out = bootstrap(&cfg);
     let listener = &out["static_resources"]["listeners"][0];

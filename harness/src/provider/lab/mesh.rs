@@ -18,8 +18,9 @@ use crate::crd::security::{AuthzAction, Rule};
 use crate::manifest::Document;
 use crate::policy::cluster::{PodInfo, SvcInfo};
 use crate::policy::context::Ctx;
+use crate::policy::egress::{self, EgressListener, ExternalPath};
 use crate::policy::{
-    AppliedPolicy, ClientTls, MeshOptions, MtlsMode, Peer, inbound, outbound, protocol,
+    AppliedPolicy, ClientTls, MeshOptions, MtlsMode, Pair, Peer, inbound, outbound, protocol,
 };
 use crate::scenario::{Protocol, Scenario};
 
@@ -233,6 +234,33 @@ impl<'a> Mesh<'a> {
         policy.tls == ClientTls::IstioMutual
     }
 
+    /// The path `client`'s proxy gives traffic for `host:port` of the external workload
+    /// `server` (in `namespace`), which speaks `speaks` there.
+    pub fn external_path(
+        &self,
+        client: &Peer,
+        server: &Peer,
+        host: &str,
+        port: u16,
+        speaks: Protocol,
+    ) -> ExternalPath {
+        let pair = external_pair(client, server, host, port, speaks);
+        egress::path(&self.ctx, &pair).unwrap_or(ExternalPath::Direct)
+    }
+
+    /// The egress gateway's servers with a route out, for these (client, external
+    /// workload, host, port, protocol) destinations.
+    pub fn egress_listeners(
+        &self,
+        wanted: &[(Peer, Peer, String, u16, Protocol)],
+    ) -> Vec<EgressListener> {
+        let pairs: Vec<Pair> = wanted
+            .iter()
+            .map(|(c, s, h, p, speaks)| external_pair(c, s, h, *p, *speaks))
+            .collect();
+        egress::listeners(&self.ctx, &pairs)
+    }
+
     fn of_kind(&self, kind: &'a str) -> impl Iterator<Item = &'a Document> + 'a {
         self.docs.iter().filter(move |d| d.kind == kind)
     }
@@ -286,6 +314,21 @@ impl<'a> Mesh<'a> {
             }
         }
         routes
+    }
+}
+
+fn external_pair(client: &Peer, server: &Peer, host: &str, port: u16, speaks: Protocol) -> Pair {
+    Pair {
+        client: client.clone(),
+        server: server.clone(),
+        service: host.to_string(),
+        namespace: server.namespace().unwrap_or_default().to_string(),
+        port,
+        subset: String::new(),
+        request: None,
+        origin: "lab".into(),
+        protocols: [(port, speaks)].into_iter().collect(),
+        onward: Vec::new(),
     }
 }
 

@@ -178,6 +178,21 @@ fn kind(lab: &DockerLab, probe: &Probe) -> Result<ProbeKind, LabError> {
             quorum: a.quorum,
         });
     }
+    if let Some(m) = &probe.mongodb {
+        return Ok(ProbeKind::Mongodb {
+            database: m.database.clone(),
+            collection: m.collection.clone(),
+            insert: m.insert.clone(),
+            find: m.find.clone(),
+            tls: m.tls.then(|| {
+                probe
+                    .to
+                    .service
+                    .clone()
+                    .unwrap_or_else(|| probe.to.workload.value.clone())
+            }),
+        });
+    }
     Err(LabError::Setup(format!(
         "probe {} says nothing to send",
         probe.name.value

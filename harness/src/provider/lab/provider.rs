@@ -251,6 +251,16 @@ impl Provider for LabProvider {
         {
             lab.create_gateway().await?;
         }
+        if scenario
+            .file
+            .requires
+            .mesh
+            .as_ref()
+            .is_some_and(|m| m.egress_gateway)
+        {
+            lab.create_egress_gateway().await?;
+        }
+        lab.create_externals(reporter).await?;
         Ok(Box::new(lab))
     }
 }

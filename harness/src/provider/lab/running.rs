@@ -173,6 +173,7 @@ impl DockerLab {
             listeners: vec![],
             upstreams: vec![],
             cluster_interval_ms: topology::CLUSTER_INTERVAL_MS,
+            data: Default::default(),
         };
         let running = pod::start_app(
             &self.docker,
@@ -213,6 +214,8 @@ impl DockerLab {
             }
             let cfg = if name == GATEWAY_POD {
                 topo.gateway(state.running.ip, &has)
+            } else if name == topology::EGRESS_POD {
+                topo.egress_gateway(state.running.ip)
             } else {
                 let Some(w) = self.scenario.workload(&state.running.workload) else {
                     continue;
@@ -237,6 +240,8 @@ impl DockerLab {
                     namespace: GATEWAY_NAMESPACE.into(),
                     service_account: GATEWAY_SERVICE_ACCOUNT.into(),
                 }
+            } else if name == topology::EGRESS_POD {
+                topology::egress_identity()
             } else {
                 topology::identity(&self.workload(&cfg.workload)?)
             };
@@ -343,7 +348,7 @@ impl DockerLab {
             .pods
             .values()
             .map(|p| p.running.workload.clone())
-            .filter(|w| w != crate::scenario::peers::INGRESS_GATEWAY && !present.contains(w))
+            .filter(|w| !self.outside_manifests(w) && !present.contains(w))
             .collect();
         for w in &gone {
             self.remove_pods(w).await?;

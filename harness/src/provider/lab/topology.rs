@@ -93,6 +93,7 @@ fn servable(p: Protocol) -> bool {
             | Protocol::Tcp
             | Protocol::Mysql
             | Protocol::Amqp
+            | Protocol::Mongodb
             | Protocol::Epmd
             | Protocol::ErlangDist
     )
@@ -192,6 +193,21 @@ impl<'a> Topology<'a> {
             let Some(callee) = self.scenario.workload(&to) else {
                 continue;
             };
+            if callee.kind == WorkloadKind::External {
+                let via_sidecar = (sidecar
+                    && self
+                        .mesh
+                        .intercepts_outbound(&w.namespace, &w.name.value, port))
+                .then(|| loopback(out.len(), port));
+                out.push(Self::external_destination(
+                    callee,
+                    &service_name,
+                    port,
+                    call,
+                    via_sidecar,
+                ));
+                continue;
+            }
             let service = self.service(callee, &service_name, port);
             let target = service
                 .ports
@@ -282,6 +298,7 @@ impl<'a> Topology<'a> {
                 Listener {
                     bind: SocketAddr::new(ip, p.port),
                     protocol: p.protocol,
+                    tls: p.tls,
                 }
             })
             .collect();
@@ -304,6 +321,7 @@ impl<'a> Topology<'a> {
             listeners,
             upstreams,
             cluster_interval_ms: CLUSTER_INTERVAL_MS,
+            data: w.data.clone(),
         }
     }
 
@@ -371,9 +389,19 @@ impl<'a> Topology<'a> {
             .destinations(w, instance, true)
             .iter()
             .filter_map(|d| {
+                let external = self
+                    .scenario
+                    .workload(&d.callee)
+                    .is_some_and(|c| c.kind == WorkloadKind::External);
+                let (cluster, blackhole) = if external {
+                    self.external_route(&client, d)
+                } else {
+                    (self.cluster(&observed, &client, d), false)
+                };
                 Some(OutboundRoute {
                     listen: d.via_sidecar?,
-                    cluster: self.cluster(&observed, &client, d),
+                    cluster,
+                    blackhole,
                 })
             })
             .collect();
@@ -385,6 +413,7 @@ impl<'a> Topology<'a> {
             inbound,
             outbound,
             ingress: Vec::new(),
+            egress: Vec::new(),
         }
     }
 
@@ -431,6 +460,7 @@ impl<'a> Topology<'a> {
             inbound: Vec::new(),
             outbound: Vec::new(),
             ingress,
+            egress: Vec::new(),
         }
     }
 
@@ -462,6 +492,10 @@ impl<'a> Topology<'a> {
             .collect()
     }
 }
+
+#[path = "topology_external.rs"]
+mod external;
+pub use external::{EGRESS_FQDN, EGRESS_POD, egress_identity};
 
 #[cfg(test)]
 #[path = "topology_tests.rs"]
