@@ -317,12 +317,14 @@ fn an_alias_bomb_is_refused_with_its_location() {
     let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
     for i in 1..10 {
         let prev = i - 1;
-        let refs = vec![format!("*a{prev}"); 10].join(", ");
+        // 30 aliases a level: 270 in all (over the cap), 30^9 nodes if expanded.
+        let refs = vec![format!("*a{prev}"); 30].join(", ");
         text.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
     }
     let started = std::time::Instant::now();
     let problem = refused(&text);
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert!(problem.contains("budget breached: Aliases"), "{problem}");
     assert!(problem.contains("demo.yaml:"), "{problem}");
     assert!(!problem.contains("demo.yaml:0:0"), "not located: {problem}");
 }
