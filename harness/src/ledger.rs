@@ -267,7 +267,8 @@ mod tests {
 
     #[test]
     fn the_start_time_is_counted_after_the_command_name() {
-        let stat = "4242 (a b) c) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
+        let stat =
+            "4242 (a b) c) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
         assert_eq!(parse_start(stat), Some(987_654));
         assert_eq!(parse_start("4242 (x) S 1"), None);
     }
@@ -278,7 +279,10 @@ mod tests {
             panic!("no /proc start time for this process");
         };
         assert!(owner_alive(pid, started));
-        assert!(!owner_alive(pid, started + 1), "a different start time is another process");
+        assert!(
+            !owner_alive(pid, started + 1),
+            "a different start time is another process"
+        );
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("l.jsonl");
         let ledger = Ledger::open(&path, "mp-o").unwrap();

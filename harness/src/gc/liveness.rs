@@ -87,8 +87,22 @@ mod tests {
             unreachable!()
         };
         with_owner(dir.path(), "mp-live", me);
-        with_owner(dir.path(), "mp-reused", Item::Owner { pid, started: started + 7 });
-        with_owner(dir.path(), "mp-dead", Item::Owner { pid: u32::MAX - 1, started });
+        with_owner(
+            dir.path(),
+            "mp-reused",
+            Item::Owner {
+                pid,
+                started: started + 7,
+            },
+        );
+        with_owner(
+            dir.path(),
+            "mp-dead",
+            Item::Owner {
+                pid: u32::MAX - 1,
+                started,
+            },
+        );
         let l = Liveness {
             ledgers: Some(dir.path().to_path_buf()),
             ..Default::default()
@@ -97,8 +111,15 @@ mod tests {
         assert!(l.judge("mp-live", &mut seen).unwrap().contains("alive"));
         assert_eq!(l.judge("mp-reused", &mut seen), None);
         assert_eq!(l.judge("mp-dead", &mut seen), None);
-        assert!(l.judge("mp-nowhere", &mut seen).unwrap().contains("unknown"));
-        let named = Liveness { named: true, ..l.clone() };
+        assert!(
+            l.judge("mp-nowhere", &mut seen)
+                .unwrap()
+                .contains("unknown")
+        );
+        let named = Liveness {
+            named: true,
+            ..l.clone()
+        };
         assert_eq!(named.judge("mp-nowhere", &mut HashMap::new()), None);
         assert!(named.judge("mp-live", &mut HashMap::new()).is_some());
     }

@@ -163,7 +163,12 @@ async fn check_removes_nothing_and_gc_spares_a_live_run() {
         docker.create_network(net).await.unwrap();
         let pod = format!("meshproof-{run}-pod");
         image
-            .run_container(&docker, &pod, &[(RUN_LABEL, run)], Some(&format!("meshproof-{run}")))
+            .run_container(
+                &docker,
+                &pod,
+                &[(RUN_LABEL, run)],
+                Some(&format!("meshproof-{run}")),
+            )
             .await;
     }
     let exec = Exec::new();
@@ -178,8 +183,12 @@ async fn check_removes_nothing_and_gc_spares_a_live_run() {
     };
     let everything = sweep(&docker, &exec, &all).await.unwrap();
     let after_all = [
-        crate::provider::lab::docker::leftovers(&docker, &live).await.unwrap(),
-        crate::provider::lab::docker::leftovers(&docker, &dead).await.unwrap(),
+        crate::provider::lab::docker::leftovers(&docker, &live)
+            .await
+            .unwrap(),
+        crate::provider::lab::docker::leftovers(&docker, &dead)
+            .await
+            .unwrap(),
     ];
     let mut results = Vec::new();
     for (run, list_only) in [(&live, true), (&dead, true), (&live, false), (&dead, false)] {
@@ -194,7 +203,9 @@ async fn check_removes_nothing_and_gc_spares_a_live_run() {
             ..Default::default()
         };
         let report = sweep(&docker, &exec, &filter).await.unwrap();
-        let left = crate::provider::lab::docker::leftovers(&docker, run).await.unwrap();
+        let left = crate::provider::lab::docker::leftovers(&docker, run)
+            .await
+            .unwrap();
         results.push((report, left));
     }
     // Whatever happened, remove the live run's objects (the dead one's are gone or go now).
@@ -211,11 +222,23 @@ async fn check_removes_nothing_and_gc_spares_a_live_run() {
     }
     image.remove(&docker).await;
 
-    let [(check_live, left1), (check_dead, left2), (gc_live, left3), (gc_dead, left4)] =
-        <[_; 4]>::try_from(results).unwrap();
+    let [
+        (check_live, left1),
+        (check_dead, left2),
+        (gc_live, left3),
+        (gc_dead, left4),
+    ] = <[_; 4]>::try_from(results).unwrap();
     assert_eq!(after_all, [2, 2], "an unfiltered --check removed something");
-    assert!(everything.containers.contains(&format!("meshproof-{dead}-pod")));
-    assert!(!everything.containers.contains(&format!("meshproof-{live}-pod")));
+    assert!(
+        everything
+            .containers
+            .contains(&format!("meshproof-{dead}-pod"))
+    );
+    assert!(
+        !everything
+            .containers
+            .contains(&format!("meshproof-{live}-pod"))
+    );
     assert!(check_live.is_empty(), "{check_live:?}");
     assert!(check_live.spared[0].contains("alive"), "{check_live:?}");
     assert_eq!(check_dead.containers, vec![format!("meshproof-{dead}-pod")]);

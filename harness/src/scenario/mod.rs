@@ -159,22 +159,22 @@ impl Scenario {
         limits::check_size(path, text.len() as u64)?;
         let file: ScenarioFile = serde_saphyr::from_str_with_options(text, limits::options())
             .map_err(|e| {
-            let (line, column) = e
-                .location()
-                .map(|l| (l.line() as u32, l.column() as u32))
-                .unwrap_or((0, 0));
-            let message = clean_serde_message(&e.to_string());
-            let hint = check::serde_hint(&message);
-            invalid(vec![Problem {
-                at: SourceRef {
-                    path: path.to_path_buf(),
-                    line,
-                    column,
-                },
-                message,
-                hint,
-            }])
-        })?;
+                let (line, column) = e
+                    .location()
+                    .map(|l| (l.line() as u32, l.column() as u32))
+                    .unwrap_or((0, 0));
+                let message = clean_serde_message(&e.to_string());
+                let hint = check::serde_hint(&message);
+                invalid(vec![Problem {
+                    at: SourceRef {
+                        path: path.to_path_buf(),
+                        line,
+                        column,
+                    },
+                    message,
+                    hint,
+                }])
+            })?;
         let mut manifests = BTreeMap::new();
         let mut problems = Vec::new();
         for reference in check::manifest_refs(&file) {
