@@ -5,6 +5,9 @@
 //! `meshproof-`. Clusters are deleted with `kind delete cluster` when kind is available
 //! and by force-removing their node containers otherwise. Anything already gone counts as
 //! removed, so running gc twice is safe.
+//!
+//! Only runs that are no longer alive are touched ([`liveness`]): a concurrent run's lab
+//! is spared. With [`GcFilter::list_only`] nothing is removed, only listed.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
@@ -16,6 +19,9 @@ use bollard::query_parameters::{
 };
 
 use crate::exec::{Cmd, Exec};
+
+pub mod liveness;
+pub use liveness::Liveness;
 
 /// The label on everything meshproof creates.
 pub const RUN_LABEL: &str = "meshproof.dev/run";
@@ -40,6 +46,10 @@ pub struct GcFilter {
     /// kind's binary, to delete clusters the way kind does; node containers are
     /// force-removed when `None`.
     pub kind: Option<Cmd>,
+    /// List what would be removed and remove nothing (`gc --check`).
+    pub list_only: bool,
+    /// Which runs are alive and must be spared.
+    pub liveness: Liveness,
 }
 
 /// What gc did.
@@ -55,6 +65,8 @@ pub struct GcReport {
     pub volumes: Vec<String>,
     /// Things that could not be removed, with the reason.
     pub failures: Vec<String>,
+    /// Runs left alone, with the reason (alive, owner unknown).
+    pub spared: Vec<String>,
 }
 
 impl GcReport {
@@ -78,12 +90,16 @@ fn label_filter(filter: &GcFilter) -> HashMap<String, Vec<String>> {
 /// Removes every leftover matching the filter.
 pub async fn sweep(docker: &Docker, exec: &Exec, filter: &GcFilter) -> Result<GcReport, GcError> {
     let mut report = GcReport::default();
-    clusters(docker, exec, filter, &mut report).await?;
+    let mut seen = HashMap::new();
+    clusters(docker, exec, filter, &mut report, &mut seen).await?;
     let opts = ListContainersOptionsBuilder::default()
         .all(true)
         .filters(&label_filter(filter))
         .build();
     for c in docker.list_containers(Some(opts)).await? {
+        if !may_remove(filter, c.labels.as_ref(), &mut seen) {
+            continue;
+        }
         let id = c.id.unwrap_or_default();
         let name = c
             .names
@@ -95,6 +111,10 @@ pub async fn sweep(docker: &Docker, exec: &Exec, filter: &GcFilter) -> Result<Gc
             .force(true)
             .v(true)
             .build();
+        if filter.list_only {
+            report.containers.push(name);
+            continue;
+        }
         outcome(
             docker.remove_container(&id, Some(rm)).await,
             name,
@@ -106,7 +126,14 @@ pub async fn sweep(docker: &Docker, exec: &Exec, filter: &GcFilter) -> Result<Gc
         .filters(&label_filter(filter))
         .build();
     for n in docker.list_networks(Some(opts)).await? {
+        if !may_remove(filter, n.labels.as_ref(), &mut seen) {
+            continue;
+        }
         let name = n.name.unwrap_or_default();
+        if filter.list_only {
+            report.networks.push(name);
+            continue;
+        }
         outcome(
             docker.remove_network(&n.id.unwrap_or_default()).await,
             name,
@@ -123,6 +150,13 @@ pub async fn sweep(docker: &Docker, exec: &Exec, filter: &GcFilter) -> Result<Gc
         .volumes
         .unwrap_or_default()
     {
+        if !may_remove(filter, Some(&v.labels), &mut seen) {
+            continue;
+        }
+        if filter.list_only {
+            report.volumes.push(v.name);
+            continue;
+        }
         let rm = RemoveVolumeOptionsBuilder::default().force(true).build();
         outcome(
             docker.remove_volume(&v.name, Some(rm)).await,
@@ -131,7 +165,30 @@ pub async fn sweep(docker: &Docker, exec: &Exec, filter: &GcFilter) -> Result<Gc
             &mut report.failures,
         );
     }
+    report.spared = spared_list(&seen);
     Ok(report)
+}
+
+/// Whether the object with these labels belongs to a run gc may remove.
+fn may_remove(
+    filter: &GcFilter,
+    labels: Option<&HashMap<String, String>>,
+    seen: &mut HashMap<String, liveness::Spared>,
+) -> bool {
+    match labels.and_then(|l| l.get(RUN_LABEL)) {
+        Some(run) => filter.liveness.judge(run, seen).is_none(),
+        // The list was filtered by the label, so this does not happen; keep it anyway.
+        None => false,
+    }
+}
+
+fn spared_list(seen: &HashMap<String, liveness::Spared>) -> Vec<String> {
+    let mut out: Vec<String> = seen
+        .iter()
+        .filter_map(|(run, why)| why.as_ref().map(|w| format!("{run}: {w}")))
+        .collect();
+    out.sort();
+    out
 }
 
 /// Records a removal; "no such object" means someone else removed it first, which is fine.
@@ -155,6 +212,7 @@ async fn clusters(
     exec: &Exec,
     filter: &GcFilter,
     report: &mut GcReport,
+    seen: &mut HashMap<String, liveness::Spared>,
 ) -> Result<(), GcError> {
     let wanted = filter
         .run
@@ -176,6 +234,15 @@ async fn clusters(
         if ours {
             names.insert(cluster.clone());
         }
+    }
+    // The cluster is named after its run (`meshproof-<run>`), which owns the ledger.
+    names.retain(|c| {
+        let run = c.strip_prefix(CLUSTER_PREFIX).unwrap_or(c);
+        filter.liveness.judge(run, seen).is_none()
+    });
+    if filter.list_only {
+        report.clusters.extend(names);
+        return Ok(());
     }
     for cluster in names {
         if let Some(kind) = &filter.kind {

@@ -1,9 +1,10 @@
 //! The ledger: an append-only record of everything a run created.
 //!
 //! One JSON object per line, written and flushed as each thing is created, so even a run
-//! killed half-way leaves an exact list of what it created. Neither teardown nor
-//! `cargo xtask gc` reads it (both find what to remove by the run label); it stays in the
-//! artifacts directory for the post-mortem.
+//! killed half-way leaves an exact list of what it created. Teardown finds what to
+//! remove by the run label; `cargo xtask gc` reads a run's first entry, its owner process
+//! (pid and start time), to spare runs that are still alive. The artifacts directory keeps
+//! it for the post-mortem.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -80,6 +81,51 @@ pub enum Item {
         /// The pcap.
         path: PathBuf,
     },
+    /// The process that runs this run, written first: gc spares a run while this process
+    /// is alive, and a pid reused by another process has a different start time.
+    Owner {
+        /// Its process id.
+        pid: u32,
+        /// Its start time, in clock ticks since boot (`/proc/<pid>/stat` field 22).
+        started: u64,
+    },
+}
+
+impl Item {
+    /// The owner entry for the calling process, or `None` where `/proc` cannot say its
+    /// start time (not Linux).
+    pub fn owner_of_this_process() -> Option<Item> {
+        let pid = std::process::id();
+        process_start(pid).map(|started| Item::Owner { pid, started })
+    }
+}
+
+/// The start time of process `pid` in clock ticks since boot, from `/proc/<pid>/stat`;
+/// `None` when no such process exists (or `/proc` is unavailable).
+pub fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_start(&stat)
+}
+
+/// Field 22 of a `/proc/<pid>/stat` line. The command name (field 2) is in parentheses
+/// and may itself hold spaces or parentheses, so fields are counted after the last `)`.
+fn parse_start(stat: &str) -> Option<u64> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    // `rest` starts at field 3 (state), so field 22 is the 20th word.
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether the owner recorded in a ledger is still running: same pid, same start time.
+pub fn owner_alive(pid: u32, started: u64) -> bool {
+    process_start(pid) == Some(started)
+}
+
+/// The last owner recorded among `entries` (a resumed run records itself again).
+pub fn owner(entries: &[Entry]) -> Option<(u32, u64)> {
+    entries.iter().rev().find_map(|e| match e.item {
+        Item::Owner { pid, started } => Some((pid, started)),
+        _ => None,
+    })
 }
 
 /// One ledger line.
@@ -217,5 +263,32 @@ mod tests {
         .unwrap();
         let err = Ledger::read(&path).unwrap_err();
         assert!(err.to_string().contains("l.jsonl:2:"), "{err}");
+    }
+
+    #[test]
+    fn the_start_time_is_counted_after_the_command_name() {
+        let stat =
+            "4242 (a b) c) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
+        assert_eq!(parse_start(stat), Some(987_654));
+        assert_eq!(parse_start("4242 (x) S 1"), None);
+    }
+
+    #[test]
+    fn this_process_is_alive_and_a_reused_pid_is_not() {
+        let Some(Item::Owner { pid, started }) = Item::owner_of_this_process() else {
+            panic!("no /proc start time for this process");
+        };
+        assert!(owner_alive(pid, started));
+        assert!(
+            !owner_alive(pid, started + 1),
+            "a different start time is another process"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.jsonl");
+        let ledger = Ledger::open(&path, "mp-o").unwrap();
+        ledger.record(Item::Owner { pid, started }).unwrap();
+        let line = std::fs::read_to_string(&path).unwrap();
+        assert!(line.contains("\"type\":\"owner\""), "{line}");
+        assert_eq!(owner(&Ledger::read(&path).unwrap()), Some((pid, started)));
     }
 }

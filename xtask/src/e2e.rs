@@ -5,6 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
+use meshproof::ledger::{Item, Ledger};
 use meshproof::plan;
 use meshproof::provider::{self, ProviderKind, RunContext};
 use meshproof::report::{self, RunReport};
@@ -123,9 +124,20 @@ pub fn run(root: &Path, args: E2eArgs, ui: &Ui) -> Result<Outcome> {
         }
         return Ok(Outcome::Passed);
     }
+    record_owner(&ctx)?;
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let report = rt.block_on(run_all(&scenarios, provider.as_ref(), &args, ctx, ui));
-    finish(&report, &args)
+    let outcome = finish(&report, &args);
+    // Interrupted: the partial report is written above; the exit code names the signal.
+    match crate::signals::exit_code() {
+        Some(code) => {
+            if let Err(e) = outcome {
+                eprintln!("{e:#}");
+            }
+            Ok(Outcome::Interrupted(code))
+        }
+        None => outcome,
+    }
 }
 
 fn load(root: &Path, args: &E2eArgs) -> Result<Vec<Scenario>> {
@@ -138,6 +150,15 @@ fn load(root: &Path, args: &E2eArgs) -> Result<Vec<Scenario>> {
         .iter()
         .map(|n| Scenario::load(root, n).map_err(Into::into))
         .collect()
+}
+
+/// Writes this process as the run's owner, before anything is created, so `cargo xtask gc`
+/// running meanwhile spares the run (see `meshproof::gc::liveness`).
+fn record_owner(ctx: &RunContext) -> Result<()> {
+    if let Some(owner) = Item::owner_of_this_process() {
+        Ledger::open(&ctx.artifacts.join("ledger.jsonl"), &ctx.run_id)?.record(owner)?;
+    }
+    Ok(())
 }
 
 /// A run id that sorts by time and is unique enough for labels and names.
@@ -161,9 +182,9 @@ async fn run_all(
     tokio::spawn(async move {
         crate::signals::interrupted().await;
         handle.cancel();
-        crate::signals::interrupted().await;
+        let code = crate::signals::interrupted().await;
         eprintln!("interrupted twice: stopping now; remove leftovers with `cargo xtask gc`");
-        std::process::exit(2);
+        std::process::exit(i32::from(code));
     });
     let opts = RunOptions {
         phase: args.phase.clone(),

@@ -1,13 +1,15 @@
 //! `cargo xtask gc`: remove leftovers of meshproof runs (containers, networks, volumes,
-//! kind clusters named `meshproof-*`), by label, idempotently.
+//! kind clusters named `meshproof-*`), by label, idempotently. Runs whose ledger names a
+//! live owner process are spared; `--check` only lists.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
 use meshproof::env_vars;
 use meshproof::exec::Exec;
-use meshproof::gc::{self, GcFilter};
+use meshproof::gc::{self, GcFilter, Liveness};
 use meshproof::tools::{self, Platform, ToolOptions, Versions};
 
 use crate::Outcome;
@@ -18,9 +20,20 @@ pub struct GcArgs {
     /// Only this run's objects (the run id printed by `e2e`); all runs otherwise.
     #[arg(long, value_name = "RUN")]
     run: Option<String>,
-    /// Fail (exit 1) if there was anything to remove: CI's proof that runs left nothing.
+    /// Only list what would be removed, remove nothing; fail (exit 1) if there is
+    /// anything: CI's proof that runs left nothing.
     #[arg(long)]
     check: bool,
+    /// Where runs keep their ledgers (`<DIR>/<run>/ledger.jsonl`), as `e2e --artifacts`.
+    #[arg(long, value_name = "DIR", default_value = "artifacts")]
+    artifacts: PathBuf,
+    /// Also remove runs older than this (`30m`, `2h`), even alive or of unknown owner.
+    #[arg(long, value_name = "AGE", value_parser = parse_age)]
+    older_than: Option<Duration>,
+}
+
+fn parse_age(text: &str) -> std::result::Result<Duration, String> {
+    meshproof::scenario::parse_duration(text)
 }
 
 pub fn run(root: &Path, args: GcArgs) -> Result<Outcome> {
@@ -50,6 +63,12 @@ pub fn run(root: &Path, args: GcArgs) -> Result<Outcome> {
             &GcFilter {
                 run: args.run.clone(),
                 kind,
+                list_only: args.check,
+                liveness: Liveness {
+                    ledgers: Some(args.artifacts.clone()),
+                    older_than: args.older_than,
+                    named: args.run.is_some(),
+                },
             },
         )
         .await?;
@@ -60,8 +79,15 @@ pub fn run(root: &Path, args: GcArgs) -> Result<Outcome> {
             ("volume", &report.volumes),
         ] {
             for name in names {
-                println!("removed {what} {name}");
+                if args.check {
+                    println!("would remove {what} {name}");
+                } else {
+                    println!("removed {what} {name}");
+                }
             }
+        }
+        for run in &report.spared {
+            println!("spared run {run}");
         }
         if report.is_empty() {
             println!("nothing to remove");
@@ -70,7 +96,9 @@ pub fn run(root: &Path, args: GcArgs) -> Result<Outcome> {
             eprintln!("could not remove {failure}");
         }
         if args.check && !report.is_empty() {
-            eprintln!("leftovers found: a run did not clean up after itself (removed now)");
+            eprintln!(
+                "leftovers found: a run did not clean up after itself (nothing removed; run `cargo xtask gc`)"
+            );
             return Ok(Outcome::Failed);
         }
         Ok(if report.failures.is_empty() {

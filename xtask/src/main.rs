@@ -74,6 +74,8 @@ pub enum Outcome {
     Passed,
     /// A scenario or check failed (exit 1).
     Failed,
+    /// A signal stopped the run after teardown (exit 128 + signal: 130, 143).
+    Interrupted(u8),
 }
 
 fn main() -> ExitCode {
@@ -94,6 +96,7 @@ fn main() -> ExitCode {
     match result {
         Ok(Outcome::Passed) => ExitCode::from(0),
         Ok(Outcome::Failed) => ExitCode::from(1),
+        Ok(Outcome::Interrupted(code)) => ExitCode::from(code),
         Err(err) => {
             ui.error(&err);
             ExitCode::from(2)

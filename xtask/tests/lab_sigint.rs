@@ -1,6 +1,7 @@
-//! Lab tier: a real `cargo xtask e2e --provider lab` run, interrupted with SIGINT while its
-//! lab is up, removes everything it created (containers, network, temp files) and exits
-//! with the harness-error code.
+//! Lab tier: a real `cargo xtask e2e --provider lab` run, interrupted with SIGINT or SIGTERM
+//! while its lab is up, removes everything it created (containers, network, temp files),
+//! still writes its partial report, and exits 130 or 143 as a shell would. Only this run's
+//! objects are counted (by its run id): other runs may be live on the same engine.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -47,7 +48,14 @@ async fn run_id(dir: &Path, deadline: Instant) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigint_in_the_middle_of_a_lab_run_leaves_nothing_behind() {
+async fn sigint_and_sigterm_in_the_middle_of_a_lab_run_leave_nothing_behind() {
+    // One after the other: the second reuses the image the first built.
+    interrupt_a_lab_run("INT", 130).await;
+    interrupt_a_lab_run("TERM", 143).await;
+}
+
+/// Starts a lab run, sends `signal` once its brokers run, and checks the aftermath.
+async fn interrupt_a_lab_run(signal: &str, code: i32) {
     let exec = Exec::new();
     let artifacts = tempfile::tempdir().unwrap();
     let cmd = Cmd::new(env!("CARGO_BIN_EXE_xtask"))
@@ -76,16 +84,14 @@ async fn sigint_in_the_middle_of_a_lab_run_leaves_nothing_behind() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let pid = child.id().expect("the run is still going");
-    exec.run(&Cmd::new("kill").args(["-INT", &pid.to_string()]))
+    exec.run(&Cmd::new("kill").args([format!("-{signal}"), pid.to_string()]))
         .await
         .unwrap();
     let out = child.wait(Duration::from_secs(300)).await.unwrap();
     let log = format!("{}\n{}", out.stdout_text(), out.stderr_text());
-    assert_eq!(
-        out.status,
-        Some(2),
-        "an interrupted run is not judged: {log}"
-    );
+    assert_eq!(out.status, Some(code), "SIG{signal}: {log}");
+    let report = artifacts.path().join(&run).join("report.json");
+    assert!(report.is_file(), "SIG{signal}: no partial report: {log}");
     assert!(
         log.contains("Tearing down") || log.contains("teardown"),
         "{log}"
@@ -93,7 +99,7 @@ async fn sigint_in_the_middle_of_a_lab_run_leaves_nothing_behind() {
     assert_eq!(
         docker::leftovers(&engine, &run).await.unwrap(),
         0,
-        "objects left behind: {log}"
+        "SIG{signal}: objects left behind: {log}"
     );
     let temp = std::env::temp_dir().join(format!("meshproof-{run}"));
     assert!(!temp.exists(), "{} left behind", temp.display());

@@ -6,6 +6,7 @@
 
 mod check;
 mod duration;
+pub mod limits;
 pub mod model;
 mod template;
 
@@ -137,6 +138,11 @@ impl Scenario {
 
     /// Loads a scenario file, reading manifests from `fixtures`.
     pub fn load_path(path: &Path, fixtures: &Path) -> Result<Scenario, ScenarioError> {
+        let read_error = |source| ScenarioError::Read {
+            path: path.to_path_buf(),
+            source,
+        };
+        limits::check_size(path, std::fs::metadata(path).map_err(read_error)?.len())?;
         let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
             path: path.to_path_buf(),
             source,
@@ -150,23 +156,25 @@ impl Scenario {
             path: path.to_path_buf(),
             problems,
         };
-        let file: ScenarioFile = serde_saphyr::from_str(text).map_err(|e| {
-            let (line, column) = e
-                .location()
-                .map(|l| (l.line() as u32, l.column() as u32))
-                .unwrap_or((0, 0));
-            let message = clean_serde_message(&e.to_string());
-            let hint = check::serde_hint(&message);
-            invalid(vec![Problem {
-                at: SourceRef {
-                    path: path.to_path_buf(),
-                    line,
-                    column,
-                },
-                message,
-                hint,
-            }])
-        })?;
+        limits::check_size(path, text.len() as u64)?;
+        let file: ScenarioFile = serde_saphyr::from_str_with_options(text, limits::options())
+            .map_err(|e| {
+                let (line, column) = e
+                    .location()
+                    .map(|l| (l.line() as u32, l.column() as u32))
+                    .unwrap_or((0, 0));
+                let message = clean_serde_message(&e.to_string());
+                let hint = check::serde_hint(&message);
+                invalid(vec![Problem {
+                    at: SourceRef {
+                        path: path.to_path_buf(),
+                        line,
+                        column,
+                    },
+                    message,
+                    hint,
+                }])
+            })?;
         let mut manifests = BTreeMap::new();
         let mut problems = Vec::new();
         for reference in check::manifest_refs(&file) {

@@ -301,3 +301,53 @@ fn unknown_scenario_lists_known_ones() {
     let err = Scenario::load(root, "rabitmq").unwrap_err();
     assert!(err.to_string().contains("known: "), "{err}");
 }
+
+/// The single problem of a refused file, with its location.
+fn refused(text: &str) -> String {
+    let err = load(text).unwrap_err();
+    let ScenarioError::Invalid { problems, .. } = &err else {
+        panic!("not a located problem: {err}");
+    };
+    assert_eq!(problems.len(), 1, "{err}");
+    problems[0].to_string()
+}
+
+#[test]
+#[ignore = "unfinished: the bomb sits under an unknown key, which is refused before the alias budget is reached; it must move under a field that accepts nested data"]
+fn an_alias_bomb_is_refused_with_its_location() {
+    let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..10 {
+        let prev = i - 1;
+        // 30 aliases a level: 270 in all (over the cap), 30^9 nodes if expanded.
+        let refs = vec![format!("*a{prev}"); 30].join(", ");
+        text.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+    }
+    let started = std::time::Instant::now();
+    let problem = refused(&text);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert!(problem.contains("budget breached: Aliases"), "{problem}");
+    assert!(problem.contains("demo.yaml:"), "{problem}");
+    assert!(!problem.contains("demo.yaml:0:0"), "not located: {problem}");
+}
+
+#[test]
+fn absurd_nesting_is_refused_with_its_location() {
+    for text in [
+        format!("name: {}{}", "[".repeat(10_000), "]".repeat(10_000)),
+        (0..200).fold(String::new(), |acc, i| {
+            format!("{acc}{}k{i}:\n", "  ".repeat(i))
+        }),
+    ] {
+        let problem = refused(&text);
+        assert!(problem.contains("demo.yaml:"), "{problem}");
+        assert!(!problem.contains("demo.yaml:0:0"), "not located: {problem}");
+    }
+}
+
+#[test]
+fn an_oversized_file_is_refused_before_it_is_parsed() {
+    let text = format!("# {}\n{BASE}", "x".repeat(limits::MAX_BYTES as usize));
+    let problem = refused(&text);
+    assert!(problem.contains("demo.yaml:1:1: the file is"), "{problem}");
+    assert!(problem.contains("at most 1048576 bytes"), "{problem}");
+}

@@ -351,6 +351,11 @@ mod docker_tests {
             &crate::gc::GcFilter {
                 run: Some(run.clone()),
                 kind: None,
+                liveness: crate::gc::Liveness {
+                    named: true,
+                    ..Default::default()
+                },
+                ..Default::default()
             },
         )
         .await;

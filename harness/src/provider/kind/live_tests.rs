@@ -74,6 +74,11 @@ async fn pii_demo_lab_has_slotted_workers_metallb_and_a_gateway_ip() {
         &crate::gc::GcFilter {
             run: Some(ctx.run_id.clone()),
             kind: None,
+            liveness: crate::gc::Liveness {
+                named: true,
+                ..Default::default()
+            },
+            ..Default::default()
         },
     )
     .await
