@@ -5,6 +5,9 @@
 //! - an expectation about a flow only passes if the capture saw that flow at all;
 //! - a capture that saw no packets, or whose negative controls failed, turns every other
 //!   verdict of that capture into an error, never a pass;
+//! - a capture that lost packets, or a canary search that could not decode everything,
+//!   cannot show that something is absent: every verdict that rests on absence (canary
+//!   absent, every flow of one class, no flow at all) is then an error naming the loss;
 //! - an expectation whose probes were not answered is judged anyway, but says so.
 
 use std::collections::BTreeMap;
@@ -135,14 +138,7 @@ pub fn judge_wire(
         "{} → {}:{}",
         e.flow.from.value, e.flow.to.value, e.flow.port
     );
-    let evidence = Evidence {
-        flows: flows
-            .iter()
-            .map(|f| flow_evidence(f, &capture.peers))
-            .collect(),
-        pcap: Some(capture.pcap.clone()),
-        observation: None,
-    };
+    let evidence = capture_evidence(&flows, capture);
     let (verdict, reason) = if flows.is_empty() {
         let failed: Vec<&str> = e
             .probes
@@ -163,12 +159,54 @@ pub fn judge_wire(
     } else {
         check_flows(e, &flows, &selector)
     };
+    let rests_on_absence = match verdict {
+        Verdict::Pass => e.class.is_some() || e.canary == Some(CanaryRule::Absent),
+        Verdict::Fail => flows.is_empty(),
+        Verdict::Skip | Verdict::Error => false,
+    };
+    let (verdict, reason) = match lost_packets(capture) {
+        Some(loss) if rests_on_absence => (
+            Verdict::Error,
+            format!("{loss}, so it cannot show that anything is absent (on its own: {verdict}, {reason})"),
+        ),
+        _ => (verdict, with_unknown_drops(reason, capture)),
+    };
     Judgement {
         name: e.name.value.clone(),
         kind,
         verdict,
         reason,
         evidence,
+    }
+}
+
+/// The capture's packet loss as a sentence, when it lost any.
+fn lost_packets(capture: &CaptureResult) -> Option<String> {
+    capture
+        .drops
+        .as_ref()
+        .filter(|d| d.total() > 0)
+        .map(|d| format!("the capture at {} lost packets: {d}", capture.point))
+}
+
+fn with_unknown_drops(reason: String, capture: &CaptureResult) -> String {
+    if capture.drops.is_none() {
+        format!("{reason} (the capturing tool did not report how many packets it dropped)")
+    } else {
+        reason
+    }
+}
+
+/// The evidence every wire verdict of a capture carries.
+fn capture_evidence(flows: &[&Flow], capture: &CaptureResult) -> Evidence {
+    Evidence {
+        flows: flows
+            .iter()
+            .map(|f| flow_evidence(f, &capture.peers))
+            .collect(),
+        pcap: Some(capture.pcap.clone()),
+        drops: capture.drops.clone(),
+        observation: None,
     }
 }
 
@@ -320,19 +358,20 @@ pub fn judge_model(
                 ),
             )
         };
+        // "Every flow is of the predicted class" rests on seeing every flow.
+        let (verdict, reason) = match lost_packets(capture) {
+            Some(loss) if verdict == Verdict::Pass => (
+                Verdict::Error,
+                format!("{loss}, so it cannot show that no flow was of another class (on its own: {reason})"),
+            ),
+            _ => (verdict, reason),
+        };
         out.push(Judgement {
             name: format!("policy {} → {}:{}", m.from, m.to, m.port),
             kind: CheckKind::Model,
             verdict,
             reason,
-            evidence: Evidence {
-                flows: flows
-                    .iter()
-                    .map(|f| flow_evidence(f, &capture.peers))
-                    .collect(),
-                pcap: Some(capture.pcap.clone()),
-                observation: None,
-            },
+            evidence: capture_evidence(&flows, capture),
         });
     }
     out
@@ -355,3 +394,5 @@ pub fn flow_evidence(f: &Flow, peers_map: &PeerMap) -> FlowEvidence {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_drops;

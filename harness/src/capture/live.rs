@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use pcap::{Active, Capture, Savefile};
 
-use super::CaptureError;
+use super::{CaptureError, DropCounts};
 use crate::wire::{Analysis, Analyzer, AnalyzerConfig, AnalyzerStats, LinkType};
 
 /// What to capture and where to write it.
@@ -68,11 +68,9 @@ pub struct CaptureSummary {
     pub stats: AnalyzerStats,
     /// The pcap file written.
     pub pcap_path: PathBuf,
-    /// Packets the kernel dropped for lack of buffer space: evidence is incomplete when
-    /// this is not zero.
-    pub dropped: u64,
-    /// Packets the interface dropped, where the driver reports it.
-    pub if_dropped: u64,
+    /// Packets the kernel and the interface dropped while the capture ran (libpcap's
+    /// `pcap_stats`): evidence is incomplete when they are not zero.
+    pub drops: DropCounts,
 }
 
 /// A capture running on its own thread.
@@ -130,7 +128,8 @@ impl LiveCapture {
         self.packets.load(Ordering::Relaxed)
     }
 
-    /// Stops capturing and returns the analysis and the pcap file's path.
+    /// Stops capturing and returns the analysis and the pcap file's path. Callers that
+    /// judge absence use [`LiveCapture::stop_with_summary`], which also gives the drops.
     pub fn stop(self) -> Result<(Analysis, PathBuf), CaptureError> {
         self.stop_with_summary().map(|s| (s.analysis, s.pcap_path))
     }
@@ -253,7 +252,10 @@ fn run(
         analysis,
         stats,
         pcap_path: config.pcap_path,
-        dropped: u64::from(kernel.dropped),
-        if_dropped: u64::from(kernel.if_dropped),
+        drops: DropCounts::new(
+            u64::from(kernel.dropped),
+            u64::from(kernel.if_dropped),
+            format!("libpcap on {}", config.interface),
+        ),
     })
 }

@@ -11,12 +11,14 @@
 //! [`bridge_interface`] names the host interface behind a Docker bridge network.
 
 mod bridge;
+mod drops;
 mod live;
 mod stream;
 
 use std::path::PathBuf;
 
 pub use bridge::{BRIDGE_NAME_OPTION, bridge_interface, docker_bridge_interface};
+pub use drops::DropCounts;
 pub use live::{CaptureConfig, CaptureSummary, LiveCapture};
 pub use stream::{StreamCapture, StreamConfig};
 

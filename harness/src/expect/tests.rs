@@ -29,7 +29,7 @@ controls:
     probes: [submit]
 "#;
 
-fn step() -> CaptureStep {
+pub(super) fn step() -> CaptureStep {
     serde_saphyr::from_str(STEP).unwrap()
 }
 
@@ -53,7 +53,7 @@ fn peers() -> PeerMap {
     map
 }
 
-fn flow(client: &str, server: &str, class: FlowClass, hits: u64) -> Flow {
+pub(super) fn flow(client: &str, server: &str, class: FlowClass, hits: u64) -> Flow {
     Flow {
         client: client.parse().unwrap(),
         server: server.parse().unwrap(),
@@ -68,7 +68,7 @@ fn flow(client: &str, server: &str, class: FlowClass, hits: u64) -> Flow {
     }
 }
 
-fn capture(flows: Vec<Flow>) -> CaptureResult {
+pub(super) fn capture(flows: Vec<Flow>) -> CaptureResult {
     let packets = flows.len() as u64 * 10;
     CaptureResult {
         pcap: PathBuf::from("wire.pcap"),
@@ -79,10 +79,11 @@ fn capture(flows: Vec<Flow>) -> CaptureResult {
         },
         peers: peers(),
         point: "br-test".into(),
+        drops: Some(crate::capture::DropCounts::new(0, 0, "libpcap on br-test")),
     }
 }
 
-fn front(hits: u64) -> Flow {
+pub(super) fn front(hits: u64) -> Flow {
     flow(
         "10.0.0.1:40000",
         "10.244.1.5:80",
@@ -271,7 +272,7 @@ fn probe_rules() {
     }
 }
 
-fn model(from: &str, to: &str, port: u16, class: FlowClass) -> ExpectedFlow {
+pub(super) fn model(from: &str, to: &str, port: u16, class: FlowClass) -> ExpectedFlow {
     ExpectedFlow {
         from: from.into(),
         to: to.into(),

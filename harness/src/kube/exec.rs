@@ -101,9 +101,10 @@ impl Kube {
 }
 
 impl Kube {
-    /// Starts `command` in a pod with stdin and stdout attached and returns at once, for
-    /// long-running streams (`tcpdump -w -`). The caller reads stdout as it comes and
-    /// ends the command by writing to or closing stdin.
+    /// Starts `command` in a pod with stdin, stdout and stderr attached and returns at
+    /// once, for long-running streams (`tcpdump -w -`). The caller reads stdout and stderr
+    /// concurrently as they come (kube's pipes are small) and ends the command by writing
+    /// to or closing stdin.
     pub async fn exec_stream(
         &self,
         namespace: &str,
@@ -116,7 +117,7 @@ impl Kube {
             .container(container)
             .stdin(true)
             .stdout(true)
-            .stderr(false);
+            .stderr(true);
         api.exec(pod, command.iter().map(String::as_str), &params)
             .await
             .map_err(|e| KubeError::Exec {

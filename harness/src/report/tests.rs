@@ -23,6 +23,7 @@ pub(crate) fn sample() -> RunReport {
         evidence: Evidence {
             flows: vec![flow],
             pcap: Some("a/strict.pcap".into()),
+            drops: None,
             observation: None,
         },
     };

@@ -190,6 +190,7 @@ impl Lab for FakeLab {
             },
             peers,
             point: "fake".into(),
+            drops: Some(crate::capture::DropCounts::new(0, 0, "fake")),
         })
     }
     async fn collect_diagnostics(&mut self, _: &Path) -> Result<(), ProviderError> {

@@ -22,10 +22,17 @@ use crate::wire::{Analysis, AnalyzerConfig, Flow};
 
 type Streamed = tokio::task::JoinHandle<Result<(Analysis, PathBuf), String>>;
 
+/// tcpdump's standard error, read to the end (it says how many packets were dropped).
+type Stderr = tokio::task::JoinHandle<String>;
+
 /// The captures running on each involved node.
 pub struct Running {
-    streams: Vec<(String, AttachedProcess, Streamed)>,
+    streams: Vec<(String, AttachedProcess, Streamed, Stderr)>,
 }
+
+/// The most of tcpdump's standard error kept: its start banner and final statistics are
+/// a few hundred bytes.
+const STDERR_LIMIT: usize = 64 * 1024;
 
 fn failed(message: String) -> ProviderError {
     ProviderError::Failed {
@@ -165,6 +172,22 @@ pub async fn start(
         let mut out = proc
             .stdout()
             .ok_or_else(|| failed("exec gave no stdout".into()))?;
+        let mut err = proc
+            .stderr()
+            .ok_or_else(|| failed("exec gave no stderr".into()))?;
+        let stderr = tokio::spawn(async move {
+            let mut text = Vec::new();
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                if text.len() < STDERR_LIMIT {
+                    text.extend_from_slice(&buf[..n]);
+                }
+            }
+            String::from_utf8_lossy(&text).into_owned()
+        });
         let task = tokio::spawn(async move {
             let mut buf = vec![0u8; 64 * 1024];
             loop {
@@ -176,7 +199,7 @@ pub async fn start(
             }
             sink.finish().map_err(|e| e.to_string())
         });
-        streams.push((node, proc, task));
+        streams.push((node, proc, task, stderr));
     }
     Ok(Running { streams })
 }
@@ -202,7 +225,8 @@ pub async fn stop(lab: &KindLab, running: Running) -> Result<CaptureResult, Prov
     let mut parts = Vec::new();
     let mut pcaps = Vec::new();
     let mut points = Vec::new();
-    for (node, mut proc, task) in running.streams {
+    let mut drops = Some(crate::capture::DropCounts::default());
+    for (node, mut proc, task, stderr) in running.streams {
         if let Some(mut stdin) = proc.stdin() {
             let _ = stdin.write_all(b"stop\n").await;
         }
@@ -211,6 +235,22 @@ pub async fn stop(lab: &KindLab, running: Running) -> Result<CaptureResult, Prov
             .map_err(|_| failed(format!("tcpdump on {node} did not stop within 30 s")))?
             .map_err(|e| failed(e.to_string()))?
             .map_err(failed)?;
+        let stderr = tokio::time::timeout(Duration::from_secs(5), stderr)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        let counted = crate::capture::DropCounts::from_tcpdump_stderr(
+            &stderr,
+            &format!("tcpdump on {node}"),
+        );
+        drops = match (drops, counted) {
+            (Some(mut all), Some(one)) => {
+                all.add(&one);
+                Some(all)
+            }
+            _ => None,
+        };
         parts.push(analysis);
         pcaps.push(pcap);
         points.push(node);
@@ -228,6 +268,7 @@ pub async fn stop(lab: &KindLab, running: Running) -> Result<CaptureResult, Prov
         analysis: merge(parts),
         peers,
         point: format!("tcpdump capture pods on {}", points.join(", ")),
+        drops,
     })
 }
 

@@ -14,13 +14,14 @@ use bollard::Docker;
 use bollard::container::LogOutput;
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, KillContainerOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder,
 };
 use futures::StreamExt;
 
 use super::capture::{CapturePoint, bpf_filter, choose_point, pcap_path, tcpdump_command};
 use super::lab::KindLab;
-use crate::capture::{CaptureConfig, LiveCapture, StreamCapture, StreamConfig};
+use crate::capture::{CaptureConfig, DropCounts, LiveCapture, StreamCapture, StreamConfig};
 use crate::ledger::Item;
 use crate::provider::{CaptureResult, ProviderError};
 use crate::wire::{Analysis, AnalyzerConfig};
@@ -34,7 +35,8 @@ pub enum Running {
     Bridge { capture: LiveCapture, point: String },
     /// tcpdump in a helper container, streamed through Docker's log API.
     Helper {
-        task: tokio::task::JoinHandle<Result<(Analysis, PathBuf), String>>,
+        /// Ends with the analysis, the file and tcpdump's standard error.
+        task: tokio::task::JoinHandle<Result<(Analysis, PathBuf, String), String>>,
         container: String,
         point: String,
         seen: std::sync::Arc<std::sync::atomic::AtomicU64>,
@@ -242,23 +244,29 @@ async fn helper(
             LogsOptionsBuilder::default()
                 .follow(true)
                 .stdout(true)
-                .stderr(false)
+                .stderr(true)
                 .build(),
         ),
     );
     let task = tokio::spawn(async move {
         let mut logs = logs;
+        let mut stderr = Vec::new();
         while let Some(item) = logs.next().await {
             match item {
                 Ok(LogOutput::StdOut { message }) => {
                     sink.push(&message).map_err(|e| e.to_string())?;
                     counter.store(sink.packets_seen(), std::sync::atomic::Ordering::Relaxed);
                 }
+                // The start banner and the final statistics: a few hundred bytes.
+                Ok(LogOutput::StdErr { message }) if stderr.len() < 64 * 1024 => {
+                    stderr.extend_from_slice(&message);
+                }
                 Ok(_) => {}
                 Err(e) => return Err(e.to_string()),
             }
         }
-        sink.finish().map_err(|e| e.to_string())
+        let (analysis, pcap) = sink.finish().map_err(|e| e.to_string())?;
+        Ok((analysis, pcap, String::from_utf8_lossy(&stderr).into_owned()))
     });
     Ok(Running::Helper {
         task,
@@ -271,7 +279,7 @@ async fn helper(
 /// Stops the capture, analyses it and names every peer.
 pub async fn stop(lab: &KindLab, running: Running) -> Result<CaptureResult, ProviderError> {
     let nudge = worker_node(lab).await.ok().map(|(_, ip)| ip);
-    let (analysis, pcap, point) = finish(lab.docker(), running, nudge).await?;
+    let (analysis, pcap, point, drops) = finish(lab.docker(), running, nudge).await?;
     let mut inputs = lab
         .kube()
         .peer_inputs()
@@ -285,10 +293,15 @@ pub async fn stop(lab: &KindLab, running: Running) -> Result<CaptureResult, Prov
         analysis,
         peers,
         point,
+        drops,
     })
 }
 
-/// Stops a capture and returns its analysis, file and capture point.
+/// What a stopped capture gives: the analysis, its file, the capture point and the drops
+/// (`None` when tcpdump could not say).
+pub type Finished = (Analysis, PathBuf, String, Option<DropCounts>);
+
+/// Stops a capture and returns its analysis, file, capture point and drops.
 ///
 /// libpcap in immediate mode may wait for the next packet before it notices the stop
 /// request, and the filter keeps control-plane chatter out, so a quiet bridge could hold
@@ -298,12 +311,12 @@ pub async fn finish(
     docker: &Docker,
     running: Running,
     nudge: Option<IpAddr>,
-) -> Result<(Analysis, PathBuf, String), ProviderError> {
+) -> Result<Finished, ProviderError> {
     Ok(match running {
         Running::Bridge { capture, point } => {
-            let mut stopping = tokio::task::spawn_blocking(move || capture.stop());
+            let mut stopping = tokio::task::spawn_blocking(move || capture.stop_with_summary());
             let deadline = Instant::now() + Duration::from_secs(60);
-            let (analysis, pcap) = loop {
+            let summary = loop {
                 tokio::select! {
                     done = &mut stopping => break done.map_err(|e| failed(e.to_string()))?.map_err(|e| failed(e.to_string()))?,
                     () = tokio::time::sleep(Duration::from_millis(200)) => {
@@ -317,7 +330,12 @@ pub async fn finish(
                     }
                 }
             };
-            (analysis, pcap, point)
+            (
+                summary.analysis,
+                summary.pcap_path,
+                point,
+                Some(summary.drops),
+            )
         }
         Running::Helper {
             task,
@@ -325,14 +343,24 @@ pub async fn finish(
             point,
             ..
         } => {
+            // SIGINT, as a person would stop it: tcpdump then flushes and prints its
+            // statistics (the drop counts) before it exits and the log stream ends.
+            let interrupt = KillContainerOptionsBuilder::default().signal("SIGINT").build();
+            let _ = docker.kill_container(&container, Some(interrupt)).await;
+            let mut task = task;
+            let ended = tokio::time::timeout(Duration::from_secs(10), &mut task).await;
             let rm = RemoveContainerOptionsBuilder::default().force(true).build();
             let removed = docker.remove_container(&container, Some(rm)).await;
-            let (analysis, pcap) = task
-                .await
+            let joined = match ended {
+                Ok(joined) => joined,
+                Err(_) => task.await,
+            };
+            let (analysis, pcap, stderr) = joined
                 .map_err(|e| failed(e.to_string()))?
                 .map_err(failed)?;
             removed.map_err(|e| failed(e.to_string()))?;
-            (analysis, pcap, point)
+            let drops = DropCounts::from_tcpdump_stderr(&stderr, &format!("tcpdump ({point})"));
+            (analysis, pcap, point, drops)
         }
     })
 }
@@ -472,7 +500,7 @@ mod docker_tests {
         let _ = tokio::time::timeout(Duration::from_secs(3), sock.read_to_end(&mut got)).await;
         drop(sock);
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let (analysis, pcap, _) = finish(docker, running, Some(idle_ip))
+        let (analysis, pcap, _, _) = finish(docker, running, Some(idle_ip))
             .await
             .map_err(|e| e.to_string())?;
         if !String::from_utf8_lossy(&got).contains(canary) {

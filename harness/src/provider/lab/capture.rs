@@ -78,15 +78,16 @@ pub async fn stop(
 ) -> Result<CaptureResult, LabError> {
     // Packets of the last probe may still be in flight between the pods.
     tokio::time::sleep(GRACE).await;
-    let (analysis, pcap) = tokio::task::spawn_blocking(move || capture.live.stop())
+    let summary = tokio::task::spawn_blocking(move || capture.live.stop_with_summary())
         .await
         .map_err(|e| LabError::Capture(e.to_string()))?
         .map_err(|e| LabError::Capture(e.to_string()))?;
     Ok(CaptureResult {
-        pcap,
-        analysis,
+        pcap: summary.pcap_path,
+        analysis: summary.analysis,
         peers,
         point: network.bridge.clone(),
+        drops: Some(summary.drops),
     })
 }
 
