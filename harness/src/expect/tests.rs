@@ -63,6 +63,8 @@ pub(super) fn flow(client: &str, server: &str, class: FlowClass, hits: u64) -> F
         alpn: vec![],
         tls_version: None,
         canary_hits: hits,
+            canary_scan: Default::default(),
+            canary_encodings: Vec::new(),
         client_bytes: 100,
         server_bytes: 100,
     }

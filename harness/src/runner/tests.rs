@@ -151,6 +151,8 @@ impl Lab for FakeLab {
             alpn: vec![],
             tls_version: None,
             canary_hits: hits,
+            canary_scan: Default::default(),
+            canary_encodings: Vec::new(),
             client_bytes: 1,
             server_bytes: 1,
         };

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use super::canary::Canaries;
 use super::classify::classify_hello;
+use super::decode::DecodeLimits;
 use super::link::{self, Decoded, Endpoint, LinkType, Segment, flags};
 use super::reasm::{Chunk, Reassembly, SegmentIn};
 use super::sniff::Speaker;
@@ -35,6 +36,8 @@ pub struct AnalyzerConfig {
     pub max_out_of_order: usize,
     /// Capture time a closed connection is kept to absorb late retransmissions.
     pub close_linger: Duration,
+    /// How far the canary search decodes clear encodings, per direction.
+    pub decode: DecodeLimits,
 }
 
 impl Default for AnalyzerConfig {
@@ -46,6 +49,7 @@ impl Default for AnalyzerConfig {
             max_handshake: 64 * 1024,
             max_out_of_order: 256 * 1024,
             close_linger: Duration::from_secs(30),
+            decode: DecodeLimits::default(),
         }
     }
 }
@@ -194,6 +198,7 @@ impl Analyzer {
                 .resync_window
                 .max(2 * super::tls::MAX_RECORD_BODY),
             max_handshake: self.config.max_handshake,
+            decode: self.config.decode,
         }
     }
 
@@ -375,6 +380,8 @@ impl FlowState {
         let (client, server) = (&self.dirs[c].stream, &self.dirs[1 - c].stream);
         let server_port = self.ep[1 - c].port;
         let hello = client.hello.as_ref().or(server.hello.as_ref());
+        let mut found = client.decoder.found;
+        found.merge(&server.decoder.found);
         let class = match hello {
             Some(h) => classify_hello(h.sni.as_deref(), &h.alpn, server_port),
             None if client.tls_seen || server.tls_seen => FlowClass::Tls,
@@ -394,6 +401,8 @@ impl FlowState {
             alpn: hello.map(|h| h.alpn.clone()).unwrap_or_default(),
             tls_version: hello.map(|h| version_name(h.version)),
             canary_hits: client.hits + server.hits,
+            canary_scan: found.scan_state(),
+            canary_encodings: found.encodings().map(|e| e.as_str().to_string()).collect(),
             client_bytes: self.dirs[c].bytes,
             server_bytes: self.dirs[1 - c].bytes,
         }

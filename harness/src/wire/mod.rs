@@ -17,6 +17,7 @@ pub mod bench;
 mod canary;
 mod class;
 mod classify;
+pub mod decode;
 mod file;
 mod flow;
 mod link;
@@ -34,7 +35,7 @@ pub use classify::{HBONE_PORT, classify_hello, is_consul_sni, is_istio_sni};
 pub use file::{
     CaptureParser, MAX_RECORD, Record, analyze_file, analyze_file_with_stats, read_capture,
 };
-pub use flow::{Analysis, Flow};
+pub use flow::{Analysis, CanaryScanState, Flow};
 pub use link::{Decoded, Endpoint, LinkType, Segment, decode, flags as tcp_flags};
 pub use report::render_table;
 

@@ -89,6 +89,8 @@ mod tests {
             alpn: vec![],
             tls_version: None,
             canary_hits: 1,
+            canary_scan: Default::default(),
+            canary_encodings: Vec::new(),
             client_bytes: 120,
             server_bytes: 95,
         };

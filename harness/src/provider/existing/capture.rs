@@ -287,6 +287,8 @@ mod tests {
             alpn: vec![],
             tls_version: None,
             canary_hits: 0,
+            canary_scan: Default::default(),
+            canary_encodings: Vec::new(),
             client_bytes: bytes,
             server_bytes: 0,
         }
