@@ -30,6 +30,7 @@ mod tls;
 use std::path::PathBuf;
 
 pub use analyzer::{Analyzer, AnalyzerConfig, AnalyzerStats};
+pub use canary::Canaries;
 pub use class::{FlowClass, UnknownClass};
 pub use classify::{HBONE_PORT, classify_hello, is_consul_sni, is_istio_sni};
 pub use file::{

@@ -180,6 +180,10 @@ impl Http2 {
         let mut fields = Vec::new();
         let decoded = hpack.block(&block, &mut |n, v| fields.push((n.to_vec(), v.to_vec())));
         for (name, value) in &fields {
+            // Indexed fields repeat table entries for one byte each: they count as output.
+            if !out.charge(name.len() + value.len()) {
+                return false;
+            }
             let hits = CanaryScan::default().scan(out.set, name) + CanaryScan::default().scan(out.set, value);
             out.found.add(hits, Some(Encoding::Hpack));
             value_extras(out, value);
