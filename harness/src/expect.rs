@@ -17,7 +17,7 @@ use crate::policy::ExpectedFlow;
 use crate::provider::{CaptureResult, Observation, PeerMap};
 use crate::scenario::{Canary, CanaryRule, CaptureStep, Probe, WireExpectation, peers, render};
 use crate::verdict::{CheckKind, Evidence, FlowEvidence, Judgement, Verdict};
-use crate::wire::{Flow, FlowClass};
+use crate::wire::{CanaryScanState, Flow, FlowClass};
 
 /// Judges a probe's observation against its `expect`.
 pub fn judge_probe(probe: &Probe, obs: &Observation, canary: &Canary) -> Judgement {
@@ -235,6 +235,20 @@ fn check_flows(e: &WireExpectation, flows: &[&Flow], selector: &str) -> (Verdict
             "the canary was seen in clear {hits} time(s) in flows {selector}"
         )),
         _ => {}
+    }
+    let partial: Vec<String> = flows
+        .iter()
+        .filter(|f| f.canary_scan == CanaryScanState::Partial)
+        .map(|f| format!("{} → {}", f.client, f.server))
+        .collect();
+    if wrong.is_empty() && e.canary == Some(CanaryRule::Absent) && !partial.is_empty() {
+        return (
+            Verdict::Error,
+            format!(
+                "the canary search of {} could not decode everything (canary_scan: partial: over a decoding limit, malformed or an unknown coding), so it cannot show the canary is absent",
+                partial.join(", ")
+            ),
+        );
     }
     if wrong.is_empty() {
         let class = e.class.map(|c| format!(", all {c}")).unwrap_or_default();

@@ -86,3 +86,20 @@ fn unknown_drop_counts_are_said() {
     assert_eq!(js[1].verdict, Verdict::Pass);
     assert!(js[1].reason.contains("did not report how many packets it dropped"));
 }
+
+#[test]
+fn a_partial_canary_search_cannot_show_absence() {
+    let mut db = mtls_db(0);
+    db.class = FlowClass::Plaintext;
+    db.canary_scan = crate::wire::CanaryScanState::Partial;
+    let mut c = capture(vec![front(1), db.clone()]);
+    let passed = BTreeMap::from([("submit".to_string(), Verdict::Pass)]);
+    let js = judge_capture(&step(), &c, &passed);
+    // Plaintext already fails the class check: positive evidence stays a failure.
+    assert_eq!(js[1].verdict, Verdict::Fail);
+    db.class = FlowClass::IstioMtls;
+    c.analysis.flows[1] = db;
+    let js = judge_capture(&step(), &c, &passed);
+    assert_eq!(js[1].verdict, Verdict::Error, "{js:#?}");
+    assert!(js[1].reason.contains("canary_scan: partial"), "{}", js[1].reason);
+}
