@@ -167,7 +167,9 @@ pub fn judge_wire(
     let (verdict, reason) = match lost_packets(capture) {
         Some(loss) if rests_on_absence => (
             Verdict::Error,
-            format!("{loss}, so it cannot show that anything is absent (on its own: {verdict}, {reason})"),
+            format!(
+                "{loss}, so it cannot show that anything is absent (on its own: {verdict}, {reason})"
+            ),
         ),
         _ => (verdict, with_unknown_drops(reason, capture)),
     };
@@ -376,7 +378,9 @@ pub fn judge_model(
         let (verdict, reason) = match lost_packets(capture) {
             Some(loss) if verdict == Verdict::Pass => (
                 Verdict::Error,
-                format!("{loss}, so it cannot show that no flow was of another class (on its own: {reason})"),
+                format!(
+                    "{loss}, so it cannot show that no flow was of another class (on its own: {reason})"
+                ),
             ),
             _ => (verdict, reason),
         };
@@ -403,7 +407,28 @@ pub fn flow_evidence(f: &Flow, peers_map: &PeerMap) -> FlowEvidence {
         canary_hits: f.canary_hits,
         client_bytes: f.client_bytes,
         server_bytes: f.server_bytes,
+        first_frame: f.frames.first,
+        last_frame: f.frames.last,
+        tshark_filter: tshark_filter(f),
     }
+}
+
+/// A display filter for one flow's frames: both endpoints, and its frame range, since a
+/// 4-tuple can be reused by a later connection.
+pub fn tshark_filter(f: &Flow) -> String {
+    let side = |a: SocketAddr, dir: &str| {
+        let ip = if a.is_ipv4() { "ip" } else { "ipv6" };
+        format!("{ip}.{dir}=={} && tcp.{dir}port=={}", a.ip(), a.port())
+    };
+    format!(
+        "(({} && {}) || ({} && {})) && frame.number >= {} && frame.number <= {}",
+        side(f.client, "src"),
+        side(f.server, "dst"),
+        side(f.server, "src"),
+        side(f.client, "dst"),
+        f.frames.first,
+        f.frames.last
+    )
 }
 
 #[cfg(test)]

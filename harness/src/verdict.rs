@@ -117,6 +117,12 @@ pub struct FlowEvidence {
     pub client_bytes: u64,
     /// Payload bytes server to client.
     pub server_bytes: u64,
+    /// The flow's first frame in the pcap (1-based, as tshark numbers them).
+    pub first_frame: u64,
+    /// Its last frame.
+    pub last_frame: u64,
+    /// A tshark/Wireshark display filter that shows exactly this flow's frames.
+    pub tshark_filter: String,
 }
 
 impl Judgement {

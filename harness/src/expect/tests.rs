@@ -63,8 +63,9 @@ pub(super) fn flow(client: &str, server: &str, class: FlowClass, hits: u64) -> F
         alpn: vec![],
         tls_version: None,
         canary_hits: hits,
-            canary_scan: Default::default(),
-            canary_encodings: Vec::new(),
+        canary_scan: Default::default(),
+        canary_encodings: Vec::new(),
+        frames: Default::default(),
         client_bytes: 100,
         server_bytes: 100,
     }

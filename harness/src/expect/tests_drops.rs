@@ -46,7 +46,10 @@ fn dropped_packets_turn_absence_verdicts_into_errors_naming_the_drops() {
 fn without_drops_the_same_capture_passes() {
     let js = judged(&lossy(vec![front(1), mtls_db(0)], 0));
     assert!(js.iter().all(|j| j.verdict == Verdict::Pass), "{js:#?}");
-    assert_eq!(js[1].evidence.drops.as_ref().map(DropCounts::total), Some(0));
+    assert_eq!(
+        js[1].evidence.drops.as_ref().map(DropCounts::total),
+        Some(0)
+    );
 }
 
 #[test]
@@ -84,7 +87,11 @@ fn unknown_drop_counts_are_said() {
     c.drops = None;
     let js = judged(&c);
     assert_eq!(js[1].verdict, Verdict::Pass);
-    assert!(js[1].reason.contains("did not report how many packets it dropped"));
+    assert!(
+        js[1]
+            .reason
+            .contains("did not report how many packets it dropped")
+    );
 }
 
 #[test]
@@ -101,5 +108,9 @@ fn a_partial_canary_search_cannot_show_absence() {
     c.analysis.flows[1] = db;
     let js = judge_capture(&step(), &c, &passed);
     assert_eq!(js[1].verdict, Verdict::Error, "{js:#?}");
-    assert!(js[1].reason.contains("canary_scan: partial"), "{}", js[1].reason);
+    assert!(
+        js[1].reason.contains("canary_scan: partial"),
+        "{}",
+        js[1].reason
+    );
 }

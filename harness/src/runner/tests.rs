@@ -153,6 +153,7 @@ impl Lab for FakeLab {
             canary_hits: hits,
             canary_scan: Default::default(),
             canary_encodings: Vec::new(),
+            frames: Default::default(),
             client_bytes: 1,
             server_bytes: 1,
         };

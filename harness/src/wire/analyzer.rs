@@ -18,7 +18,7 @@ use super::reasm::{Chunk, Reassembly, SegmentIn};
 use super::sniff::Speaker;
 use super::stream::{Ctx, Limits, Stream};
 use super::tls::version_name;
-use super::{Analysis, Flow, FlowClass};
+use super::{Analysis, Flow, FlowClass, FrameSpan};
 
 /// What the analyzer searches for and how much memory it may use per flow.
 #[derive(Debug, Clone)]
@@ -114,6 +114,9 @@ struct FlowState {
     synack_from: Option<usize>,
     rst: bool,
     closed: bool,
+    /// Frame numbers (1-based, in capture order) of this flow's first and last segment,
+    /// and how many segments it had.
+    frames: FrameSpan,
 }
 
 /// Classifies TCP flows from captured frames, one frame at a time.
@@ -221,6 +224,7 @@ impl Analyzer {
         }
         let limits = self.limits();
         let max_ooo = self.config.max_out_of_order;
+        let frame = self.packets;
         let Analyzer {
             table,
             results,
@@ -234,6 +238,7 @@ impl Analyzer {
             Box::new(FlowState::new(results.len() - 1, seg.src, seg.dst))
         });
         let d = usize::from(seg.src != flow.ep[0]);
+        flow.frames.add(frame);
         if syn {
             if ack {
                 flow.synack_from = Some(d)
@@ -336,6 +341,7 @@ impl FlowState {
             synack_from: None,
             rst: false,
             closed: false,
+            frames: FrameSpan::default(),
         }
     }
 
@@ -403,6 +409,7 @@ impl FlowState {
             canary_hits: client.hits + server.hits,
             canary_scan: found.scan_state(),
             canary_encodings: found.encodings().map(|e| e.as_str().to_string()).collect(),
+            frames: self.frames,
             client_bytes: self.dirs[c].bytes,
             server_bytes: self.dirs[1 - c].bytes,
         }

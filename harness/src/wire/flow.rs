@@ -18,6 +18,29 @@ pub struct Analysis {
     pub flows: Vec<Flow>,
 }
 
+/// Where a flow is in its capture file: frame numbers as tshark and Wireshark count them
+/// (1-based, in file order).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FrameSpan {
+    /// The flow's first TCP segment.
+    pub first: u64,
+    /// Its last TCP segment.
+    pub last: u64,
+    /// How many TCP segments it had.
+    pub count: u64,
+}
+
+impl FrameSpan {
+    /// Counts frame `n` into the span.
+    pub fn add(&mut self, n: u64) {
+        if self.count == 0 {
+            self.first = n;
+        }
+        self.last = n;
+        self.count += 1;
+    }
+}
+
 /// How much of a flow's clear bytes the canary search covered.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -60,6 +83,9 @@ pub struct Flow {
     /// ...), in a fixed order; empty when every hit was readable as sent.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub canary_encodings: Vec<String>,
+    /// The flow's frames in the capture file.
+    #[serde(default)]
+    pub frames: FrameSpan,
     /// TCP payload bytes from client to server (retransmissions counted once).
     pub client_bytes: u64,
     /// TCP payload bytes from server to client.

@@ -10,9 +10,10 @@
 //! The JSON contract of [`Analysis`] is documented in `docs/analyzer.md`.
 
 mod analyzer;
-// The fuzz crate compiles this module on its own (see `fuzz/Cargo.toml`); the benchmark
-// needs the rest of the crate, so it is left out there.
-#[cfg(not(fuzzing))]
+// The fuzz crate compiles this module on its own (see `fuzz/Cargo.toml`, whose build
+// script sets `meshproof_fuzz`); the benchmark needs the rest of the crate, so it is left
+// out there.
+#[cfg(not(any(fuzzing, meshproof_fuzz)))]
 pub mod bench;
 mod canary;
 mod class;
@@ -36,7 +37,7 @@ pub use classify::{HBONE_PORT, classify_hello, is_consul_sni, is_istio_sni};
 pub use file::{
     CaptureParser, MAX_RECORD, Record, analyze_file, analyze_file_with_stats, read_capture,
 };
-pub use flow::{Analysis, CanaryScanState, Flow};
+pub use flow::{Analysis, CanaryScanState, Flow, FrameSpan};
 pub use link::{Decoded, Endpoint, LinkType, Segment, decode, flags as tcp_flags};
 pub use report::render_table;
 

@@ -91,6 +91,7 @@ mod tests {
             canary_hits: 1,
             canary_scan: Default::default(),
             canary_encodings: Vec::new(),
+            frames: Default::default(),
             client_bytes: 120,
             server_bytes: 95,
         };

@@ -142,7 +142,7 @@ pub async fn start(
         ..AnalyzerConfig::default()
     };
     let dir = lab.artifacts().join(lab.scenario().name()).join("captures");
-    std::fs::create_dir_all(&dir).map_err(|e| failed(format!("{}: {e}", dir.display())))?;
+    crate::private_fs::create_dir(&dir).map_err(|e| failed(format!("{}: {e}", dir.display())))?;
     let mut streams = Vec::new();
     for node in nodes {
         let pod = capture_pod(&node, &image, &lab.run_id());
@@ -240,10 +240,8 @@ pub async fn stop(lab: &KindLab, running: Running) -> Result<CaptureResult, Prov
             .ok()
             .and_then(Result::ok)
             .unwrap_or_default();
-        let counted = crate::capture::DropCounts::from_tcpdump_stderr(
-            &stderr,
-            &format!("tcpdump on {node}"),
-        );
+        let counted =
+            crate::capture::DropCounts::from_tcpdump_stderr(&stderr, &format!("tcpdump on {node}"));
         drops = match (drops, counted) {
             (Some(mut all), Some(one)) => {
                 all.add(&one);
@@ -289,6 +287,7 @@ mod tests {
             canary_hits: 0,
             canary_scan: Default::default(),
             canary_encodings: Vec::new(),
+            frames: Default::default(),
             client_bytes: bytes,
             server_bytes: 0,
         }

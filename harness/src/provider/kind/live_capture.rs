@@ -65,7 +65,8 @@ pub async fn start(
     let bpf = bpf_filter(&cidrs, network.ipv4);
     let pcap = pcap_path(lab.artifacts(), lab.scenario().name(), name);
     if let Some(dir) = pcap.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| failed(format!("{}: {e}", dir.display())))?;
+        crate::private_fs::create_dir(dir)
+            .map_err(|e| failed(format!("{}: {e}", dir.display())))?;
     }
     lab.ledger()
         .record(Item::Capture { path: pcap.clone() })
@@ -266,7 +267,11 @@ async fn helper(
             }
         }
         let (analysis, pcap) = sink.finish().map_err(|e| e.to_string())?;
-        Ok((analysis, pcap, String::from_utf8_lossy(&stderr).into_owned()))
+        Ok((
+            analysis,
+            pcap,
+            String::from_utf8_lossy(&stderr).into_owned(),
+        ))
     });
     Ok(Running::Helper {
         task,
@@ -345,7 +350,9 @@ pub async fn finish(
         } => {
             // SIGINT, as a person would stop it: tcpdump then flushes and prints its
             // statistics (the drop counts) before it exits and the log stream ends.
-            let interrupt = KillContainerOptionsBuilder::default().signal("SIGINT").build();
+            let interrupt = KillContainerOptionsBuilder::default()
+                .signal("SIGINT")
+                .build();
             let _ = docker.kill_container(&container, Some(interrupt)).await;
             let mut task = task;
             let ended = tokio::time::timeout(Duration::from_secs(10), &mut task).await;
@@ -355,9 +362,8 @@ pub async fn finish(
                 Ok(joined) => joined,
                 Err(_) => task.await,
             };
-            let (analysis, pcap, stderr) = joined
-                .map_err(|e| failed(e.to_string()))?
-                .map_err(failed)?;
+            let (analysis, pcap, stderr) =
+                joined.map_err(|e| failed(e.to_string()))?.map_err(failed)?;
             removed.map_err(|e| failed(e.to_string()))?;
             let drops = DropCounts::from_tcpdump_stderr(&stderr, &format!("tcpdump ({point})"));
             (analysis, pcap, point, drops)

@@ -100,7 +100,7 @@ pub async fn provision(
     let toolset = tools::resolve(&versions, &tool_options(p), &exec)
         .await
         .map_err(|missing| KindError::Tools(tools::ToolsError::Missing { missing }))?;
-    std::fs::create_dir_all(&ctx.artifacts).map_err(|source| KindError::Io {
+    crate::private_fs::create_dir(&ctx.artifacts).map_err(|source| KindError::Io {
         path: ctx.artifacts.clone(),
         source,
     })?;

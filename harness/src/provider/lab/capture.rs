@@ -50,7 +50,7 @@ pub async fn start(
     name: &str,
     canaries: &[String],
 ) -> Result<Capture, LabError> {
-    std::fs::create_dir_all(dir)
+    crate::private_fs::create_dir(dir)
         .map_err(|e| LabError::Capture(format!("{}: {e}", dir.display())))?;
     let pcap = dir.join(format!("{name}.pcap"));
     let config = CaptureConfig {

@@ -19,7 +19,10 @@ fn value(b: u8, url: bool) -> Option<u32> {
 
 /// Decodes `token` if all of it is base64 in one alphabet, else `None`.
 pub fn decode(token: &[u8]) -> Option<Vec<u8>> {
-    let body = token.strip_suffix(b"==").or_else(|| token.strip_suffix(b"=")).unwrap_or(token);
+    let body = token
+        .strip_suffix(b"==")
+        .or_else(|| token.strip_suffix(b"="))
+        .unwrap_or(token);
     if body.len() < MIN_LEN || body.len() % 4 == 1 {
         return None;
     }

@@ -132,7 +132,10 @@ impl Inflater {
 
 /// The two-byte zlib header: method 8, and a check that makes it a multiple of 31.
 fn is_zlib(b: &[u8]) -> bool {
-    b.len() >= 2 && b[0] & 0x0f == 8 && b[0] >> 4 <= 7 && (u16::from(b[0]) << 8 | u16::from(b[1])) % 31 == 0
+    b.len() >= 2
+        && b[0] & 0x0f == 8
+        && b[0] >> 4 <= 7
+        && (u16::from(b[0]) << 8 | u16::from(b[1])) % 31 == 0
 }
 
 /// The window a brotli stream declares in its first byte (RFC 7932, 9.1), or `None` for
@@ -249,7 +252,10 @@ pub fn zstd(out: &mut Out<'_>, input: &[u8], sink: &mut Sink<'_>) -> Result<(), 
 }
 
 enum Inner {
-    Gzip { header: Vec<u8>, inflater: Option<Inflater> },
+    Gzip {
+        header: Vec<u8>,
+        inflater: Option<Inflater>,
+    },
     Deflate(Inflater),
     Brotli(Brotli),
     Zstd(Vec<u8>),

@@ -76,7 +76,11 @@ impl Hpack {
                 let (n, v) = STATIC[i - 1];
                 Ok((n.as_bytes().to_vec(), v.as_bytes().to_vec()))
             }
-            i => self.table.get(i - STATIC.len() - 1).cloned().ok_or(HpackError),
+            i => self
+                .table
+                .get(i - STATIC.len() - 1)
+                .cloned()
+                .ok_or(HpackError),
         }
     }
 
@@ -225,10 +229,17 @@ mod tests {
     fn rfc_7541_c4_requests_with_huffman_and_the_dynamic_table() {
         let mut h = Hpack::new(4096);
         let first = hex::decode("828684418cf1e3c2e5f23a6ba0ab90f4ff").unwrap();
-        assert_eq!(fields(&mut h, &first)[3], (":authority".into(), "www.example.com".into()));
+        assert_eq!(
+            fields(&mut h, &first)[3],
+            (":authority".into(), "www.example.com".into())
+        );
         let second = hex::decode("828684be5886a8eb10649cbf").unwrap();
         let got = fields(&mut h, &second);
-        assert_eq!(got[3], (":authority".into(), "www.example.com".into()), "from the dynamic table");
+        assert_eq!(
+            got[3],
+            (":authority".into(), "www.example.com".into()),
+            "from the dynamic table"
+        );
         assert_eq!(got[4], ("cache-control".into(), "no-cache".into()));
     }
 
@@ -236,8 +247,17 @@ mod tests {
     fn a_table_larger_than_the_limit_is_refused_and_bad_indexes_fail() {
         let mut h = Hpack::new(4096);
         // Size update to 8192 (001 11111 + 8192-31 = 8161 → e1 3f).
-        assert_eq!(h.block(&[0x3f, 0xe1, 0x3f], &mut |_, _| {}), Err(HpackError));
-        assert_eq!(Hpack::new(4096).block(&[0xff, 0x00], &mut |_, _| {}), Err(HpackError));
-        assert_eq!(Hpack::new(4096).block(&[0x80], &mut |_, _| {}), Err(HpackError));
+        assert_eq!(
+            h.block(&[0x3f, 0xe1, 0x3f], &mut |_, _| {}),
+            Err(HpackError)
+        );
+        assert_eq!(
+            Hpack::new(4096).block(&[0xff, 0x00], &mut |_, _| {}),
+            Err(HpackError)
+        );
+        assert_eq!(
+            Hpack::new(4096).block(&[0x80], &mut |_, _| {}),
+            Err(HpackError)
+        );
     }
 }

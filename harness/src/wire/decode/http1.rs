@@ -101,8 +101,13 @@ impl Http1 {
         while i < data.len() {
             let rest = &data[i..];
             match self.st {
-                St::Start if self.line.is_empty() && self.ws_next && !rest[0].is_ascii_uppercase() => {
-                    return Next::WebSocket { at: i, masked: true };
+                St::Start
+                    if self.line.is_empty() && self.ws_next && !rest[0].is_ascii_uppercase() =>
+                {
+                    return Next::WebSocket {
+                        at: i,
+                        masked: true,
+                    };
                 }
                 St::Start | St::Headers | St::Trailers | St::ChunkSize => {
                     let scanned = !matches!(self.st, St::ChunkSize);
@@ -183,7 +188,11 @@ impl Http1 {
                 None
             }
             St::ChunkSize => {
-                let digits = line.split(|b| *b == b';').next().unwrap_or(line).trim_ascii();
+                let digits = line
+                    .split(|b| *b == b';')
+                    .next()
+                    .unwrap_or(line)
+                    .trim_ascii();
                 let size = std::str::from_utf8(digits)
                     .ok()
                     .and_then(|d| u64::from_str_radix(d, 16).ok());

@@ -184,7 +184,8 @@ impl Http2 {
             if !out.charge(name.len() + value.len()) {
                 return false;
             }
-            let hits = CanaryScan::default().scan(out.set, name) + CanaryScan::default().scan(out.set, value);
+            let hits = CanaryScan::default().scan(out.set, name)
+                + CanaryScan::default().scan(out.set, value);
             out.found.add(hits, Some(Encoding::Hpack));
             value_extras(out, value);
             if name.as_slice() == b"content-encoding" {

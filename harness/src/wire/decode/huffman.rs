@@ -77,9 +77,14 @@ mod tests {
     #[test]
     fn rfc_7541_examples() {
         // C.4.1: "www.example.com"; C.4.2: "no-cache"; C.6.1: "302".
-        let www = [0xf1, 0xe3, 0xc2, 0xe5, 0xf2, 0x3a, 0x6b, 0xa0, 0xab, 0x90, 0xf4, 0xff];
+        let www = [
+            0xf1, 0xe3, 0xc2, 0xe5, 0xf2, 0x3a, 0x6b, 0xa0, 0xab, 0x90, 0xf4, 0xff,
+        ];
         assert_eq!(decode(&www).unwrap(), b"www.example.com");
-        assert_eq!(decode(&[0xa8, 0xeb, 0x10, 0x64, 0x9c, 0xbf]).unwrap(), b"no-cache");
+        assert_eq!(
+            decode(&[0xa8, 0xeb, 0x10, 0x64, 0x9c, 0xbf]).unwrap(),
+            b"no-cache"
+        );
         assert_eq!(decode(&[0x64, 0x02]).unwrap(), b"302");
     }
 
@@ -88,6 +93,10 @@ mod tests {
         // 'a' is 00011 (5 bits): padding 000 is not all ones.
         assert_eq!(decode(&[0b0001_1000]), None);
         assert_eq!(decode(&[0b0001_1111]).unwrap(), b"a");
-        assert_eq!(decode(&[0xff, 0xff, 0xff, 0xff]), None, "EOS inside the string");
+        assert_eq!(
+            decode(&[0xff, 0xff, 0xff, 0xff]),
+            None,
+            "EOS inside the string"
+        );
     }
 }

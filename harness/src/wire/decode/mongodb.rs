@@ -45,7 +45,9 @@ impl Mongodb {
                 let h = std::mem::take(&mut self.header);
                 let len = le32(&h, 0) as usize;
                 if len < 16 {
-                    return Next::Lost { at: data.len() - d.len() };
+                    return Next::Lost {
+                        at: data.len() - d.len(),
+                    };
                 }
                 self.remaining = len - 16;
                 if le32(&h, 12) == OP_COMPRESSED {
@@ -96,11 +98,17 @@ impl Mongodb {
             }
             1 => snappy(out, data, size, &mut scan),
             2 => {
-                let mut sink = |out: &mut Out<'_>, d: &[u8]| out.scan(&mut scan, d, Some(Encoding::MongodbZlib));
-                Inflater::new(Some(false)).push(out, data, &mut sink).is_ok()
+                let mut sink = |out: &mut Out<'_>, d: &[u8]| {
+                    out.scan(&mut scan, d, Some(Encoding::MongodbZlib))
+                };
+                Inflater::new(Some(false))
+                    .push(out, data, &mut sink)
+                    .is_ok()
             }
             3 => {
-                let mut sink = |out: &mut Out<'_>, d: &[u8]| out.scan(&mut scan, d, Some(Encoding::MongodbZstd));
+                let mut sink = |out: &mut Out<'_>, d: &[u8]| {
+                    out.scan(&mut scan, d, Some(Encoding::MongodbZstd))
+                };
                 coding::zstd(out, data, &mut sink).is_ok()
             }
             _ => false,

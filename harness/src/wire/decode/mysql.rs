@@ -136,7 +136,11 @@ impl Mysql {
 
     fn start_frame(&mut self, h: &[u8]) {
         self.remaining = le24(h);
-        self.kind = if le24(&h[4..]) == 0 { Kind::Stored } else { Kind::Zlib };
+        self.kind = if le24(&h[4..]) == 0 {
+            Kind::Stored
+        } else {
+            Kind::Zlib
+        };
         self.inflater = None;
         if self.remaining == 0 {
             self.kind = Kind::Stored;
@@ -148,7 +152,11 @@ impl Mysql {
             out.scan(&mut self.raw, chunk, None);
             return;
         }
-        if self.kind == Kind::Zlib && self.inflater.is_none() && self.zstd.is_empty() && chunk.starts_with(&ZSTD_MAGIC[..chunk.len().min(4)]) {
+        if self.kind == Kind::Zlib
+            && self.inflater.is_none()
+            && self.zstd.is_empty()
+            && chunk.starts_with(&ZSTD_MAGIC[..chunk.len().min(4)])
+        {
             self.kind = Kind::Zstd;
         }
         let scan = &mut self.inner;
@@ -163,8 +171,11 @@ impl Mysql {
                 }
             }
             Kind::Zlib => {
-                let inflater = self.inflater.get_or_insert_with(|| Inflater::new(Some(false)));
-                let mut sink = |out: &mut Out<'_>, d: &[u8]| out.scan(scan, d, Some(Encoding::MysqlZlib));
+                let inflater = self
+                    .inflater
+                    .get_or_insert_with(|| Inflater::new(Some(false)));
+                let mut sink =
+                    |out: &mut Out<'_>, d: &[u8]| out.scan(scan, d, Some(Encoding::MysqlZlib));
                 if inflater.push(out, chunk, &mut sink).is_err() {
                     out.found.partial = true;
                     self.kind = Kind::Stored;
@@ -177,7 +188,8 @@ impl Mysql {
         if self.kind == Kind::Zstd {
             let held = std::mem::take(&mut self.zstd);
             let scan = &mut self.inner;
-            let mut sink = |out: &mut Out<'_>, d: &[u8]| out.scan(scan, d, Some(Encoding::MysqlZstd));
+            let mut sink =
+                |out: &mut Out<'_>, d: &[u8]| out.scan(scan, d, Some(Encoding::MysqlZstd));
             if coding::zstd(out, &held, &mut sink).is_err() {
                 out.found.partial = true;
             }

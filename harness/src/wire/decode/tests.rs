@@ -7,9 +7,12 @@ const CANARY: &[u8] = b"MESHPROOF-CANARY-unit";
 const BODY: &[u8] = b"order 4111 for MESHPROOF-CANARY-unit\n";
 // Made with Python's gzip, zlib, brotli, zstandard, python-snappy and hpack modules.
 const GZIP: &str = "1f8b0800000000000203cb2f4a492d52303134345448cb2f52f0750df60808f2f777d37576f4730c8ad42dcdcb2ce102009675bdf025000000";
-const ZLIB: &str = "789ccb2f4a492d52303134345448cb2f52f0750df60808f2f777d37576f4730c8ad42dcdcb2ce10200d5700b20";
-const BR: &str = "0b12806f72646572203431313120666f72204d45534850524f4f462d43414e4152592d756e69740a03";
-const ZSTD: &str = "28b52ffd20252901006f72646572203431313120666f72204d45534850524f4f462d43414e4152592d756e69740a";
+const ZLIB: &str =
+    "789ccb2f4a492d52303134345448cb2f52f0750df60808f2f777d37576f4730c8ad42dcdcb2ce10200d5700b20";
+const BR: &str =
+    "0b12806f72646572203431313120666f72204d45534850524f4f462d43414e4152592d756e69740a03";
+const ZSTD: &str =
+    "28b52ffd20252901006f72646572203431313120666f72204d45534850524f4f462d43414e4152592d756e69740a";
 const H2: &str = "505249202a20485454502f322e300d0a0d0a534d0d0a0d0a0000000400000000000000270104000000018344856116c749938641811f4086f2b10750ecf592d183763d7b756ac2b5e874c3b79ad6d464ff00001a000100000001626f6479204d45534850524f4f462d43414e4152592d756e697400000501050000000383c086bfbe";
 const WS: &str = "819b1122334479475f287e027e01426a63165e6d756952637d05437b1e317f4b47c1a711223344db0d790d3c7003752516670cda0d61b4642fc54c19d0c433c25745b0622eb9903ceff868f02033c18511223344db05755511";
 const MYSQL: &str = "2500000185a6ff0100000000000000000000000000000000000000000000000000000000726f6f74002b000000230000789c93676060600e76f571750e5150f7750df60808f2f777d37576f4730c8ad42dcdcb2c51070085d908dc230000010000001f0000000353454c45435420274d45534850524f4f462d43414e4152592d756e697427";
@@ -34,7 +37,11 @@ fn run_with(data: &[u8], step: usize, limits: DecodeLimits) -> Findings {
 fn run(data: &[u8]) -> Findings {
     let whole = run_with(data, data.len(), DecodeLimits::default());
     for step in [1, 2, 3, 7, 64] {
-        assert_eq!(run_with(data, step, DecodeLimits::default()), whole, "pieces of {step}");
+        assert_eq!(
+            run_with(data, step, DecodeLimits::default()),
+            whole,
+            "pieces of {step}"
+        );
     }
     whole
 }
@@ -48,7 +55,11 @@ fn h(s: &str) -> Vec<u8> {
 }
 
 fn response(headers: &str, body: &[u8]) -> Vec<u8> {
-    let mut r = format!("HTTP/1.1 200 OK\r\n{headers}Content-Length: {}\r\n\r\n", body.len()).into_bytes();
+    let mut r = format!(
+        "HTTP/1.1 200 OK\r\n{headers}Content-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
     r.extend_from_slice(body);
     r
 }
@@ -66,7 +77,12 @@ fn a_canary_split_across_chunks_is_found_once() {
 
 #[test]
 fn compressed_bodies_in_every_coding() {
-    for (coding, hexed, name) in [("gzip", GZIP, "gzip"), ("deflate", ZLIB, "deflate"), ("br", BR, "br"), ("zstd", ZSTD, "zstd")] {
+    for (coding, hexed, name) in [
+        ("gzip", GZIP, "gzip"),
+        ("deflate", ZLIB, "deflate"),
+        ("br", BR, "br"),
+        ("zstd", ZSTD, "zstd"),
+    ] {
         let r = response(&format!("Content-Encoding: {coding}\r\n"), &h(hexed));
         let f = run(&r);
         assert_eq!((f.hits, f.partial), (1, false), "{coding}");
@@ -128,7 +144,10 @@ fn mysql_compressed_protocol() {
 fn mongodb_op_compressed_in_three_compressors() {
     let f = run(&h(MONGO));
     assert_eq!((f.hits, f.partial), (3, false));
-    assert_eq!(names(&f), ["mongodb-snappy", "mongodb-zlib", "mongodb-zstd"]);
+    assert_eq!(
+        names(&f),
+        ["mongodb-snappy", "mongodb-zlib", "mongodb-zstd"]
+    );
 }
 
 #[test]
@@ -138,7 +157,10 @@ fn a_decompression_bomb_stops_at_the_output_limit_and_says_partial() {
     bomb.extend(miniz_oxide::deflate::compress_to_vec(&zeros, 9));
     let mut r = response("Content-Encoding: gzip\r\n", &bomb);
     r.extend_from_slice(&response("", BODY));
-    let limits = DecodeLimits { output: 1 << 20, ..DecodeLimits::default() };
+    let limits = DecodeLimits {
+        output: 1 << 20,
+        ..DecodeLimits::default()
+    };
     let f = run_with(&r, 4096, limits);
     assert!(f.partial);
     assert_eq!(f.hits, 1, "the next message is still searched");
@@ -146,11 +168,24 @@ fn a_decompression_bomb_stops_at_the_output_limit_and_says_partial() {
 
 #[test]
 fn windows_and_tables_beyond_the_limits_are_not_decoded() {
-    let small = DecodeLimits { window: 1 << 10, ..DecodeLimits::default() };
+    let small = DecodeLimits {
+        window: 1 << 10,
+        ..DecodeLimits::default()
+    };
     let r = response("Content-Encoding: br\r\n", &h(BR));
-    assert!(run_with(&r, r.len(), small).partial, "brotli declares a 4 MiB window");
+    assert!(
+        run_with(&r, r.len(), small).partial,
+        "brotli declares a 4 MiB window"
+    );
     let r = response("Content-Encoding: zstd\r\n", &h(ZSTD));
-    let f = run_with(&r, r.len(), DecodeLimits { window: 16, ..DecodeLimits::default() });
+    let f = run_with(
+        &r,
+        r.len(),
+        DecodeLimits {
+            window: 16,
+            ..DecodeLimits::default()
+        },
+    );
     assert!(f.partial);
     // An HPACK table size update to 1 MiB, over the 64 KiB limit.
     let mut h2 = http2::PREFACE.to_vec();
@@ -160,7 +195,10 @@ fn windows_and_tables_beyond_the_limits_are_not_decoded() {
 
 #[test]
 fn unknown_codings_are_partial_and_other_bytes_are_read_as_sent() {
-    let r = response("Content-Encoding: compress\r\n", b"xx MESHPROOF-CANARY-unit");
+    let r = response(
+        "Content-Encoding: compress\r\n",
+        b"xx MESHPROOF-CANARY-unit",
+    );
     let f = run(&r);
     assert!(f.partial);
     let f = run(b"\x00\x01binary MESHPROOF-CANARY-unit and MESHPROOF-CANARY-unit");

@@ -12,7 +12,8 @@ pub fn value_extras(out: &mut Out<'_>, value: &[u8]) {
         let raw = CanaryScan::default().scan(out.set, value);
         let decoded = percent_decode(value, false);
         let dec = CanaryScan::default().scan(out.set, &decoded);
-        out.found.add(dec.saturating_sub(raw), Some(Encoding::Percent));
+        out.found
+            .add(dec.saturating_sub(raw), Some(Encoding::Percent));
     }
     // `Basic dXNlcjpwYXNz`, `Bearer ...`, or a bare token: the last word is what may be
     // base64.
@@ -42,16 +43,14 @@ pub fn percent_decode(s: &[u8], form: bool) -> Vec<u8> {
     let mut i = 0;
     while i < s.len() {
         match s[i] {
-            b'%' if i + 2 < s.len() => {
-                match (hex(s[i + 1]), hex(s[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push(h << 4 | l);
-                        i += 3;
-                        continue;
-                    }
-                    _ => out.push(b'%'),
+            b'%' if i + 2 < s.len() => match (hex(s[i + 1]), hex(s[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 3;
+                    continue;
                 }
-            }
+                _ => out.push(b'%'),
+            },
             b'+' if form => out.push(b' '),
             b => out.push(b),
         }

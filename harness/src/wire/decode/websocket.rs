@@ -60,7 +60,9 @@ impl WebSocket {
                 match self.header_len() {
                     Some(n) if self.header.len() == n => {
                         if !self.start_frame(out) {
-                            return Next::Lost { at: data.len() - d.len() };
+                            return Next::Lost {
+                                at: data.len() - d.len(),
+                            };
                         }
                     }
                     _ => {}
@@ -123,13 +125,20 @@ impl WebSocket {
     fn payload(&mut self, out: &mut Out<'_>, chunk: &[u8]) {
         if self.control || !self.deflated {
             let mut scan = CanaryScan::default();
-            let s = if self.control { &mut scan } else { &mut self.scan };
+            let s = if self.control {
+                &mut scan
+            } else {
+                &mut self.scan
+            };
             out.scan(s, chunk, Some(Encoding::WebSocket));
             return;
         }
         let scan = &mut self.scan;
-        let inflater = self.inflater.get_or_insert_with(|| Inflater::new(Some(true)));
-        let mut sink = |out: &mut Out<'_>, d: &[u8]| out.scan(scan, d, Some(Encoding::PermessageDeflate));
+        let inflater = self
+            .inflater
+            .get_or_insert_with(|| Inflater::new(Some(true)));
+        let mut sink =
+            |out: &mut Out<'_>, d: &[u8]| out.scan(scan, d, Some(Encoding::PermessageDeflate));
         if inflater.push(out, chunk, &mut sink).is_err() {
             out.found.partial = true;
             self.deflated = false;
