@@ -26,7 +26,7 @@ pub fn decode(token: &[u8]) -> Option<Vec<u8>> {
     if body.len() < MIN_LEN || body.len() % 4 == 1 {
         return None;
     }
-    if (token.len() != body.len()) && token.len() % 4 != 0 {
+    if (token.len() != body.len()) && !token.len().is_multiple_of(4) {
         return None;
     }
     let url = body.iter().any(|b| *b == b'-' || *b == b'_');

@@ -30,7 +30,11 @@ const PRIORITY: u8 = 0x20;
 pub fn starts_with_settings(head: &[u8]) -> bool {
     head.len() >= 9 && {
         let len = u32::from_be_bytes([0, head[0], head[1], head[2]]);
-        head[3] == 4 && head[4] & !1 == 0 && head[5..9] == [0; 4] && len % 6 == 0 && len <= 16384
+        head[3] == 4
+            && head[4] & !1 == 0
+            && head[5..9] == [0; 4]
+            && len.is_multiple_of(6)
+            && len <= 16384
     }
 }
 

@@ -388,13 +388,13 @@ fn detect(head: &[u8]) -> State {
     if head.starts_with(http2::PREFACE) {
         State::Http2(Box::new(http2::Http2::new(http2::PREFACE.len())))
     } else if http1::starts_message(head) {
-        State::Http1(Box::new(http1::Http1::default()))
+        State::Http1(Box::default())
     } else if http2::starts_with_settings(head) {
         State::Http2(Box::new(http2::Http2::new(0)))
     } else if mongodb::starts_message(head) {
-        State::Mongodb(Box::new(mongodb::Mongodb::default()))
+        State::Mongodb(Box::default())
     } else if mysql::starts_session(head) {
-        State::Mysql(Box::new(mysql::Mysql::default()))
+        State::Mysql(Box::default())
     } else {
         State::Raw
     }

@@ -57,15 +57,11 @@ impl WebSocket {
             if self.remaining == 0 && !self.in_payload() {
                 self.header.push(d[0]);
                 d = &d[1..];
-                match self.header_len() {
-                    Some(n) if self.header.len() == n => {
-                        if !self.start_frame(out) {
-                            return Next::Lost {
-                                at: data.len() - d.len(),
-                            };
-                        }
-                    }
-                    _ => {}
+                let whole = self.header_len() == Some(self.header.len());
+                if whole && !self.start_frame(out) {
+                    return Next::Lost {
+                        at: data.len() - d.len(),
+                    };
                 }
                 continue;
             }
