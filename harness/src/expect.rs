@@ -5,6 +5,9 @@
 //! - an expectation about a flow only passes if the capture saw that flow at all;
 //! - a capture that saw no packets, or whose negative controls failed, turns every other
 //!   verdict of that capture into an error, never a pass;
+//! - a capture that lost packets, or a canary search that could not decode everything,
+//!   cannot show that something is absent: every verdict that rests on absence (canary
+//!   absent, every flow of one class, no flow at all) is then an error naming the loss;
 //! - an expectation whose probes were not answered is judged anyway, but says so;
 //! - a capture in which the CNI encrypted node-to-node traffic (WireGuard, IPsec) cannot
 //!   show the flows inside: an expectation it did not see in clear, or a pass that claims
@@ -17,7 +20,7 @@ use crate::policy::ExpectedFlow;
 use crate::provider::{CaptureResult, Observation, PeerMap};
 use crate::scenario::{Canary, CanaryRule, CaptureStep, Probe, WireExpectation, peers, render};
 use crate::verdict::{CheckKind, Evidence, FlowEvidence, Judgement, Verdict};
-use crate::wire::{Flow, FlowClass};
+use crate::wire::{CanaryScanState, Flow, FlowClass};
 
 /// Judges a probe's observation against its `expect`.
 pub fn judge_probe(probe: &Probe, obs: &Observation, canary: &Canary) -> Judgement {
@@ -141,14 +144,7 @@ pub fn judge_wire(
         "{} → {}:{}",
         e.flow.from.value, e.flow.to.value, e.flow.port
     );
-    let evidence = Evidence {
-        flows: flows
-            .iter()
-            .map(|f| flow_evidence(f, &capture.peers))
-            .collect(),
-        pcap: Some(capture.pcap.clone()),
-        observation: None,
-    };
+    let evidence = capture_evidence(&flows, capture);
     let hidden = cni_encrypted(capture);
     let (verdict, reason) = if let (true, Some(why)) = (flows.is_empty(), &hidden) {
         (
@@ -183,6 +179,20 @@ pub fn judge_wire(
             ),
             (judged, _) => judged,
         }
+    };
+    let rests_on_absence = match verdict {
+        Verdict::Pass => e.class.is_some() || e.canary == Some(CanaryRule::Absent),
+        Verdict::Fail => flows.is_empty(),
+        Verdict::Skip | Verdict::Error => false,
+    };
+    let (verdict, reason) = match lost_packets(capture) {
+        Some(loss) if rests_on_absence => (
+            Verdict::Error,
+            format!(
+                "{loss}, so it cannot show that anything is absent (on its own: {verdict}, {reason})"
+            ),
+        ),
+        _ => (verdict, with_unknown_drops(reason, capture)),
     };
     Judgement {
         name: e.name.value.clone(),
@@ -236,9 +246,9 @@ fn judge_unreached(e: &WireExpectation, kind: CheckKind, capture: &CaptureResult
         .iter()
         .filter(|f| endpoints_match(e, f, &capture.peers))
         .collect();
-    let hidden = cni_encrypted(capture);
+    // Emptiness proves nothing when packets were lost or hidden in an encrypted CNI link.
+    let hidden = lost_packets(capture).or_else(|| cni_encrypted(capture));
     let (verdict, reason) = if let Some(why) = hidden.filter(|_| flows.is_empty()) {
-        // A connection inside an encrypted CNI link is invisible: emptiness proves nothing.
         (Verdict::Error, format!("no connection {selector} seen in clear, but {why}"))
     } else if flows.is_empty() {
         (
@@ -262,14 +272,37 @@ fn judge_unreached(e: &WireExpectation, kind: CheckKind, capture: &CaptureResult
         kind,
         verdict,
         reason,
-        evidence: Evidence {
-            flows: flows
-                .iter()
-                .map(|f| flow_evidence(f, &capture.peers))
-                .collect(),
-            pcap: Some(capture.pcap.clone()),
-            observation: None,
-        },
+        evidence: capture_evidence(&flows, capture),
+    }
+}
+
+/// The capture's packet loss as a sentence, when it lost any.
+fn lost_packets(capture: &CaptureResult) -> Option<String> {
+    capture
+        .drops
+        .as_ref()
+        .filter(|d| d.total() > 0)
+        .map(|d| format!("the capture at {} lost packets: {d}", capture.point))
+}
+
+fn with_unknown_drops(reason: String, capture: &CaptureResult) -> String {
+    if capture.drops.is_none() {
+        format!("{reason} (the capturing tool did not report how many packets it dropped)")
+    } else {
+        reason
+    }
+}
+
+/// The evidence every wire verdict of a capture carries.
+fn capture_evidence(flows: &[&Flow], capture: &CaptureResult) -> Evidence {
+    Evidence {
+        flows: flows
+            .iter()
+            .map(|f| flow_evidence(f, &capture.peers))
+            .collect(),
+        pcap: Some(capture.pcap.clone()),
+        drops: capture.drops.clone(),
+        observation: None,
     }
 }
 
@@ -298,6 +331,20 @@ fn check_flows(e: &WireExpectation, flows: &[&Flow], selector: &str) -> (Verdict
             "the canary was seen in clear {hits} time(s) in flows {selector}"
         )),
         _ => {}
+    }
+    let partial: Vec<String> = flows
+        .iter()
+        .filter(|f| f.canary_scan == CanaryScanState::Partial)
+        .map(|f| format!("{} → {}", f.client, f.server))
+        .collect();
+    if wrong.is_empty() && e.canary == Some(CanaryRule::Absent) && !partial.is_empty() {
+        return (
+            Verdict::Error,
+            format!(
+                "the canary search of {} could not decode everything (canary_scan: partial: over a decoding limit, malformed or an unknown coding), so it cannot show the canary is absent",
+                partial.join(", ")
+            ),
+        );
     }
     if wrong.is_empty() {
         let class = e.class.map(|c| format!(", all {c}")).unwrap_or_default();
@@ -417,19 +464,22 @@ pub fn judge_model(
             ),
             None => model_verdict(m, &flows, cni_encrypted(capture)),
         };
+        // "Every flow is of the predicted class" rests on seeing every flow.
+        let (verdict, reason) = match lost_packets(capture) {
+            Some(loss) if verdict == Verdict::Pass => (
+                Verdict::Error,
+                format!(
+                    "{loss}, so it cannot show that no flow was of another class (on its own: {reason})"
+                ),
+            ),
+            _ => (verdict, reason),
+        };
         out.push(Judgement {
             name: format!("policy {} → {}:{}", m.from, m.to, m.port),
             kind: CheckKind::Model,
             verdict,
             reason,
-            evidence: Evidence {
-                flows: flows
-                    .iter()
-                    .map(|f| flow_evidence(f, &capture.peers))
-                    .collect(),
-                pcap: Some(capture.pcap.clone()),
-                observation: None,
-            },
+            evidence: capture_evidence(&flows, capture),
         });
     }
     out
@@ -491,8 +541,31 @@ pub fn flow_evidence(f: &Flow, peers_map: &PeerMap) -> FlowEvidence {
         canary_hits: f.canary_hits,
         client_bytes: f.client_bytes,
         server_bytes: f.server_bytes,
+        first_frame: f.frames.first,
+        last_frame: f.frames.last,
+        tshark_filter: tshark_filter(f),
     }
+}
+
+/// A display filter for one flow's frames: both endpoints, and its frame range, since a
+/// 4-tuple can be reused by a later connection.
+pub fn tshark_filter(f: &Flow) -> String {
+    let side = |a: SocketAddr, dir: &str| {
+        let ip = if a.is_ipv4() { "ip" } else { "ipv6" };
+        format!("{ip}.{dir}=={} && tcp.{dir}port=={}", a.ip(), a.port())
+    };
+    format!(
+        "(({} && {}) || ({} && {})) && frame.number >= {} && frame.number <= {}",
+        side(f.client, "src"),
+        side(f.server, "dst"),
+        side(f.server, "src"),
+        side(f.client, "dst"),
+        f.frames.first,
+        f.frames.last
+    )
 }
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_drops;

@@ -156,7 +156,7 @@ impl Ledger {
             source,
         };
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(io)?;
+            crate::private_fs::create_dir(dir).map_err(io)?;
         }
         let file = std::fs::OpenOptions::new()
             .create(true)

@@ -19,6 +19,7 @@ pub mod ledger;
 pub mod manifest;
 pub mod plan;
 pub mod policy;
+pub mod private_fs;
 pub mod provider;
 pub mod report;
 pub mod reporter;

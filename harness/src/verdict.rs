@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::capture::DropCounts;
 use crate::provider::Observation;
 
 /// The outcome of one check.
@@ -86,6 +87,10 @@ pub struct Evidence {
     /// The capture file they came from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pcap: Option<PathBuf>,
+    /// The packets that capture lost (absent when the capturing tool could not say, or
+    /// for evidence that is not a capture).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drops: Option<DropCounts>,
     /// A probe's observation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub observation: Option<Observation>,
@@ -112,6 +117,12 @@ pub struct FlowEvidence {
     pub client_bytes: u64,
     /// Payload bytes server to client.
     pub server_bytes: u64,
+    /// The flow's first frame in the pcap (1-based, as tshark numbers them).
+    pub first_frame: u64,
+    /// Its last frame.
+    pub last_frame: u64,
+    /// A tshark/Wireshark display filter that shows exactly this flow's frames.
+    pub tshark_filter: String,
 }
 
 impl Judgement {

@@ -185,7 +185,7 @@ async fn the_capture_helper_sees_every_flow_on_a_bridge_exactly() {
         stop_took < Duration::from_secs(10),
         "stopping took {stop_took:?}"
     );
-    assert_eq!(summary.dropped, 0);
+    assert_eq!(summary.drops.total(), 0);
     assert!(summary.packets > 0);
     let flows = &summary.analysis.flows;
     // Exactly the probes: three HTTP requests and one MySQL query, client to server.

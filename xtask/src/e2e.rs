@@ -195,6 +195,7 @@ async fn run_all(
         provider: provider.name().to_string(),
         canary: ctx.canary.to_string(),
         artifacts: ctx.artifacts.clone(),
+        analyzer_version: meshproof::report::ANALYZER_VERSION.to_string(),
         scenarios: Vec::new(),
     };
     for s in scenarios {

@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::{CaptureError, CaptureSummary, StreamCapture, StreamConfig};
+use super::{CaptureError, CaptureSummary, DropCounts, StreamCapture, StreamConfig};
 use crate::wire::{Analysis, AnalyzerConfig, AnalyzerStats};
 
 /// The helper writes this, then the interface, once its filter is installed.
@@ -399,8 +399,11 @@ impl HelperCapture {
             analysis,
             stats,
             pcap_path,
-            dropped: report.dropped,
-            if_dropped: report.if_dropped,
+            drops: DropCounts::new(
+                report.dropped,
+                report.if_dropped,
+                format!("libpcap in the capture helper {name}"),
+            ),
             packets,
         })
     }

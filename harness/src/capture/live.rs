@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use pcap::{Active, Capture, Savefile};
 
-use super::CaptureError;
+use super::{CaptureError, DropCounts};
 use crate::wire::{Analysis, Analyzer, AnalyzerConfig, AnalyzerStats, LinkType};
 
 /// What to capture and where to write it.
@@ -69,11 +69,9 @@ pub struct CaptureSummary {
     pub stats: AnalyzerStats,
     /// The pcap file written.
     pub pcap_path: PathBuf,
-    /// Packets the kernel dropped for lack of buffer space: evidence is incomplete when
-    /// this is not zero.
-    pub dropped: u64,
-    /// Packets the interface dropped, where the driver reports it.
-    pub if_dropped: u64,
+    /// Packets the kernel and the interface dropped while the capture ran (libpcap's
+    /// `pcap_stats`): evidence is incomplete when they are not zero.
+    pub drops: DropCounts,
     /// Packets captured (and written to the file).
     pub packets: u64,
 }
@@ -133,7 +131,8 @@ impl LiveCapture {
         self.packets.load(Ordering::Relaxed)
     }
 
-    /// Stops capturing and returns the analysis and the pcap file's path.
+    /// Stops capturing and returns the analysis and the pcap file's path. Callers that
+    /// judge absence use [`LiveCapture::stop_with_summary`], which also gives the drops.
     pub fn stop(self) -> Result<(Analysis, PathBuf), CaptureError> {
         self.stop_with_summary().map(|s| (s.analysis, s.pcap_path))
     }
@@ -187,6 +186,11 @@ fn open(config: &CaptureConfig) -> Result<Opened, CaptureError> {
             path: config.pcap_path.clone(),
             reason: e.to_string(),
         })?;
+    // libpcap creates the file with the umask's mode; it may hold real traffic.
+    crate::private_fs::restrict(&config.pcap_path).map_err(|e| CaptureError::File {
+        path: config.pcap_path.clone(),
+        reason: e.to_string(),
+    })?;
     Ok(Opened { cap, save, link })
 }
 
@@ -272,7 +276,10 @@ fn run(
         analysis,
         stats,
         pcap_path: config.pcap_path,
-        dropped: u64::from(kernel.dropped),
-        if_dropped: u64::from(kernel.if_dropped),
+        drops: DropCounts::new(
+            u64::from(kernel.dropped),
+            u64::from(kernel.if_dropped),
+            format!("libpcap on {}", config.interface),
+        ),
     })
 }

@@ -17,12 +17,14 @@
 
 mod bridge;
 pub mod helper;
+mod drops;
 mod live;
 mod stream;
 
 use std::path::PathBuf;
 
 pub use bridge::{BRIDGE_NAME_OPTION, bridge_interface, docker_bridge_interface};
+pub use drops::DropCounts;
 pub use live::{CaptureConfig, CaptureSummary, LiveCapture};
 pub use stream::{StreamCapture, StreamConfig};
 

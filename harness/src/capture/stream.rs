@@ -31,10 +31,11 @@ pub struct StreamCapture {
 impl StreamCapture {
     /// Creates the file and an empty analysis.
     pub fn create(config: StreamConfig) -> Result<StreamCapture, CaptureError> {
-        let file = File::create(&config.pcap_path).map_err(|e| CaptureError::File {
-            path: config.pcap_path.clone(),
-            reason: e.to_string(),
-        })?;
+        let file =
+            crate::private_fs::create_file(&config.pcap_path).map_err(|e| CaptureError::File {
+                path: config.pcap_path.clone(),
+                reason: e.to_string(),
+            })?;
         Ok(StreamCapture {
             path: config.pcap_path,
             file: BufWriter::new(file),

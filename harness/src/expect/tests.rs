@@ -29,7 +29,7 @@ controls:
     probes: [submit]
 "#;
 
-fn step() -> CaptureStep {
+pub(super) fn step() -> CaptureStep {
     serde_saphyr::from_str(STEP).unwrap()
 }
 
@@ -53,7 +53,7 @@ fn peers() -> PeerMap {
     map
 }
 
-fn flow(client: &str, server: &str, class: FlowClass, hits: u64) -> Flow {
+pub(super) fn flow(client: &str, server: &str, class: FlowClass, hits: u64) -> Flow {
     Flow {
         client: client.parse().unwrap(),
         server: server.parse().unwrap(),
@@ -63,13 +63,16 @@ fn flow(client: &str, server: &str, class: FlowClass, hits: u64) -> Flow {
         alpn: vec![],
         tls_version: None,
         canary_hits: hits,
+        canary_scan: Default::default(),
+        canary_encodings: Vec::new(),
+        frames: Default::default(),
         client_bytes: 100,
         server_bytes: 100,
         overlay: None,
     }
 }
 
-fn capture(flows: Vec<Flow>) -> CaptureResult {
+pub(super) fn capture(flows: Vec<Flow>) -> CaptureResult {
     let packets = flows.len() as u64 * 10;
     CaptureResult {
         pcap: PathBuf::from("wire.pcap"),
@@ -81,10 +84,11 @@ fn capture(flows: Vec<Flow>) -> CaptureResult {
         },
         peers: peers(),
         point: "br-test".into(),
+        drops: Some(crate::capture::DropCounts::new(0, 0, "libpcap on br-test")),
     }
 }
 
-fn front(hits: u64) -> Flow {
+pub(super) fn front(hits: u64) -> Flow {
     flow(
         "10.0.0.1:40000",
         "10.244.1.5:80",
@@ -273,7 +277,7 @@ fn probe_rules() {
     }
 }
 
-fn model(from: &str, to: &str, port: u16, class: FlowClass) -> ExpectedFlow {
+pub(super) fn model(from: &str, to: &str, port: u16, class: FlowClass) -> ExpectedFlow {
     ExpectedFlow {
         from: from.into(),
         to: to.into(),

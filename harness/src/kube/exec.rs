@@ -165,7 +165,7 @@ impl Kube {
     }
 }
 
-/// A command running in a pod with stdin and stdout attached, for long-running streams.
+/// A command running in a pod with stdin, stdout and stderr attached, for long-running streams.
 pub struct ExecStream {
     pod: String,
     process: AttachedProcess,
@@ -180,6 +180,11 @@ impl ExecStream {
     /// Reader of the command's stdout (once).
     pub fn stdout(&mut self) -> Option<impl tokio::io::AsyncRead + Unpin + Send + use<>> {
         self.process.stdout()
+    }
+
+    /// Reader of the command's stderr (once).
+    pub fn stderr(&mut self) -> Option<impl tokio::io::AsyncRead + Unpin + Send + use<>> {
+        self.process.stderr()
     }
 
     /// How the command ended, once its stdout has closed: `Ok` for success, else the API
@@ -203,10 +208,10 @@ impl ExecStream {
 }
 
 impl Kube {
-    /// Starts `command` in a pod with stdin and stdout attached and returns at once, for
-    /// long-running streams (`tcpdump -w -`). The caller reads stdout as it comes and
-    /// ends the command by writing to or closing stdin; [`ExecStream::outcome`] then
-    /// says how it ended.
+    /// Starts `command` in a pod with stdin, stdout and stderr attached and returns at
+    /// once, for long-running streams (`tcpdump -w -`). The caller reads stdout and stderr
+    /// concurrently as they come (kube's pipes are small) and ends the command by writing
+    /// to or closing stdin; [`ExecStream::outcome`] then says how it ended.
     pub async fn exec_stream(
         &self,
         namespace: &str,
@@ -219,7 +224,7 @@ impl Kube {
             .container(container)
             .stdin(true)
             .stdout(true)
-            .stderr(false);
+            .stderr(true);
         let who = format!("{namespace}/{pod}");
         let process = api
             .exec(pod, command.iter().map(String::as_str), &params)

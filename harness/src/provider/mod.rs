@@ -129,6 +129,9 @@ pub struct CaptureResult {
     pub peers: PeerMap,
     /// Where the packets were taken (`br-1a2b3c4d5e6f`, `node tcpdump`).
     pub point: String,
+    /// Packets the capture lost, or `None` when the capturing tool could not say
+    /// (a tcpdump killed before it printed its statistics).
+    pub drops: Option<crate::capture::DropCounts>,
 }
 
 /// What a teardown really did: the things it removed and the things it kept.

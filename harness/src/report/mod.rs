@@ -44,9 +44,17 @@ pub struct RunReport {
     pub canary: String,
     /// Where artifacts were written.
     pub artifacts: PathBuf,
+    /// The analyzer that judged the captures: this crate's version (see
+    /// [`ANALYZER_VERSION`]).
+    pub analyzer_version: String,
     /// The scenarios, in the order they ran.
     pub scenarios: Vec<ScenarioReport>,
 }
+
+/// The version of the analyzer that classifies flows and counts canaries: the
+/// `meshproof` crate's version, stated in every report so a verdict can be replayed with
+/// the same analyzer.
+pub const ANALYZER_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// One scenario's results.
 #[derive(Debug, Clone, Serialize)]
@@ -112,16 +120,19 @@ impl RunReport {
     }
 }
 
-/// Writes `text` to `path`, creating parent directories.
+/// Writes `text` to `path` (mode `0600`), creating parent directories (mode `0700`).
 pub fn write(path: &Path, text: &str) -> Result<(), ReportError> {
     let io = |source| ReportError::Write {
         path: path.to_path_buf(),
         source,
     };
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(io)?;
+        crate::private_fs::create_dir(parent).map_err(io)?;
     }
-    std::fs::write(path, text).map_err(io)
+    use std::io::Write;
+    crate::private_fs::create_file(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(io)
 }
 
 #[cfg(test)]

@@ -14,6 +14,9 @@ pub(crate) fn sample() -> RunReport {
         canary_hits: 1,
         client_bytes: 420,
         server_bytes: 96,
+        first_frame: 4,
+        last_frame: 19,
+        tshark_filter: "tcp.stream".into(),
     };
     let fail = Judgement {
         name: "db-is-mtls".into(),
@@ -23,6 +26,7 @@ pub(crate) fn sample() -> RunReport {
         evidence: Evidence {
             flows: vec![flow],
             pcap: Some("a/strict.pcap".into()),
+            drops: None,
             observation: None,
         },
     };
@@ -51,6 +55,7 @@ pub(crate) fn sample() -> RunReport {
         provider: "lab".into(),
         canary: "MESHPROOF-CANARY-x".into(),
         artifacts: "a".into(),
+        analyzer_version: ANALYZER_VERSION.into(),
         scenarios: vec![s],
     }
 }

@@ -151,6 +151,9 @@ impl Lab for FakeLab {
             alpn: vec![],
             tls_version: None,
             canary_hits: hits,
+            canary_scan: Default::default(),
+            canary_encodings: Vec::new(),
+            frames: Default::default(),
             client_bytes: 1,
             server_bytes: 1,
             overlay: None,
@@ -192,6 +195,7 @@ impl Lab for FakeLab {
             },
             peers,
             point: "fake".into(),
+            drops: Some(crate::capture::DropCounts::new(0, 0, "fake")),
         })
     }
     async fn collect_diagnostics(&mut self, _: &Path) -> Result<(), ProviderError> {

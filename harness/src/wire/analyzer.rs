@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use super::canary::Canaries;
 use super::classify::classify_hello;
+use super::decode::DecodeLimits;
 use super::defrag::Defrag;
 use super::link::{self, Decoded, Endpoint, LinkType, Segment, flags};
 use super::reasm::{Chunk, Reassembly, SegmentIn};
@@ -19,7 +20,7 @@ use super::sniff::Speaker;
 use super::stream::{Ctx, Limits, Stream};
 use super::tls::version_name;
 use super::tunnel::{OverlayTag, SealedLinks, TunnelConfig};
-use super::{Analysis, Flow, FlowClass};
+use super::{Analysis, Flow, FlowClass, FrameSpan};
 
 /// What the analyzer searches for and how much memory it may use per flow.
 #[derive(Debug, Clone)]
@@ -39,6 +40,8 @@ pub struct AnalyzerConfig {
     pub close_linger: Duration,
     /// The UDP ports of VXLAN, Geneve and WireGuard.
     pub tunnels: TunnelConfig,
+    /// How far the canary search decodes clear encodings, per direction.
+    pub decode: DecodeLimits,
 }
 
 impl Default for AnalyzerConfig {
@@ -51,6 +54,7 @@ impl Default for AnalyzerConfig {
             max_out_of_order: 256 * 1024,
             close_linger: Duration::from_secs(30),
             tunnels: TunnelConfig::default(),
+            decode: DecodeLimits::default(),
         }
     }
 }
@@ -128,6 +132,9 @@ struct FlowState {
     closed: bool,
     /// The tunnel of the first encapsulated segment, and which side sent it.
     overlay: Option<(OverlayTag, usize)>,
+    /// Frame numbers (1-based, in capture order) of this flow's first and last segment,
+    /// and how many segments it had.
+    frames: FrameSpan,
 }
 
 /// Classifies TCP flows from captured frames, one frame at a time.
@@ -247,6 +254,7 @@ impl Analyzer {
                 .resync_window
                 .max(2 * super::tls::MAX_RECORD_BODY),
             max_handshake: self.config.max_handshake,
+            decode: self.config.decode,
         }
     }
 
@@ -269,6 +277,7 @@ impl Analyzer {
         }
         let limits = self.limits();
         let max_ooo = self.config.max_out_of_order;
+        let frame = self.packets;
         let Analyzer {
             table,
             results,
@@ -285,6 +294,7 @@ impl Analyzer {
         if flow.overlay.is_none() {
             flow.overlay = seg.overlay.map(|o| (o, d));
         }
+        flow.frames.add(frame);
         if syn {
             if ack {
                 flow.synack_from = Some(d)
@@ -388,6 +398,7 @@ impl FlowState {
             rst: false,
             closed: false,
             overlay: None,
+            frames: FrameSpan::default(),
         }
     }
 
@@ -432,6 +443,8 @@ impl FlowState {
         let (client, server) = (&self.dirs[c].stream, &self.dirs[1 - c].stream);
         let server_port = self.ep[1 - c].port;
         let hello = client.hello.as_ref().or(server.hello.as_ref());
+        let mut found = client.decoder.found;
+        found.merge(&server.decoder.found);
         let class = match hello {
             Some(h) => classify_hello(h.sni.as_deref(), &h.alpn, server_port),
             None if client.tls_seen || server.tls_seen => FlowClass::Tls,
@@ -451,6 +464,9 @@ impl FlowState {
             alpn: hello.map(|h| h.alpn.clone()).unwrap_or_default(),
             tls_version: hello.map(|h| version_name(h.version)),
             canary_hits: client.hits + server.hits,
+            canary_scan: found.scan_state(),
+            canary_encodings: found.encodings().map(|e| e.as_str().to_string()).collect(),
+            frames: self.frames,
             client_bytes: self.dirs[c].bytes,
             server_bytes: self.dirs[1 - c].bytes,
             overlay: self.overlay.map(|(o, sender)| o.to_overlay(sender == c)),

@@ -24,6 +24,40 @@ pub struct Analysis {
     pub links: Vec<EncryptedLink>,
 }
 
+/// Where a flow is in its capture file: frame numbers as tshark and Wireshark count them
+/// (1-based, in file order).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FrameSpan {
+    /// The flow's first TCP segment.
+    pub first: u64,
+    /// Its last TCP segment.
+    pub last: u64,
+    /// How many TCP segments it had.
+    pub count: u64,
+}
+
+impl FrameSpan {
+    /// Counts frame `n` into the span.
+    pub fn add(&mut self, n: u64) {
+        if self.count == 0 {
+            self.first = n;
+        }
+        self.last = n;
+        self.count += 1;
+    }
+}
+
+/// How much of a flow's clear bytes the canary search covered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CanaryScanState {
+    /// Everything clear was searched and decoded.
+    #[default]
+    Complete,
+    /// Something was not decoded (over the limits, malformed, or an unknown coding).
+    Partial,
+}
+
 /// One TCP connection, as classified.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Flow {
@@ -43,8 +77,21 @@ pub struct Flow {
     pub alpn: Vec<String>,
     /// The highest TLS version the client offered (`TLS1.3`), if TLS was seen.
     pub tls_version: Option<String>,
-    /// How many times any canary appeared in clear, both directions together.
+    /// How many times any canary can be read without a key, both directions together:
+    /// in clear bytes and through the clear encodings the analyzer decodes.
     pub canary_hits: u64,
+    /// Whether every clear byte that may hold the canary was searched (`complete`), or
+    /// something was too large or malformed to decode (`partial`): a partial search
+    /// cannot show that the canary is absent.
+    #[serde(default)]
+    pub canary_scan: CanaryScanState,
+    /// The encodings through which canaries were recovered (`gzip`, `chunked`, `hpack`,
+    /// ...), in a fixed order; empty when every hit was readable as sent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub canary_encodings: Vec<String>,
+    /// The flow's frames in the capture file.
+    #[serde(default)]
+    pub frames: FrameSpan,
     /// TCP payload bytes from client to server (retransmissions counted once).
     pub client_bytes: u64,
     /// TCP payload bytes from server to client.

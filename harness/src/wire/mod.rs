@@ -12,14 +12,16 @@
 //! The JSON contract of [`Analysis`] is documented in `docs/analyzer.md`.
 
 mod analyzer;
-// The fuzz crate compiles this module on its own (see `fuzz/Cargo.toml`); the benchmark
-// needs the rest of the crate, so it is left out there.
-#[cfg(not(fuzzing))]
+// The fuzz crate compiles this module on its own (see `fuzz/Cargo.toml`, whose build
+// script sets `meshproof_fuzz`); the benchmark needs the rest of the crate, so it is left
+// out there.
+#[cfg(not(any(fuzzing, meshproof_fuzz)))]
 pub mod bench;
 mod canary;
 mod class;
 mod classify;
 mod defrag;
+pub mod decode;
 mod file;
 mod flow;
 mod link;
@@ -33,12 +35,16 @@ mod tunnel;
 use std::path::PathBuf;
 
 pub use analyzer::{Analyzer, AnalyzerConfig, AnalyzerStats};
+pub use canary::Canaries;
 pub use class::{FlowClass, UnknownClass};
 pub use classify::{HBONE_PORT, classify_hello, is_consul_sni, is_istio_sni};
 pub use file::{
     CaptureParser, MAX_RECORD, Record, analyze_file, analyze_file_with_stats, read_capture,
 };
-pub use flow::{Analysis, EncryptedLink, EncryptionKind, Flow, Overlay, TunnelKind, merge_links};
+pub use flow::{
+    Analysis, CanaryScanState, EncryptedLink, EncryptionKind, Flow, FrameSpan, Overlay,
+    TunnelKind, merge_links,
+};
 pub use link::{
     Decoded, Endpoint, Fragment, Layer, LinkType, Segment, decode, decode_with, flags as tcp_flags,
 };

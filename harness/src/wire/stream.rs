@@ -16,6 +16,7 @@
 //!   A mid-stream direction that shows no TLS framing within the window is clear.
 
 use super::canary::{Canaries, CanaryScan};
+use super::decode::{DecodeLimits, Decoder};
 use super::reasm::Chunk;
 use super::sniff::{self, Protocol, Sniff, Speaker};
 use super::tls::{self, ClientHello, HANDSHAKE_PROBE, Probe, RECORD_HEADER};
@@ -29,6 +30,8 @@ pub struct Limits {
     pub resync_window: usize,
     /// The largest first handshake message collected.
     pub max_handshake: usize,
+    /// How far the canary search may decode clear encodings.
+    pub decode: DecodeLimits,
 }
 
 /// Shared, read-only context for every direction of one analysis.
@@ -70,7 +73,8 @@ pub struct Stream {
     /// A possible hello start cut off at the end of the previous chunk.
     held: [u8; HANDSHAKE_PROBE],
     held_len: usize,
-    canary: CanaryScan,
+    /// The canary search of the clear bytes, through their encodings.
+    pub decoder: Decoder,
     sniff_buf: Vec<u8>,
     sniffed: Option<Sniff>,
     walker: Walker,
@@ -95,7 +99,7 @@ impl Default for Stream {
             pos: 0,
             held: [0; HANDSHAKE_PROBE],
             held_len: 0,
-            canary: CanaryScan::default(),
+            decoder: Decoder::default(),
             sniff_buf: Vec::new(),
             sniffed: None,
             walker: Walker::default(),
@@ -158,6 +162,8 @@ impl Stream {
             Mode::Resync { after_tls } => self.settle(cx, after_tls),
             Mode::Fresh | Mode::Tls => {}
         }
+        self.decoder.finish(cx.canaries, cx.limits.decode);
+        self.hits = self.decoder.found.hits;
         self.end_sniffing();
     }
 
@@ -238,7 +244,8 @@ impl Stream {
             return;
         }
         self.plain_bytes += bytes.len() as u64;
-        self.hits += self.canary.scan(cx.canaries, bytes);
+        self.decoder.feed(cx.canaries, cx.limits.decode, bytes);
+        self.hits = self.decoder.found.hits;
         if self.sniffed.is_none() {
             let room = sniff::SNIFF_LIMIT - self.sniff_buf.len();
             self.sniff_buf
@@ -411,7 +418,7 @@ impl Stream {
             Mode::Fresh => self.mode = Mode::Resync { after_tls: false },
             Mode::Plain => {
                 self.flush_held(cx);
-                self.canary.reset();
+                self.decoder.gap();
                 self.end_sniffing();
             }
             Mode::Tls => {
@@ -450,7 +457,7 @@ impl Stream {
         let hits = CanaryScan::default().scan(cx.canaries, &buf);
         if hits > 0 || matches!(sniff::sniff(&buf), Sniff::Found(..)) {
             self.mode = Mode::Plain;
-            self.canary.reset();
+            self.decoder.gap();
             self.emit_plain(cx, &buf);
         } else {
             self.undecided_bytes += buf.len() as u64;

@@ -11,6 +11,7 @@ fn ctx(canaries: &Canaries) -> Ctx<'_> {
             starttls_window: 16 * 1024,
             resync_window: 32 * 1024,
             max_handshake: 64 * 1024,
+            decode: crate::wire::decode::DecodeLimits::default(),
         },
     }
 }

@@ -68,8 +68,8 @@ pub async fn run(
         .map_err(|e| e.to_string())?;
     Ok(HelperReport {
         packets: summary.packets,
-        dropped: summary.dropped,
-        if_dropped: summary.if_dropped,
+        dropped: summary.drops.kernel,
+        if_dropped: summary.drops.interface,
     })
 }
 

@@ -22,10 +22,17 @@ use crate::wire::{Analysis, AnalyzerConfig, Flow};
 
 type Streamed = tokio::task::JoinHandle<Result<(Analysis, PathBuf), String>>;
 
+/// tcpdump's standard error, read to the end (it says how many packets were dropped).
+type Stderr = tokio::task::JoinHandle<String>;
+
 /// The captures running on each involved node.
 pub struct Running {
-    streams: Vec<(String, ExecStream, Streamed)>,
+    streams: Vec<(String, ExecStream, Streamed, Stderr)>,
 }
+
+/// The most of tcpdump's standard error kept: its start banner and final statistics are
+/// a few hundred bytes.
+const STDERR_LIMIT: usize = 64 * 1024;
 
 fn failed(message: String) -> ProviderError {
     ProviderError::Failed {
@@ -136,7 +143,7 @@ pub async fn start(
         ..AnalyzerConfig::default()
     };
     let dir = lab.artifacts().join(lab.scenario().name()).join("captures");
-    std::fs::create_dir_all(&dir).map_err(|e| failed(format!("{}: {e}", dir.display())))?;
+    crate::private_fs::create_dir(&dir).map_err(|e| failed(format!("{}: {e}", dir.display())))?;
     let mut streams = Vec::new();
     for node in nodes {
         let pod = capture_pod(&node, image, &lab.run_id());
@@ -166,6 +173,22 @@ pub async fn start(
         let mut out = proc
             .stdout()
             .ok_or_else(|| failed("exec gave no stdout".into()))?;
+        let mut err = proc
+            .stderr()
+            .ok_or_else(|| failed("exec gave no stderr".into()))?;
+        let stderr = tokio::spawn(async move {
+            let mut text = Vec::new();
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                if text.len() < STDERR_LIMIT {
+                    text.extend_from_slice(&buf[..n]);
+                }
+            }
+            String::from_utf8_lossy(&text).into_owned()
+        });
         let task = tokio::spawn(async move {
             let mut buf = vec![0u8; 64 * 1024];
             loop {
@@ -177,7 +200,7 @@ pub async fn start(
             }
             sink.finish().map_err(|e| e.to_string())
         });
-        streams.push((node, proc, task));
+        streams.push((node, proc, task, stderr));
     }
     Ok(Running { streams })
 }
@@ -204,7 +227,8 @@ pub async fn stop(lab: &ClusterLab, running: Running) -> Result<CaptureResult, P
     let mut parts = Vec::new();
     let mut pcaps = Vec::new();
     let mut points = Vec::new();
-    for (node, mut proc, task) in running.streams {
+    let mut drops = Some(crate::capture::DropCounts::default());
+    for (node, mut proc, task, stderr) in running.streams {
         if let Some(mut stdin) = proc.stdin() {
             let _ = stdin.write_all(b"stop\n").await;
         }
@@ -218,6 +242,20 @@ pub async fn stop(lab: &ClusterLab, running: Running) -> Result<CaptureResult, P
             (Ok(done), _) => done,
             (Err(e), Ok(())) => return Err(failed(format!("tcpdump on {node}: {e}"))),
             (Err(e), Err(why)) => return Err(failed(format!("tcpdump on {node}: {e}: {why}"))),
+        };
+        let stderr = tokio::time::timeout(Duration::from_secs(5), stderr)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        let counted =
+            crate::capture::DropCounts::from_tcpdump_stderr(&stderr, &format!("tcpdump on {node}"));
+        drops = match (drops, counted) {
+            (Some(mut all), Some(one)) => {
+                all.add(&one);
+                Some(all)
+            }
+            _ => None,
         };
         parts.push(analysis);
         pcaps.push(pcap);
@@ -236,6 +274,7 @@ pub async fn stop(lab: &ClusterLab, running: Running) -> Result<CaptureResult, P
         analysis: merge(parts),
         peers,
         point: format!("tcpdump capture pods on {}", points.join(", ")),
+        drops,
     })
 }
 
@@ -254,6 +293,9 @@ mod tests {
             alpn: vec![],
             tls_version: None,
             canary_hits: 0,
+            canary_scan: Default::default(),
+            canary_encodings: Vec::new(),
+            frames: Default::default(),
             client_bytes: bytes,
             server_bytes: 0,
             overlay: None,

@@ -171,7 +171,7 @@ impl Provider for ExistingProvider {
         let tools = tools::resolve(&versions, &opts, &exec)
             .await
             .unwrap_or_default();
-        std::fs::create_dir_all(&ctx.artifacts).map_err(|source| ClusterError::Io {
+        crate::private_fs::create_dir(&ctx.artifacts).map_err(|source| ClusterError::Io {
             path: ctx.artifacts.clone(),
             source,
         })?;

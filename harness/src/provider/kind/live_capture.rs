@@ -16,7 +16,7 @@ use bollard::Docker;
 use super::KindCluster;
 use super::capture::{CapturePoint, bpf_filter, choose_point, pcap_path};
 use crate::capture::helper::{HelperCapture, HelperConfig};
-use crate::capture::{CaptureConfig, CaptureSummary, LiveCapture};
+use crate::capture::{CaptureConfig, CaptureSummary, DropCounts, LiveCapture};
 use crate::ledger::Item;
 use crate::provider::cluster::ClusterLab;
 use crate::provider::{CaptureResult, ProviderError};
@@ -59,7 +59,8 @@ pub async fn start(
     let bpf = bpf_filter(&cidrs, network.ipv4);
     let pcap = pcap_path(lab.artifacts(), lab.scenario().name(), name);
     if let Some(dir) = pcap.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| failed(format!("{}: {e}", dir.display())))?;
+        crate::private_fs::create_dir(dir)
+            .map_err(|e| failed(format!("{}: {e}", dir.display())))?;
     }
     lab.ledger()
         .record(Item::Capture { path: pcap.clone() })
@@ -226,16 +227,12 @@ pub async fn start_helper(
     })
 }
 
-/// The analysis of a finished capture, refused when the kernel dropped packets: flows
-/// judged from an incomplete capture could pass or fail falsely.
-fn complete(summary: CaptureSummary, point: &str) -> Result<(Analysis, PathBuf), ProviderError> {
-    if summary.dropped > 0 || summary.if_dropped > 0 {
-        return Err(failed(format!(
-            "the capture on {point} lost packets (kernel dropped {}, interface dropped {} of {} captured); its evidence is incomplete",
-            summary.dropped, summary.if_dropped, summary.packets
-        )));
-    }
-    Ok((summary.analysis, summary.pcap_path))
+/// The analysis of a finished capture and the packets it lost. Lost packets do not
+/// refuse the capture: they travel in [`CaptureResult::drops`] to the judge, which turns
+/// every verdict that rests on absence (no canary, only protected classes, no flow) into
+/// an error, while what was seen still stands.
+fn complete(summary: CaptureSummary) -> (Analysis, PathBuf, DropCounts) {
+    (summary.analysis, summary.pcap_path, summary.drops)
 }
 
 /// Stops the capture, analyses it and names every peer.
@@ -245,7 +242,7 @@ pub async fn stop(
     running: Running,
 ) -> Result<CaptureResult, ProviderError> {
     let nudge = worker_node(lab).await.ok().map(|(_, ip)| ip);
-    let (analysis, pcap, point) = finish(running, nudge).await?;
+    let (analysis, pcap, point, drops) = finish(running, nudge).await?;
     let mut inputs = lab
         .kube()
         .peer_inputs()
@@ -259,10 +256,15 @@ pub async fn stop(
         analysis,
         peers,
         point,
+        drops,
     })
 }
 
-/// Stops a capture and returns its analysis, file and capture point.
+/// What a stopped capture gives: the analysis, its file, the capture point and the drops
+/// (libpcap's counts, in this process or in the helper; `None` when nothing could say).
+pub type Finished = (Analysis, PathBuf, String, Option<DropCounts>);
+
+/// Stops a capture and returns its analysis, file, capture point and drops.
 ///
 /// libpcap in immediate mode may wait for the next packet before it notices the stop
 /// request, and the filter keeps control-plane chatter out, so a quiet bridge could hold
@@ -271,7 +273,7 @@ pub async fn stop(
 pub async fn finish(
     running: Running,
     nudge: Option<IpAddr>,
-) -> Result<(Analysis, PathBuf, String), ProviderError> {
+) -> Result<Finished, ProviderError> {
     Ok(match running {
         Running::Bridge { capture, point } => {
             let mut stopping = tokio::task::spawn_blocking(move || capture.stop_with_summary());
@@ -290,15 +292,15 @@ pub async fn finish(
                     }
                 }
             };
-            let (analysis, pcap) = complete(summary, &point)?;
-            (analysis, pcap, point)
+            let (analysis, pcap, drops) = complete(summary);
+            (analysis, pcap, point, Some(drops))
         }
         // Bounded inside: SIGTERM, at most 30 s for the stream to end, at most 15 s to
         // remove the container.
         Running::Helper { capture, point } => {
             let summary = capture.stop().await.map_err(|e| failed(e.to_string()))?;
-            let (analysis, pcap) = complete(summary, &point)?;
-            (analysis, pcap, point)
+            let (analysis, pcap, drops) = complete(summary);
+            (analysis, pcap, point, Some(drops))
         }
     })
 }
@@ -443,7 +445,7 @@ mod docker_tests {
         let _ = tokio::time::timeout(Duration::from_secs(3), sock.read_to_end(&mut got)).await;
         drop(sock);
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let (analysis, pcap, _) = finish(running, Some(idle_ip))
+        let (analysis, pcap, _, _) = finish(running, Some(idle_ip))
             .await
             .map_err(|e| e.to_string())?;
         if !String::from_utf8_lossy(&got).contains(canary) {

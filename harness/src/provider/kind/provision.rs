@@ -133,7 +133,7 @@ pub async fn provision(
     for note in host::raise_inotify() {
         reporter.warn(&note);
     }
-    std::fs::create_dir_all(&ctx.artifacts).map_err(|source| KindError::Io {
+    crate::private_fs::create_dir(&ctx.artifacts).map_err(|source| KindError::Io {
         path: ctx.artifacts.clone(),
         source,
     })?;

@@ -50,7 +50,7 @@ pub async fn start(
     name: &str,
     canaries: &[String],
 ) -> Result<Capture, LabError> {
-    std::fs::create_dir_all(dir)
+    crate::private_fs::create_dir(dir)
         .map_err(|e| LabError::Capture(format!("{}: {e}", dir.display())))?;
     let pcap = dir.join(format!("{name}.pcap"));
     let config = CaptureConfig {
@@ -78,15 +78,16 @@ pub async fn stop(
 ) -> Result<CaptureResult, LabError> {
     // Packets of the last probe may still be in flight between the pods.
     tokio::time::sleep(GRACE).await;
-    let (analysis, pcap) = tokio::task::spawn_blocking(move || capture.live.stop())
+    let summary = tokio::task::spawn_blocking(move || capture.live.stop_with_summary())
         .await
         .map_err(|e| LabError::Capture(e.to_string()))?
         .map_err(|e| LabError::Capture(e.to_string()))?;
     Ok(CaptureResult {
-        pcap,
-        analysis,
+        pcap: summary.pcap_path,
+        analysis: summary.analysis,
         peers,
         point: network.bridge.clone(),
+        drops: Some(summary.drops),
     })
 }
 
