@@ -488,7 +488,11 @@ pub fn judge_model(
 /// Pass when every classified flow has the predicted class, fail naming those that differ.
 /// When the capture saw CNI-encrypted links (`encrypted`), flows that agree prove nothing
 /// about the ones the capture could not see: an error, never a pass.
-fn model_verdict(m: &ExpectedFlow, flows: &[&Flow], encrypted: Option<String>) -> (Verdict, String) {
+fn model_verdict(
+    m: &ExpectedFlow,
+    flows: &[&Flow],
+    encrypted: Option<String>,
+) -> (Verdict, String) {
     let off: Vec<&&Flow> = flows
         .iter()
         .filter(|f| f.class != m.class && f.class != FlowClass::Unknown)

@@ -44,9 +44,11 @@ fn json_is_the_documented_contract_with_every_field() {
         [
             "alpn",
             "canary_hits",
+            "canary_scan",
             "class",
             "client",
             "client_bytes",
+            "frames",
             "overlay",
             "protocol",
             "server",

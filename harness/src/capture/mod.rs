@@ -16,8 +16,8 @@
 //! on the host, only access to Docker.
 
 mod bridge;
-pub mod helper;
 mod drops;
+pub mod helper;
 mod live;
 mod stream;
 

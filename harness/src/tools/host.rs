@@ -171,12 +171,17 @@ mod tests {
         let notes = raise_inotify_in(dir.path());
         assert_eq!(
             notes,
-            ["raised fs.inotify.max_user_watches from 8192 to 524288 (kind's known issue: too many open files)"]
+            [
+                "raised fs.inotify.max_user_watches from 8192 to 524288 (kind's known issue: too many open files)"
+            ]
         );
         let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap();
         assert_eq!(read("max_user_watches").trim(), "524288");
         assert_eq!(read("max_user_instances").trim(), "1024");
-        assert!(raise_inotify_in(dir.path()).is_empty(), "raised once, then fine");
+        assert!(
+            raise_inotify_in(dir.path()).is_empty(),
+            "raised once, then fine"
+        );
     }
 
     #[test]
@@ -193,9 +198,15 @@ mod tests {
         // Root may write a read-only file; then the limit was raised, which is also right.
         let raised = std::fs::read_to_string(&file).unwrap().trim() == "512";
         if raised {
-            assert!(notes[0].starts_with("raised fs.inotify.max_user_instances"), "{notes:?}");
+            assert!(
+                notes[0].starts_with("raised fs.inotify.max_user_instances"),
+                "{notes:?}"
+            );
         } else {
-            assert!(notes[0].contains("run `sudo sysctl fs.inotify.max_user_instances=512`"), "{notes:?}");
+            assert!(
+                notes[0].contains("run `sudo sysctl fs.inotify.max_user_instances=512`"),
+                "{notes:?}"
+            );
         }
     }
 

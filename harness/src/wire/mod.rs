@@ -20,8 +20,8 @@ pub mod bench;
 mod canary;
 mod class;
 mod classify;
-mod defrag;
 pub mod decode;
+mod defrag;
 mod file;
 mod flow;
 mod link;
@@ -42,8 +42,8 @@ pub use file::{
     CaptureParser, MAX_RECORD, Record, analyze_file, analyze_file_with_stats, read_capture,
 };
 pub use flow::{
-    Analysis, CanaryScanState, EncryptedLink, EncryptionKind, Flow, FrameSpan, Overlay,
-    TunnelKind, merge_links,
+    Analysis, CanaryScanState, EncryptedLink, EncryptionKind, Flow, FrameSpan, Overlay, TunnelKind,
+    merge_links,
 };
 pub use link::{
     Decoded, Endpoint, Fragment, Layer, LinkType, Segment, decode, decode_with, flags as tcp_flags,

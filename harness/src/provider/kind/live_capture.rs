@@ -270,10 +270,7 @@ pub type Finished = (Analysis, PathBuf, String, Option<DropCounts>);
 /// request, and the filter keeps control-plane chatter out, so a quiet bridge could hold
 /// the capture open forever: while stopping, a SYN to `nudge` every 200 ms gives it a
 /// packet to wake on (visible in the capture as a host -> node flow to port 9).
-pub async fn finish(
-    running: Running,
-    nudge: Option<IpAddr>,
-) -> Result<Finished, ProviderError> {
+pub async fn finish(running: Running, nudge: Option<IpAddr>) -> Result<Finished, ProviderError> {
     Ok(match running {
         Running::Bridge { capture, point } => {
             let mut stopping = tokio::task::spawn_blocking(move || capture.stop_with_summary());

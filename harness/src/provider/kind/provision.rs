@@ -51,7 +51,8 @@ pub(crate) fn findings(facts: &PreflightFacts) -> Vec<host::Finding> {
     if !facts.docker_cli {
         out.push(host::Finding {
             problem: "the `docker` command is not on PATH".into(),
-            hint: "install the Docker CLI: kind runs `docker` to create nodes and load images".into(),
+            hint: "install the Docker CLI: kind runs `docker` to create nodes and load images"
+                .into(),
         });
     }
     out
