@@ -186,11 +186,14 @@ fn open(config: &CaptureConfig) -> Result<Opened, CaptureError> {
             path: config.pcap_path.clone(),
             reason: e.to_string(),
         })?;
-    // libpcap creates the file with the umask's mode; it may hold real traffic.
-    crate::private_fs::restrict(&config.pcap_path).map_err(|e| CaptureError::File {
-        path: config.pcap_path.clone(),
-        reason: e.to_string(),
-    })?;
+    // libpcap creates the file with the umask's mode; it may hold real traffic. `-` is
+    // standard output (the capture helper's stream), which has no file mode to restrict.
+    if config.pcap_path != std::path::Path::new("-") {
+        crate::private_fs::restrict(&config.pcap_path).map_err(|e| CaptureError::File {
+            path: config.pcap_path.clone(),
+            reason: e.to_string(),
+        })?;
+    }
     Ok(Opened { cap, save, link })
 }
 
