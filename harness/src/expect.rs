@@ -249,7 +249,10 @@ fn judge_unreached(e: &WireExpectation, kind: CheckKind, capture: &CaptureResult
     // Emptiness proves nothing when packets were lost or hidden in an encrypted CNI link.
     let hidden = lost_packets(capture).or_else(|| cni_encrypted(capture));
     let (verdict, reason) = if let Some(why) = hidden.filter(|_| flows.is_empty()) {
-        (Verdict::Error, format!("no connection {selector} seen in clear, but {why}"))
+        (
+            Verdict::Error,
+            format!("no connection {selector} seen in clear, but {why}"),
+        )
     } else if flows.is_empty() {
         (
             Verdict::Pass,
