@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use bollard::Docker;
 use bollard::container::LogOutput;
-use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig};
 use bollard::query_parameters::{
     AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, KillContainerOptionsBuilder,
     RemoveContainerOptionsBuilder,
@@ -223,6 +223,12 @@ impl HelperCapture {
             host_config: Some(HostConfig {
                 network_mode: Some("host".into()),
                 cap_add: Some(vec!["NET_RAW".into(), "NET_ADMIN".into()]),
+                // The pcap travels over the attach stream; a log driver would store a
+                // second (and, for json-file, mangled) copy of every captured byte.
+                log_config: Some(HostConfigLogConfig {
+                    typ: Some("none".into()),
+                    config: None,
+                }),
                 ..Default::default()
             }),
             ..Default::default()

@@ -218,7 +218,13 @@ pub(super) fn namespace_doc(run: &str) -> Result<Document, ProviderError> {
     doc(serde_json::json!({
         "apiVersion": "v1",
         "kind": "Namespace",
-        "metadata": {"name": CAPTURE_NAMESPACE, "labels": {"meshproof.dev/run": run, "istio-injection": "disabled"}}
+        // Capture pods are privileged and on the host network: a cluster that enforces the
+        // baseline or restricted Pod Security level rejects them unless the namespace allows it.
+        "metadata": {"name": CAPTURE_NAMESPACE, "labels": {
+            "meshproof.dev/run": run,
+            "istio-injection": "disabled",
+            "pod-security.kubernetes.io/enforce": "privileged"
+        }}
     }))
 }
 
@@ -282,6 +288,15 @@ pub async fn stop(lab: &ClusterLab, running: Running) -> Result<CaptureResult, P
 mod tests {
     use super::*;
     use crate::wire::FlowClass;
+
+    #[test]
+    fn the_capture_namespace_is_labelled_for_its_run_and_admits_privileged_pods() {
+        let ns = namespace_doc("mp-1").unwrap();
+        let labels = ns.value.pointer("/metadata/labels").unwrap();
+        assert_eq!(labels["meshproof.dev/run"], "mp-1");
+        assert_eq!(labels["pod-security.kubernetes.io/enforce"], "privileged");
+        assert_eq!(labels["istio-injection"], "disabled");
+    }
 
     fn flow(client: &str, server: &str, bytes: u64) -> Flow {
         Flow {
