@@ -116,7 +116,8 @@ fn starts(b: &[u8], want: &[u8]) -> Option<bool> {
     }
 }
 
-const METHODS: [&[u8]; 9] = [
+/// HTTP/1.x request methods, with their trailing space, as a request line starts.
+pub(crate) const METHODS: [&[u8]; 9] = [
     b"GET ",
     b"POST ",
     b"PUT ",

@@ -15,7 +15,6 @@ use super::pod;
 use super::running::{DockerLab, PodState};
 use super::topology::{self, EGRESS_POD, Topology};
 use crate::reporter::Reporter;
-use crate::workload::Role;
 
 impl DockerLab {
     /// Starts every `kind: external` workload: the workload binary serving its ports with
@@ -68,16 +67,7 @@ impl DockerLab {
     /// Starts the egress gateway pod: an Envoy with no app, like Istio's egress gateway;
     /// its listeners follow the egress Gateways as they are applied.
     pub(super) async fn create_egress_gateway(&mut self) -> Result<(), LabError> {
-        let role = Role {
-            workload: crate::scenario::peers::EGRESS_GATEWAY.into(),
-            instance: EGRESS_POD.into(),
-            node: format!("gateway@{EGRESS_POD}"),
-            cookie: self.cookie.clone(),
-            listeners: vec![],
-            upstreams: vec![],
-            cluster_interval_ms: topology::CLUSTER_INTERVAL_MS,
-            data: Default::default(),
-        };
+        let role = self.gateway_role(crate::scenario::peers::EGRESS_GATEWAY, EGRESS_POD);
         let running = pod::start_app(
             &self.docker,
             &self.ctx,

@@ -163,18 +163,24 @@ impl DockerLab {
         Ok(())
     }
 
-    /// Starts the ingress gateway pod: an Envoy with no sidecar app, like Istio's gateway.
-    pub(super) async fn create_gateway(&mut self) -> Result<(), LabError> {
-        let role = Role {
-            workload: crate::scenario::peers::INGRESS_GATEWAY.into(),
-            instance: GATEWAY_POD.into(),
-            node: format!("gateway@{GATEWAY_POD}"),
+    /// The role of a gateway pod: an Envoy in front of no app, so no listeners or upstreams
+    /// of its own.
+    pub(super) fn gateway_role(&self, workload: &str, pod: &str) -> Role {
+        Role {
+            workload: workload.into(),
+            instance: pod.into(),
+            node: format!("gateway@{pod}"),
             cookie: self.cookie.clone(),
             listeners: vec![],
             upstreams: vec![],
             cluster_interval_ms: topology::CLUSTER_INTERVAL_MS,
             data: Default::default(),
-        };
+        }
+    }
+
+    /// Starts the ingress gateway pod: an Envoy with no sidecar app, like Istio's gateway.
+    pub(super) async fn create_gateway(&mut self) -> Result<(), LabError> {
+        let role = self.gateway_role(crate::scenario::peers::INGRESS_GATEWAY, GATEWAY_POD);
         let running = pod::start_app(
             &self.docker,
             &self.ctx,

@@ -7,21 +7,10 @@ use super::coding::{self, Coding};
 use super::text::{FormBody, value_extras};
 use super::{Encoding, Next, Out};
 use crate::wire::canary::CanaryScan;
+use crate::wire::sniff::METHODS;
 
 /// The longest start or header line followed; longer ones lose the framing.
 const MAX_LINE: usize = 64 * 1024;
-
-const METHODS: [&[u8]; 9] = [
-    b"GET ",
-    b"POST ",
-    b"PUT ",
-    b"DELETE ",
-    b"HEAD ",
-    b"OPTIONS ",
-    b"PATCH ",
-    b"CONNECT ",
-    b"TRACE ",
-];
 
 /// Whether `head` may still turn out to start an HTTP/1 message.
 pub fn could_start(head: &[u8]) -> bool {
